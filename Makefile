@@ -1,0 +1,65 @@
+# Skiff build, test and run targets. `make up` and `make test` are the two
+# commands the README promises work on a fresh machine.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/skiff
+# Core packages: run under the race detector in `make test`.
+CORE_PKGS := ./raftstore/... ./jepsen/checker/...
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+BUF := github.com/bufbuild/buf/cmd/buf@v1.57.0
+IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
+
+.PHONY: all build deps test test-unit test-e2e lint proto up down bench-store jepsen jepsen-smoke clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/skiff
+
+# deps installs the Debian packages the tests and benchmarks use, when missing.
+deps:
+	@scripts/deps.sh
+
+test: deps build test-unit test-e2e
+ifeq ($(IS_ROOT),yes)
+	$(MAKE) jepsen-smoke
+endif
+	@echo "make test: all suites passed"
+
+test-unit:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m $(CORE_PKGS)
+	$(GO) test -count=1 -timeout 10m $$($(GO) list ./... | grep -v -e /raftstore -e /jepsen/checker)
+
+# test-e2e drives a 3-member Skiff cluster with Debian's etcdctl.
+test-e2e: build
+	scripts/e2e-etcdctl.sh $(BIN)
+
+lint:
+	@fmt_out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	  if [ -n "$$fmt_out" ]; then echo "gofmt needed:"; echo "$$fmt_out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+proto:
+	$(GO) run $(BUF) lint
+	$(GO) run $(BUF) generate
+
+# up: until the agent lands, a single-member store in the background.
+up: deps build
+	scripts/up.sh $(BIN)
+
+down:
+	scripts/down.sh
+
+bench-store: deps build
+	$(BIN) bench store
+
+jepsen-smoke: build
+	$(BIN) jepsen smoke --skiff-binary $(BIN)
+
+jepsen: build
+	$(BIN) jepsen suite --skiff-binary $(BIN)
+
+clean:
+	rm -rf bin out
