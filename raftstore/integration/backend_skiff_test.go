@@ -1,0 +1,159 @@
+//go:build skiffserver
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/raftstore"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// skiffBackend runs raftstore members in the test process, through the
+// package's public API only.
+type skiffBackend struct{}
+
+func init() { backends["skiff"] = skiffBackend{} }
+
+func (skiffBackend) Name() string { return "skiff" }
+
+type skiffNode struct {
+	t   *testing.T
+	cfg raftstore.Config
+
+	mu  sync.Mutex
+	srv *raftstore.Server
+}
+
+func skiffConfig(t *testing.T, name string, o opts) raftstore.Config {
+	cfg := raftstore.DefaultConfig()
+	cfg.Name = name
+	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	cfg.ListenClient = "127.0.0.1:0"
+	cfg.ListenPeer = "127.0.0.1:0"
+	if o.SnapshotThreshold > 0 {
+		cfg.SnapshotThreshold = o.SnapshotThreshold
+	}
+	if o.TrailingLogs > 0 {
+		cfg.TrailingLogs = o.TrailingLogs
+	}
+	if o.ProgressNotifyInterval > 0 {
+		cfg.ProgressNotifyInterval = o.ProgressNotifyInterval
+	}
+	level := slog.LevelWarn
+	var w io.Writer = io.Discard
+	if os.Getenv("SKIFF_IT_LOG") != "" {
+		w = os.Stderr
+		level = slog.LevelDebug
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("member", name)
+	return cfg
+}
+
+func (n *skiffNode) start(ctx context.Context) error {
+	srv, err := raftstore.New(n.cfg)
+	if err != nil {
+		return fmt.Errorf("new %s: %w", n.cfg.Name, err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("start %s: %w", n.cfg.Name, err)
+	}
+	n.mu.Lock()
+	n.srv = srv
+	// Pin the resolved ports so a restart comes back on the same addresses.
+	n.cfg.ListenClient = srv.ClientAddr()
+	n.cfg.ListenPeer = srv.PeerAddr()
+	n.mu.Unlock()
+	return nil
+}
+
+func (skiffBackend) Bootstrap(t *testing.T, n int, o opts) []node {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	first := &skiffNode{t: t, cfg: skiffConfig(t, "m0", o)}
+	if err := first.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out := []node{first}
+	// Joins go one at a time once the cluster has a leader, the way an
+	// operator adds members.
+	for i := 1; i < n; i++ {
+		if _, err := first.server().WaitLeader(ctx); err != nil {
+			t.Fatalf("first member has no leader: %v", err)
+		}
+		out = append(out, joinSkiff(t, ctx, fmt.Sprintf("m%d", i), out, o))
+	}
+	return out
+}
+
+func joinSkiff(t *testing.T, ctx context.Context, name string, peers []node, o opts) *skiffNode {
+	cfg := skiffConfig(t, name, o)
+	for _, p := range peers {
+		if p.Running() {
+			cfg.Join = append(cfg.Join, p.PeerAddr())
+		}
+	}
+	sn := &skiffNode{t: t, cfg: cfg}
+	if err := sn.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sn.server().WaitLeader(ctx); err != nil {
+		t.Fatalf("joined member %s sees no leader: %v", name, err)
+	}
+	return sn
+}
+
+func (skiffBackend) Join(t *testing.T, _ *clientv3.Client, peers []node, o opts) node {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return joinSkiff(t, ctx, fmt.Sprintf("m%d", len(peers)+100), peers, o)
+}
+
+func (n *skiffNode) server() *raftstore.Server {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.srv
+}
+
+func (n *skiffNode) ClientAddr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cfg.ListenClient
+}
+
+func (n *skiffNode) PeerAddr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cfg.ListenPeer
+}
+
+func (n *skiffNode) Running() bool { return n.server() != nil }
+
+func (n *skiffNode) Stop() error {
+	n.mu.Lock()
+	srv := n.srv
+	n.srv = nil
+	n.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Close()
+}
+
+func (n *skiffNode) Restart(ctx context.Context) error {
+	if n.Running() {
+		return fmt.Errorf("%s is running", n.cfg.Name)
+	}
+	// The config is the one the member first ran with, Join included: the
+	// contract says Join is ignored once the data dir holds raft state.
+	return n.start(ctx)
+}
