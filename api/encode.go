@@ -1,0 +1,42 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
+)
+
+// metaOf returns the object's metadata accessor.
+func metaOf(obj runtime.Object) (metav1.Object, error) {
+	return meta.Accessor(obj)
+}
+
+// Encode writes obj as "yaml" or "json" (indented, as kubectl's -o json),
+// with apiVersion and kind set from its Go type. obj is not modified.
+func Encode(obj runtime.Object, format string) ([]byte, error) {
+	info, err := KindOf(obj)
+	if err != nil {
+		return nil, err
+	}
+	obj = obj.DeepCopyObject()
+	obj.GetObjectKind().SetGroupVersionKind(info.GVK)
+	switch format {
+	case "json":
+		out, err := json.MarshalIndent(obj, "", "    ")
+		if err != nil {
+			return nil, err
+		}
+		return append(out, '\n'), nil
+	case "yaml", "yml":
+		raw, err := json.Marshal(obj)
+		if err != nil {
+			return nil, err
+		}
+		return yaml.JSONToYAML(raw)
+	}
+	return nil, fmt.Errorf("unsupported output format %q: want yaml or json", format)
+}
