@@ -78,12 +78,16 @@ func (etcdBackend) Join(t *testing.T, cli *clientv3.Client, peers []node, o opts
 		t: t, name: fmt.Sprintf("m%d", time.Now().UnixNano()%100000), dir: filepath.Join(t.TempDir(), "data"),
 		client: freePort(t), peer: freePort(t), state: "existing", o: o,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := cli.MemberAdd(ctx, []string{"http://" + en.peer})
-	if err != nil {
-		t.Fatalf("member add %s: %v", en.peer, err)
-	}
+	// etcd refuses a member add until every member has been connected for
+	// a few seconds ("unhealthy cluster"); retry until it accepts.
+	var resp *clientv3.MemberAddResponse
+	eventually(t, 30*time.Second, "etcd accepting member add", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		resp, err = cli.MemberAdd(ctx, []string{"http://" + en.peer})
+		return err
+	})
 	var initial []string
 	for _, m := range resp.Members {
 		name := m.Name

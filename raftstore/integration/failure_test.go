@@ -1,0 +1,207 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// TestFollowerForwarding: a client that can reach only a follower can do
+// everything; writes it makes are visible on the leader at once.
+func TestFollowerForwarding(t *testing.T) {
+	c := newCluster(t, 3, opts{})
+	f := c.Followers()[0]
+	fcli := c.memberClient(f)
+	lcli := c.memberClient(c.Leader())
+
+	p := mustPut(t, fcli, "fw/a", "1")
+	if g := mustGet(t, lcli, "fw/a"); len(g.Kvs) != 1 || g.Kvs[0].ModRevision != p.Header.Revision {
+		t.Errorf("leader after a put through a follower: %v, want mod revision %d", g.Kvs, p.Header.Revision)
+	}
+	// Read-your-writes through the leader, then through the follower
+	// (linearizable read on a follower after a write on the leader).
+	p2 := mustPut(t, lcli, "fw/a", "2")
+	if g := mustGet(t, fcli, "fw/a"); len(g.Kvs) != 1 || string(g.Kvs[0].Value) != "2" {
+		t.Errorf("linearizable read on follower after a put on the leader at %d: %v", p2.Header.Revision, g.Kvs)
+	}
+	tx, err := fcli.Txn(tctx(t, opTimeout)).
+		If(clientv3.Compare(clientv3.Value("fw/a"), "=", "2")).
+		Then(clientv3.OpPut("fw/b", "txn")).Commit()
+	if err != nil || !tx.Succeeded {
+		t.Fatalf("txn through follower: %v err %v", tx, err)
+	}
+	if _, err := fcli.Delete(tctx(t, opTimeout), "fw/b"); err != nil {
+		t.Fatalf("delete through follower: %v", err)
+	}
+	if _, err := fcli.Compact(tctx(t, opTimeout), p.Header.Revision); err != nil {
+		t.Fatalf("compact through follower: %v", err)
+	}
+	if _, err := fcli.MemberList(tctx(t, opTimeout)); err != nil {
+		t.Fatalf("member list through follower: %v", err)
+	}
+	// Many concurrent writes through the follower, each visible after its ack.
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		go func() {
+			k := fmt.Sprintf("fw/c/%d", i)
+			r, err := fcli.Put(tctx(t, opTimeout), k, "x")
+			if err != nil {
+				errs <- err
+				return
+			}
+			g, err := lcli.Get(tctx(t, opTimeout), k)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if len(g.Kvs) != 1 || g.Kvs[0].ModRevision != r.Header.Revision {
+				errs <- fmt.Errorf("%s acknowledged at %d, leader has %v", k, r.Header.Revision, g.Kvs)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestLeaderKilledUnderWriteLoad: kill the leader while clients write; a new
+// leader is elected, writes resume, and no acknowledged write is lost, on the
+// survivors or on the old leader once it is back.
+func TestLeaderKilledUnderWriteLoad(t *testing.T) {
+	c := newCluster(t, 3, opts{})
+	load := startWrites(t, c.Client(), "lk/", 8)
+	load.waitMore(t, 50, 30*time.Second)
+	old := c.Leader()
+	oldID := memberID(t, c, old)
+	c.Kill(old)
+	start := time.Now()
+	nl := c.WaitLeader(30 * time.Second)
+	if nl == old {
+		t.Fatal("the killed member is still the leader")
+	}
+	t.Logf("new leader after %v", time.Since(start))
+	load.waitMore(t, 50, 30*time.Second)
+	load.stop()
+	for _, m := range c.Members() {
+		if m.Running() {
+			load.checkAll(t, c, m, 30*time.Second)
+		}
+	}
+	c.Restart(old)
+	load.checkAll(t, c, old, 60*time.Second)
+	if id := memberID(t, c, old); id != oldID {
+		t.Errorf("restarted member has id %x, was %x", id, oldID)
+	}
+	t.Logf("%d acknowledged writes, %d with unknown outcome", load.count(), load.errs)
+}
+
+// TestMemberRestart: a follower killed and restarted on its data dir comes
+// back with every acknowledged write, including those made while it was down.
+func TestMemberRestart(t *testing.T) {
+	c := newCluster(t, 3, opts{})
+	cli := c.memberClient(c.Leader())
+	load := startWrites(t, cli, "mr/", 4)
+	load.waitMore(t, 50, 30*time.Second)
+	f := c.Followers()[0]
+	c.Kill(f)
+	load.waitMore(t, 100, 30*time.Second)
+	c.Restart(f)
+	load.waitMore(t, 50, 30*time.Second)
+	load.stop()
+	for _, m := range c.Members() {
+		load.checkAll(t, c, m, 60*time.Second)
+	}
+}
+
+// TestWholeClusterRestart: every member killed at once and restarted keeps
+// every acknowledged write and the revision does not go backwards.
+func TestWholeClusterRestart(t *testing.T) {
+	c := newCluster(t, 3, opts{})
+	load := startWrites(t, c.Client(), "wc/", 4)
+	load.waitMore(t, 200, 60*time.Second)
+	load.stop()
+	for _, m := range c.Members() {
+		c.Kill(m)
+	}
+	for _, m := range c.Members() {
+		c.Restart(m)
+	}
+	c.WaitLeader(60 * time.Second)
+	for _, m := range c.Members() {
+		load.checkAll(t, c, m, 60*time.Second)
+	}
+	g := mustGet(t, c.Client(), "wc/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if g.Header.Revision < load.maxRev {
+		t.Errorf("revision after restart %d, below the last acknowledged %d", g.Header.Revision, load.maxRev)
+	}
+	// And the cluster still takes writes.
+	mustPut(t, c.Client(), "wc/after", "x")
+}
+
+// TestSnapshotCatchUp: a member kept down while many writes and snapshots
+// happen catches up (by snapshot, since the log it needs was truncated) and
+// ends with the same data as the others.
+func TestSnapshotCatchUp(t *testing.T) {
+	c := newCluster(t, 3, opts{SnapshotThreshold: 64, TrailingLogs: 16})
+	cli := c.memberClient(c.Leader())
+	mustPut(t, cli, "sc/before", "x")
+	f := c.Followers()[0]
+	c.Kill(f)
+	load := startWrites(t, cli, "sc/", 8)
+	// etcd keeps 5000 entries for catch-up regardless of settings; Skiff
+	// keeps TrailingLogs, so 1500 writes force a snapshot install there.
+	load.waitMore(t, 1500, 120*time.Second)
+	if _, err := cli.Delete(tctx(t, opTimeout), "sc/before"); err != nil {
+		t.Fatal(err)
+	}
+	load.stop()
+	c.Restart(f)
+	load.checkAll(t, c, f, 60*time.Second)
+	fc := c.memberClient(f)
+	c.eventually(30*time.Second, "delete made while down seen after catch-up", func() error {
+		g, err := fc.Get(tctx(t, opTimeout), "sc/before", clientv3.WithSerializable())
+		if err != nil {
+			return err
+		}
+		if len(g.Kvs) != 0 {
+			return errors.New("sc/before still there")
+		}
+		return nil
+	})
+	rev := mustGet(t, cli, "sc/before").Header.Revision
+	c.eventually(30*time.Second, "equal HashKV after catch-up", func() error {
+		var hs []uint32
+		for _, m := range c.Members() {
+			h, err := c.memberClient(m).HashKV(tctx(t, opTimeout), m.ClientAddr(), rev)
+			if err != nil {
+				return err
+			}
+			hs = append(hs, h.Hash)
+		}
+		for _, h := range hs[1:] {
+			if h != hs[0] {
+				return fmt.Errorf("hashes %x", hs)
+			}
+		}
+		return nil
+	})
+	// The caught-up member serves new writes too.
+	p := mustPut(t, cli, "sc/after", "y")
+	c.eventually(30*time.Second, "new write on the caught-up member", func() error {
+		g, err := fc.Get(tctx(t, opTimeout), "sc/after", clientv3.WithSerializable())
+		if err != nil {
+			return err
+		}
+		if len(g.Kvs) != 1 || g.Kvs[0].ModRevision != p.Header.Revision {
+			return fmt.Errorf("got %v", g.Kvs)
+		}
+		return nil
+	})
+}
