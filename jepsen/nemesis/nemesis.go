@@ -1,0 +1,504 @@
+// Package nemesis injects faults into a rig: network partitions of several
+// shapes (iptables rules inside the hosts' namespaces), process crashes and
+// pauses (signals to the member processes), restarts, and packet loss and
+// delay (tc netem, when the kernel has it). Each fault has a Start and a Stop
+// (its heal); a Timeline records when each was in force.
+//
+// Partitions drop packets on INPUT inside each member's namespace, matched
+// on the other members' addresses only: the harness (on the bridge's .1
+// address) still reaches every member, so clients bound to a minority member
+// see what a real client in that minority would see.
+package nemesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/skiffhq/skiff/jepsen/rig"
+)
+
+// Sentinel errors.
+var (
+	// ErrUnavailable: the host cannot inject this fault (e.g. no sch_netem
+	// in the kernel). The run records it and carries on without the fault.
+	ErrUnavailable = errors.New("fault unavailable on this host")
+	// ErrNoLeader: a leader-targeted fault found no leader to target.
+	ErrNoLeader = errors.New("no leader to target")
+	// ErrUnknownFault: the name is not in Names.
+	ErrUnknownFault = errors.New("unknown fault")
+)
+
+// Fault is one kind of failure. Start injects it and returns what it did
+// (e.g. "isolated n2"); Stop heals exactly what Start did. Start and Stop of
+// one Fault value are called from one goroutine, in that order.
+type Fault interface {
+	Name() string
+	Start(ctx context.Context, r *rig.Rig) (detail string, err error)
+	Stop(ctx context.Context, r *rig.Rig) error
+}
+
+// Names lists every fault, in the order the suite runs them.
+var Names = []string{
+	"none",
+	"partition-leader",
+	"partition-halves",
+	"partition-ring",
+	"partition-bridge",
+	"partition-oneway",
+	"kill-leader",
+	"kill-random",
+	"kill-all",
+	"pause-leader",
+	"restart-random",
+	"loss",
+	"delay",
+}
+
+// New returns the fault with the given name.
+func New(name string) (Fault, error) {
+	switch name {
+	case "none":
+		return none{}, nil
+	case "partition-leader", "partition-halves", "partition-ring", "partition-bridge", "partition-oneway":
+		return &partition{shape: strings.TrimPrefix(name, "partition-")}, nil
+	case "kill-leader", "kill-random", "kill-all":
+		return &kill{target: strings.TrimPrefix(name, "kill-")}, nil
+	case "pause-leader":
+		return &pause{}, nil
+	case "restart-random":
+		return &restart{}, nil
+	case "loss":
+		return &netem{name: "loss", args: []string{"loss", "30%"}}, nil
+	case "delay":
+		return &netem{name: "delay", args: []string{"delay", "200ms", "50ms"}}, nil
+	}
+	return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownFault, name, strings.Join(Names, ", "))
+}
+
+type none struct{}
+
+func (none) Name() string                                    { return "none" }
+func (none) Start(context.Context, *rig.Rig) (string, error) { return "no fault", nil }
+func (none) Stop(context.Context, *rig.Rig) error            { return nil }
+
+// IsNone reports whether f injects nothing.
+func IsNone(f Fault) bool { _, ok := f.(none); return ok }
+
+// ---- partitions ----
+
+type partition struct {
+	shape   string
+	touched []*rig.Member
+}
+
+func (p *partition) Name() string { return "partition-" + p.shape }
+
+// blocked[a][b] = a drops packets coming from b.
+type blocked map[*rig.Member]map[*rig.Member]bool
+
+func (b blocked) cut(x, y *rig.Member, bothWays bool) {
+	if b[x] == nil {
+		b[x] = map[*rig.Member]bool{}
+	}
+	b[x][y] = true
+	if bothWays {
+		if b[y] == nil {
+			b[y] = map[*rig.Member]bool{}
+		}
+		b[y][x] = true
+	}
+}
+
+// components cuts every link between members that share no group.
+func components(ms []*rig.Member, groups ...[]*rig.Member) blocked {
+	in := map[*rig.Member]map[int]bool{}
+	for gi, g := range groups {
+		for _, m := range g {
+			if in[m] == nil {
+				in[m] = map[int]bool{}
+			}
+			in[m][gi] = true
+		}
+	}
+	b := blocked{}
+	for _, x := range ms {
+		for _, y := range ms {
+			if x == y {
+				continue
+			}
+			shared := false
+			for gi := range in[x] {
+				if in[y][gi] {
+					shared = true
+				}
+			}
+			if !shared {
+				b.cut(x, y, false)
+			}
+		}
+	}
+	return b
+}
+
+func names(ms []*rig.Member) string {
+	var s []string
+	for _, m := range ms {
+		s = append(s, m.Name)
+	}
+	return strings.Join(s, ",")
+}
+
+func shuffled(ms []*rig.Member) []*rig.Member {
+	out := append([]*rig.Member(nil), ms...)
+	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+func (p *partition) Start(ctx context.Context, r *rig.Rig) (string, error) {
+	ms := r.Members
+	n := len(ms)
+	var b blocked
+	var detail string
+	switch p.shape {
+	case "leader", "oneway":
+		l := r.Leader(ctx)
+		if l == nil {
+			return "", ErrNoLeader
+		}
+		var others []*rig.Member
+		for _, m := range ms {
+			if m != l {
+				others = append(others, m)
+			}
+		}
+		if p.shape == "leader" {
+			b = components(ms, []*rig.Member{l}, others)
+			detail = fmt.Sprintf("isolated leader %s from %s", l.Name, names(others))
+		} else {
+			// The leader hears nobody but can still send: its heartbeats
+			// arrive, the acknowledgements do not.
+			b = blocked{}
+			for _, o := range others {
+				b.cut(l, o, false)
+			}
+			detail = fmt.Sprintf("leader %s receives nothing from %s (one-way)", l.Name, names(others))
+		}
+	case "halves":
+		s := shuffled(ms)
+		minority, majority := s[:n/2], s[n/2:]
+		b = components(ms, minority, majority)
+		detail = fmt.Sprintf("halves {%s} | {%s}", names(minority), names(majority))
+	case "ring":
+		// Majorities ring: every member sees its ring neighbours, so each
+		// sees a majority (for 5: itself and two), but no two see the same
+		// one. With 3 members a ring is a full mesh, so cut one link
+		// instead: the bridge shape, where two members each see a majority
+		// through the third.
+		s := shuffled(ms)
+		b = blocked{}
+		if n <= 3 {
+			if n >= 2 {
+				b.cut(s[0], s[1], true)
+			}
+			detail = fmt.Sprintf("ring (3 members: cut %s-%s)", s[0].Name, s[1].Name)
+			break
+		}
+		for i := range s {
+			for j := range s {
+				d := (j - i + n) % n
+				if i != j && d != 1 && d != n-1 {
+					b.cut(s[i], s[j], false)
+				}
+			}
+		}
+		detail = fmt.Sprintf("majorities ring %s", names(s))
+	case "bridge":
+		s := shuffled(ms)
+		h := n / 2
+		left, right := s[:h+1], s[h:]
+		b = components(ms, left, right)
+		detail = fmt.Sprintf("bridge {%s} | {%s} via %s", names(left), names(right), s[h].Name)
+	default:
+		return "", fmt.Errorf("%w: partition shape %q", ErrUnknownFault, p.shape)
+	}
+	if err := applyBlocked(ctx, b); err != nil {
+		return detail, err
+	}
+	p.touched = nil
+	for m := range b {
+		p.touched = append(p.touched, m)
+	}
+	return detail, nil
+}
+
+func applyBlocked(ctx context.Context, b blocked) error {
+	var ms []*rig.Member
+	for m := range b {
+		ms = append(ms, m)
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Index < ms[j].Index })
+	for _, m := range ms {
+		for o := range b[m] {
+			if _, err := m.NSExec(ctx, "iptables", "-w", "-A", "INPUT", "-s", o.IP, "-j", "DROP"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *partition) Stop(ctx context.Context, r *rig.Rig) error {
+	var errs []error
+	for _, m := range p.touched {
+		if _, err := m.NSExec(ctx, "iptables", "-w", "-F", "INPUT"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.touched = nil
+	return errors.Join(errs...)
+}
+
+// ---- crashes ----
+
+type kill struct {
+	target string
+	killed []*rig.Member
+}
+
+func (k *kill) Name() string { return "kill-" + k.target }
+
+func (k *kill) Start(ctx context.Context, r *rig.Rig) (string, error) {
+	var victims []*rig.Member
+	switch k.target {
+	case "leader":
+		l := r.Leader(ctx)
+		if l == nil {
+			return "", ErrNoLeader
+		}
+		victims = []*rig.Member{l}
+	case "random":
+		victims = shuffled(r.Members)[:1]
+	case "all":
+		victims = r.Members
+	}
+	k.killed = nil
+	for _, m := range victims {
+		if err := m.Kill(); err != nil {
+			return "", err
+		}
+		k.killed = append(k.killed, m)
+	}
+	return "SIGKILL " + names(victims), nil
+}
+
+func (k *kill) Stop(ctx context.Context, r *rig.Rig) error {
+	var errs []error
+	for _, m := range k.killed {
+		if !m.Running() {
+			errs = append(errs, m.Start())
+		}
+	}
+	k.killed = nil
+	return errors.Join(errs...)
+}
+
+type pause struct{ paused *rig.Member }
+
+func (p *pause) Name() string { return "pause-leader" }
+
+func (p *pause) Start(ctx context.Context, r *rig.Rig) (string, error) {
+	l := r.Leader(ctx)
+	if l == nil {
+		return "", ErrNoLeader
+	}
+	if err := l.Pause(); err != nil {
+		return "", err
+	}
+	p.paused = l
+	return "SIGSTOP " + l.Name, nil
+}
+
+func (p *pause) Stop(ctx context.Context, r *rig.Rig) error {
+	if p.paused == nil {
+		return nil
+	}
+	err := p.paused.Resume()
+	p.paused = nil
+	return err
+}
+
+// restart stops a random member gracefully and starts it again at once; the
+// fault window is the time it takes.
+type restart struct{}
+
+func (restart) Name() string { return "restart-random" }
+
+func (restart) Start(ctx context.Context, r *rig.Rig) (string, error) {
+	m := shuffled(r.Members)[0]
+	if err := m.Terminate(10 * time.Second); err != nil {
+		return "", err
+	}
+	if err := m.Start(); err != nil {
+		return "", err
+	}
+	return "SIGTERM + start " + m.Name, nil
+}
+
+func (restart) Stop(context.Context, *rig.Rig) error { return nil }
+
+// ---- tc netem ----
+
+type netem struct {
+	name    string
+	args    []string
+	applied []*rig.Member
+}
+
+func (n *netem) Name() string { return n.name }
+
+func (n *netem) Start(ctx context.Context, r *rig.Rig) (string, error) {
+	n.applied = nil
+	for _, m := range r.Members {
+		args := append([]string{"qdisc", "add", "dev", "eth0", "root", "netem"}, n.args...)
+		if out, err := m.NSExec(ctx, "tc", args...); err != nil {
+			if strings.Contains(out, "qdisc kind is unknown") || strings.Contains(out, "No such file") {
+				return "", fmt.Errorf("%w: tc netem: the kernel lacks sch_netem (%s)", ErrUnavailable, strings.TrimSpace(out))
+			}
+			return "", err
+		}
+		n.applied = append(n.applied, m)
+	}
+	return "netem " + strings.Join(n.args, " ") + " on all members", nil
+}
+
+func (n *netem) Stop(ctx context.Context, r *rig.Rig) error {
+	var errs []error
+	for _, m := range n.applied {
+		if _, err := m.NSExec(ctx, "tc", "qdisc", "del", "dev", "eth0", "root"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.applied = nil
+	return errors.Join(errs...)
+}
+
+// HealAll undoes every fault on every member regardless of who injected it:
+// flushes iptables INPUT, removes netem, continues paused members and starts
+// stopped ones. Used at the end of a run and on interrupt.
+func HealAll(ctx context.Context, r *rig.Rig) error {
+	var errs []error
+	for _, m := range r.Members {
+		if _, err := m.NSExec(ctx, "iptables", "-w", "-F", "INPUT"); err != nil {
+			errs = append(errs, err)
+		}
+		_, _ = m.NSExec(ctx, "tc", "qdisc", "del", "dev", "eth0", "root")
+		if m.Running() {
+			_ = m.Resume()
+		} else if err := m.Start(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ---- timeline ----
+
+// Event is one fault in force from Start to End (offsets from the run's
+// start). Err is set when injecting or healing failed; Unavailable when the
+// host cannot inject this fault at all.
+type Event struct {
+	Fault       string        `json:"fault"`
+	Detail      string        `json:"detail,omitempty"`
+	Start       time.Duration `json:"start_ns"`
+	End         time.Duration `json:"end_ns"`
+	StartTime   time.Time     `json:"start_time"`
+	EndTime     time.Time     `json:"end_time"`
+	Err         string        `json:"error,omitempty"`
+	Unavailable bool          `json:"unavailable,omitempty"`
+}
+
+// Timeline records fault events; safe for concurrent use.
+type Timeline struct {
+	mu     sync.Mutex
+	origin time.Time
+	events []Event
+}
+
+// NewTimeline starts a timeline whose offsets count from origin.
+func NewTimeline(origin time.Time) *Timeline { return &Timeline{origin: origin} }
+
+// Events returns a copy of the recorded events.
+func (t *Timeline) Events() []Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Event(nil), t.events...)
+}
+
+func (t *Timeline) add(e Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.events = append(t.events, e)
+}
+
+// Schedule runs faults until ctx is done: quiet, then the next fault for
+// hold, heal, and again. With random set, each cycle draws from faults at
+// random; otherwise it cycles through them in order. Every fault started is
+// stopped before Schedule returns, and recorded in tl.
+func Schedule(ctx context.Context, r *rig.Rig, tl *Timeline, faults []Fault, random bool, quiet, hold time.Duration) {
+	for i := 0; ; i++ {
+		if !sleep(ctx, quiet) {
+			return
+		}
+		f := faults[i%len(faults)]
+		if random {
+			f = faults[rand.IntN(len(faults))]
+		}
+		if IsNone(f) {
+			continue
+		}
+		ev := Event{Fault: f.Name(), StartTime: time.Now()}
+		ev.Start = ev.StartTime.Sub(tl.origin)
+		// Injecting and healing must finish even when ctx ends mid-fault.
+		bg, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		detail, err := f.Start(bg, r)
+		ev.Detail = detail
+		if err != nil {
+			ev.Err = err.Error()
+			ev.Unavailable = errors.Is(err, ErrUnavailable)
+			r.Logf("nemesis %s: start: %v", f.Name(), err)
+		} else {
+			r.Logf("nemesis %s: %s", f.Name(), detail)
+		}
+		sleep(ctx, hold)
+		if serr := f.Stop(bg, r); serr != nil {
+			ev.Err = strings.TrimSpace(ev.Err + "; heal: " + serr.Error())
+			r.Logf("nemesis %s: heal: %v", f.Name(), serr)
+		} else {
+			r.Logf("nemesis %s: healed", f.Name())
+		}
+		cancel()
+		ev.EndTime = time.Now()
+		ev.End = ev.EndTime.Sub(tl.origin)
+		tl.add(ev)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
