@@ -27,7 +27,6 @@ package mvcc
 import (
 	"errors"
 
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 

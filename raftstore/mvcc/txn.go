@@ -1,0 +1,268 @@
+package mvcc
+
+import (
+	"bytes"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+)
+
+// Txn runs a transaction as etcd's apply layer does:
+//
+//  1. every compare on the taken path, nested txns included, is evaluated
+//     against the state before the txn (a nested txn's compares do not see
+//     the outer txn's writes);
+//  2. the ops on that path are checked against the same state, in order:
+//     a put with ignore_value/ignore_lease needs the key (ErrKeyNotFound),
+//     a put's lease must exist (ErrLeaseNotFound), a range's revision must
+//     be neither compacted nor in the future;
+//  3. the ops run in order; ranges see the txn's earlier writes.
+//
+// All changes share one main revision. Any error leaves the store unchanged.
+func (s *Store) Txn(r *pb.TxnRequest) (*pb.TxnResponse, Result, error) {
+	if err := validateTxn(r); err != nil {
+		return nil, Result{Rev: s.Rev()}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	path := s.compareToPath(r, nil)
+	if _, err := s.checkTxnOps(r, path); err != nil {
+		return nil, Result{Rev: s.rev}, err
+	}
+	w := s.beginWrite()
+	resp, _, err := w.applyTxn(r, path)
+	if err != nil {
+		w.rollback()
+		return nil, Result{Rev: s.rev}, err
+	}
+	resp.Header = nil
+	return resp, w.commit(), nil
+}
+
+// validateTxn rejects the shapes etcd's API layer rejects (empty keys,
+// ignore_* with a value or lease) and empty request ops, anywhere in the
+// tree, before anything is evaluated.
+func validateTxn(r *pb.TxnRequest) error {
+	for _, c := range r.Compare {
+		if c == nil || len(c.Key) == 0 {
+			return ErrEmptyKey
+		}
+	}
+	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			if err := validateOp(op); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func validateOp(op *pb.RequestOp) error {
+	if op == nil {
+		return errorf(ErrUnsupported, "empty request op in txn")
+	}
+	switch tv := op.Request.(type) {
+	case *pb.RequestOp_RequestRange:
+		if tv.RequestRange == nil {
+			return ErrEmptyKey
+		}
+		return checkRangeRequest(tv.RequestRange)
+	case *pb.RequestOp_RequestPut:
+		if tv.RequestPut == nil {
+			return ErrEmptyKey
+		}
+		return checkPutRequest(tv.RequestPut)
+	case *pb.RequestOp_RequestDeleteRange:
+		if tv.RequestDeleteRange == nil || len(tv.RequestDeleteRange.Key) == 0 {
+			return ErrEmptyKey
+		}
+	case *pb.RequestOp_RequestTxn:
+		if tv.RequestTxn == nil {
+			return errorf(ErrUnsupported, "empty nested txn in txn")
+		}
+		return validateTxn(tv.RequestTxn)
+	default:
+		return errorf(ErrUnsupported, "empty request op in txn")
+	}
+	return nil
+}
+
+func branch(r *pb.TxnRequest, ok bool) []*pb.RequestOp {
+	if ok {
+		return r.Success
+	}
+	return r.Failure
+}
+
+// compareToPath evaluates the compares of r and of the nested txns on the
+// taken branches, depth first, appending one bool per txn to path.
+func (s *Store) compareToPath(r *pb.TxnRequest, path []bool) []bool {
+	ok := true
+	for _, c := range r.Compare {
+		if !s.compare(c, s.rev) {
+			ok = false
+			break
+		}
+	}
+	path = append(path, ok)
+	for _, op := range branch(r, ok) {
+		if tv, isTxn := op.Request.(*pb.RequestOp_RequestTxn); isTxn {
+			path = s.compareToPath(tv.RequestTxn, path)
+		}
+	}
+	return path
+}
+
+// compare applies one compare at revision rev. Over a range, every key must
+// satisfy it; an empty range compares as one missing key, whose version,
+// revisions and lease are 0 and whose value compare always fails.
+func (s *Store) compare(c *pb.Compare, rev int64) bool {
+	found := false
+	ok := true
+	s.visit(c.Key, c.RangeEnd, func(ke *keyEntry) bool {
+		v := ke.at(rev)
+		if v == nil {
+			return true
+		}
+		found = true
+		if !compareVersion(c, v) {
+			ok = false
+			return false
+		}
+		return true
+	})
+	if !found {
+		if c.Target == pb.Compare_VALUE {
+			return false
+		}
+		return compareVersion(c, &version{})
+	}
+	return ok
+}
+
+func compareVersion(c *pb.Compare, v *version) bool {
+	var res int
+	switch c.Target {
+	case pb.Compare_VALUE:
+		var want []byte
+		if tv, _ := c.TargetUnion.(*pb.Compare_Value); tv != nil {
+			want = tv.Value
+		}
+		res = bytes.Compare(v.value, want)
+	case pb.Compare_CREATE:
+		var want int64
+		if tv, _ := c.TargetUnion.(*pb.Compare_CreateRevision); tv != nil {
+			want = tv.CreateRevision
+		}
+		res = cmpInt64(v.create, want)
+	case pb.Compare_MOD:
+		var want int64
+		if tv, _ := c.TargetUnion.(*pb.Compare_ModRevision); tv != nil {
+			want = tv.ModRevision
+		}
+		res = cmpInt64(v.mod, want)
+	case pb.Compare_VERSION:
+		var want int64
+		if tv, _ := c.TargetUnion.(*pb.Compare_Version); tv != nil {
+			want = tv.Version
+		}
+		res = cmpInt64(v.ver, want)
+	case pb.Compare_LEASE:
+		var want int64
+		if tv, _ := c.TargetUnion.(*pb.Compare_Lease); tv != nil {
+			want = tv.Lease
+		}
+		res = cmpInt64(v.lease, want)
+	}
+	switch c.Result {
+	case pb.Compare_EQUAL:
+		return res == 0
+	case pb.Compare_NOT_EQUAL:
+		return res != 0
+	case pb.Compare_GREATER:
+		return res > 0
+	case pb.Compare_LESS:
+		return res < 0
+	}
+	return true
+}
+
+// checkTxnOps checks the ops on the taken path against the current state
+// (no write has happened yet), in op order. It returns how many path
+// entries the nested txns consumed.
+func (s *Store) checkTxnOps(r *pb.TxnRequest, path []bool) (int, error) {
+	used := 0
+	for _, op := range branch(r, path[0]) {
+		switch tv := op.Request.(type) {
+		case *pb.RequestOp_RequestRange:
+			rev := tv.RequestRange.Revision
+			switch {
+			case rev == 0:
+			case rev > s.rev:
+				return 0, ErrFutureRev
+			case rev < s.compactRev:
+				return 0, ErrCompacted
+			}
+		case *pb.RequestOp_RequestPut:
+			p := tv.RequestPut
+			if p.IgnoreValue || p.IgnoreLease {
+				if ke := s.lookup(p.Key); ke == nil || ke.live() == nil {
+					return 0, ErrKeyNotFound
+				}
+			}
+			if !s.leaseExists(p.Lease) {
+				return 0, ErrLeaseNotFound
+			}
+		case *pb.RequestOp_RequestTxn:
+			n, err := s.checkTxnOps(tv.RequestTxn, path[1:])
+			if err != nil {
+				return 0, err
+			}
+			used += n + 1
+			path = path[n+1:]
+		}
+	}
+	return used, nil
+}
+
+// applyTxn runs the ops of the branch path[0] chose and returns the
+// response and how many path entries nested txns consumed.
+func (w *writeTxn) applyTxn(r *pb.TxnRequest, path []bool) (*pb.TxnResponse, int, error) {
+	ops := branch(r, path[0])
+	resp := &pb.TxnResponse{
+		Header:    &pb.ResponseHeader{},
+		Succeeded: path[0],
+		Responses: make([]*pb.ResponseOp, len(ops)),
+	}
+	used := 0
+	for i, op := range ops {
+		switch tv := op.Request.(type) {
+		case *pb.RequestOp_RequestRange:
+			rev := w.readRev()
+			rr, err := w.s.rangeAt(tv.RequestRange, rev)
+			if err != nil {
+				return nil, 0, err
+			}
+			rr.Header = &pb.ResponseHeader{Revision: rev}
+			resp.Responses[i] = &pb.ResponseOp{Response: &pb.ResponseOp_ResponseRange{ResponseRange: rr}}
+		case *pb.RequestOp_RequestPut:
+			pr, err := w.put(tv.RequestPut)
+			if err != nil {
+				return nil, 0, err
+			}
+			resp.Responses[i] = &pb.ResponseOp{Response: &pb.ResponseOp_ResponsePut{ResponsePut: pr}}
+		case *pb.RequestOp_RequestDeleteRange:
+			dr := w.deleteRange(tv.RequestDeleteRange)
+			resp.Responses[i] = &pb.ResponseOp{Response: &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: dr}}
+		case *pb.RequestOp_RequestTxn:
+			tr, n, err := w.applyTxn(tv.RequestTxn, path[1:])
+			if err != nil {
+				return nil, 0, err
+			}
+			used += n + 1
+			path = path[n+1:]
+			resp.Responses[i] = &pb.ResponseOp{Response: &pb.ResponseOp_ResponseTxn{ResponseTxn: tr}}
+		}
+	}
+	return resp, used, nil
+}
