@@ -142,8 +142,9 @@ func (x *JoinResponse) GetLeaderId() uint64 {
 }
 
 type ProposeRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Request       []byte                 `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// request is a log entry as the leader would append it (tag byte + body).
+	Request       []byte `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -186,9 +187,11 @@ func (x *ProposeRequest) GetRequest() []byte {
 }
 
 type ProposeResponse struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Response []byte                 `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
-	// error is set when applying failed; code and message are etcd's.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// response is the marshaled etcd response matching the request kind.
+	Response []byte `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	// code and error are set when applying failed; they are etcd's (rpctypes)
+	// gRPC code and message, so the caller rebuilds the same status.
 	Code          uint32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
 	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -334,6 +337,356 @@ func (x *ReadIndexResponse) GetTerm() uint64 {
 	return 0
 }
 
+type LeaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// keep_alive refreshes the deadline; otherwise the lease is only looked at.
+	KeepAlive     bool `protobuf:"varint,2,opt,name=keep_alive,json=keepAlive,proto3" json:"keep_alive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseRequest) Reset() {
+	*x = LeaseRequest{}
+	mi := &file_skiff_v1_peer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseRequest) ProtoMessage() {}
+
+func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_peer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
+func (*LeaseRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_peer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LeaseRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *LeaseRequest) GetKeepAlive() bool {
+	if x != nil {
+		return x.KeepAlive
+	}
+	return false
+}
+
+type LeaseResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Found      bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	GrantedTtl int64                  `protobuf:"varint,2,opt,name=granted_ttl,json=grantedTtl,proto3" json:"granted_ttl,omitempty"`
+	// remaining_ttl is in whole seconds, rounded up, as etcd reports it.
+	RemainingTtl  int64 `protobuf:"varint,3,opt,name=remaining_ttl,json=remainingTtl,proto3" json:"remaining_ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseResponse) Reset() {
+	*x = LeaseResponse{}
+	mi := &file_skiff_v1_peer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseResponse) ProtoMessage() {}
+
+func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_peer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseResponse.ProtoReflect.Descriptor instead.
+func (*LeaseResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_peer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *LeaseResponse) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *LeaseResponse) GetGrantedTtl() int64 {
+	if x != nil {
+		return x.GrantedTtl
+	}
+	return 0
+}
+
+func (x *LeaseResponse) GetRemainingTtl() int64 {
+	if x != nil {
+		return x.RemainingTtl
+	}
+	return 0
+}
+
+// ClusterInit is the body of the first entry every new leader proposes: it
+// proves the leader has committed an entry of its term and carries a cluster
+// id candidate; the state machine keeps the first one it ever applies.
+type ClusterInit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterInit) Reset() {
+	*x = ClusterInit{}
+	mi := &file_skiff_v1_peer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterInit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterInit) ProtoMessage() {}
+
+func (x *ClusterInit) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_peer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterInit.ProtoReflect.Descriptor instead.
+func (*ClusterInit) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_peer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ClusterInit) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+// SnapshotMeta is the non-MVCC part of a state machine snapshot.
+type SnapshotMeta struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	AppliedIndex  uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	AppliedTerm   uint64                 `protobuf:"varint,3,opt,name=applied_term,json=appliedTerm,proto3" json:"applied_term,omitempty"`
+	Leases        []*SnapshotLease       `protobuf:"bytes,4,rep,name=leases,proto3" json:"leases,omitempty"`
+	Members       []*SnapshotMember      `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotMeta) Reset() {
+	*x = SnapshotMeta{}
+	mi := &file_skiff_v1_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotMeta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotMeta) ProtoMessage() {}
+
+func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotMeta.ProtoReflect.Descriptor instead.
+func (*SnapshotMeta) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_peer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SnapshotMeta) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *SnapshotMeta) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *SnapshotMeta) GetAppliedTerm() uint64 {
+	if x != nil {
+		return x.AppliedTerm
+	}
+	return 0
+}
+
+func (x *SnapshotMeta) GetLeases() []*SnapshotLease {
+	if x != nil {
+		return x.Leases
+	}
+	return nil
+}
+
+func (x *SnapshotMeta) GetMembers() []*SnapshotMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type SnapshotLease struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Ttl           int64                  `protobuf:"varint,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotLease) Reset() {
+	*x = SnapshotLease{}
+	mi := &file_skiff_v1_peer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotLease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotLease) ProtoMessage() {}
+
+func (x *SnapshotLease) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_peer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotLease.ProtoReflect.Descriptor instead.
+func (*SnapshotLease) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_peer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SnapshotLease) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SnapshotLease) GetTtl() int64 {
+	if x != nil {
+		return x.Ttl
+	}
+	return 0
+}
+
+type SnapshotMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	ClientUrls    []string               `protobuf:"bytes,3,rep,name=client_urls,json=clientUrls,proto3" json:"client_urls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotMember) Reset() {
+	*x = SnapshotMember{}
+	mi := &file_skiff_v1_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotMember) ProtoMessage() {}
+
+func (x *SnapshotMember) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotMember.ProtoReflect.Descriptor instead.
+func (*SnapshotMember) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SnapshotMember) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SnapshotMember) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SnapshotMember) GetClientUrls() []string {
+	if x != nil {
+		return x.ClientUrls
+	}
+	return nil
+}
+
 var File_skiff_v1_peer_proto protoreflect.FileDescriptor
 
 const file_skiff_v1_peer_proto_rawDesc = "" +
@@ -358,11 +711,39 @@ const file_skiff_v1_peer_proto_rawDesc = "" +
 	"\x10ReadIndexRequest\"=\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
-	"\x04term\x18\x02 \x01(\x04R\x04term2\xca\x01\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\"=\n" +
+	"\fLeaseRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1d\n" +
+	"\n" +
+	"keep_alive\x18\x02 \x01(\bR\tkeepAlive\"k\n" +
+	"\rLeaseResponse\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12\x1f\n" +
+	"\vgranted_ttl\x18\x02 \x01(\x03R\n" +
+	"grantedTtl\x12#\n" +
+	"\rremaining_ttl\x18\x03 \x01(\x03R\fremainingTtl\",\n" +
+	"\vClusterInit\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\"\xda\x01\n" +
+	"\fSnapshotMeta\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12#\n" +
+	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12!\n" +
+	"\fapplied_term\x18\x03 \x01(\x04R\vappliedTerm\x12/\n" +
+	"\x06leases\x18\x04 \x03(\v2\x17.skiff.v1.SnapshotLeaseR\x06leases\x122\n" +
+	"\amembers\x18\x05 \x03(\v2\x18.skiff.v1.SnapshotMemberR\amembers\"1\n" +
+	"\rSnapshotLease\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x10\n" +
+	"\x03ttl\x18\x02 \x01(\x03R\x03ttl\"U\n" +
+	"\x0eSnapshotMember\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
+	"\vclient_urls\x18\x03 \x03(\tR\n" +
+	"clientUrls2\x84\x02\n" +
 	"\vPeerService\x125\n" +
 	"\x04Join\x12\x15.skiff.v1.JoinRequest\x1a\x16.skiff.v1.JoinResponse\x12>\n" +
 	"\aPropose\x12\x18.skiff.v1.ProposeRequest\x1a\x19.skiff.v1.ProposeResponse\x12D\n" +
-	"\tReadIndex\x12\x1a.skiff.v1.ReadIndexRequest\x1a\x1b.skiff.v1.ReadIndexResponseB1Z/github.com/skiffhq/skiff/proto/skiff/v1;skiffv1b\x06proto3"
+	"\tReadIndex\x12\x1a.skiff.v1.ReadIndexRequest\x1a\x1b.skiff.v1.ReadIndexResponse\x128\n" +
+	"\x05Lease\x12\x16.skiff.v1.LeaseRequest\x1a\x17.skiff.v1.LeaseResponseB1Z/github.com/skiffhq/skiff/proto/skiff/v1;skiffv1b\x06proto3"
 
 var (
 	file_skiff_v1_peer_proto_rawDescOnce sync.Once
@@ -376,7 +757,7 @@ func file_skiff_v1_peer_proto_rawDescGZIP() []byte {
 	return file_skiff_v1_peer_proto_rawDescData
 }
 
-var file_skiff_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_skiff_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_skiff_v1_peer_proto_goTypes = []any{
 	(*JoinRequest)(nil),       // 0: skiff.v1.JoinRequest
 	(*JoinResponse)(nil),      // 1: skiff.v1.JoinResponse
@@ -384,19 +765,29 @@ var file_skiff_v1_peer_proto_goTypes = []any{
 	(*ProposeResponse)(nil),   // 3: skiff.v1.ProposeResponse
 	(*ReadIndexRequest)(nil),  // 4: skiff.v1.ReadIndexRequest
 	(*ReadIndexResponse)(nil), // 5: skiff.v1.ReadIndexResponse
+	(*LeaseRequest)(nil),      // 6: skiff.v1.LeaseRequest
+	(*LeaseResponse)(nil),     // 7: skiff.v1.LeaseResponse
+	(*ClusterInit)(nil),       // 8: skiff.v1.ClusterInit
+	(*SnapshotMeta)(nil),      // 9: skiff.v1.SnapshotMeta
+	(*SnapshotLease)(nil),     // 10: skiff.v1.SnapshotLease
+	(*SnapshotMember)(nil),    // 11: skiff.v1.SnapshotMember
 }
 var file_skiff_v1_peer_proto_depIdxs = []int32{
-	0, // 0: skiff.v1.PeerService.Join:input_type -> skiff.v1.JoinRequest
-	2, // 1: skiff.v1.PeerService.Propose:input_type -> skiff.v1.ProposeRequest
-	4, // 2: skiff.v1.PeerService.ReadIndex:input_type -> skiff.v1.ReadIndexRequest
-	1, // 3: skiff.v1.PeerService.Join:output_type -> skiff.v1.JoinResponse
-	3, // 4: skiff.v1.PeerService.Propose:output_type -> skiff.v1.ProposeResponse
-	5, // 5: skiff.v1.PeerService.ReadIndex:output_type -> skiff.v1.ReadIndexResponse
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	10, // 0: skiff.v1.SnapshotMeta.leases:type_name -> skiff.v1.SnapshotLease
+	11, // 1: skiff.v1.SnapshotMeta.members:type_name -> skiff.v1.SnapshotMember
+	0,  // 2: skiff.v1.PeerService.Join:input_type -> skiff.v1.JoinRequest
+	2,  // 3: skiff.v1.PeerService.Propose:input_type -> skiff.v1.ProposeRequest
+	4,  // 4: skiff.v1.PeerService.ReadIndex:input_type -> skiff.v1.ReadIndexRequest
+	6,  // 5: skiff.v1.PeerService.Lease:input_type -> skiff.v1.LeaseRequest
+	1,  // 6: skiff.v1.PeerService.Join:output_type -> skiff.v1.JoinResponse
+	3,  // 7: skiff.v1.PeerService.Propose:output_type -> skiff.v1.ProposeResponse
+	5,  // 8: skiff.v1.PeerService.ReadIndex:output_type -> skiff.v1.ReadIndexResponse
+	7,  // 9: skiff.v1.PeerService.Lease:output_type -> skiff.v1.LeaseResponse
+	6,  // [6:10] is the sub-list for method output_type
+	2,  // [2:6] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_peer_proto_init() }
@@ -410,7 +801,7 @@ func file_skiff_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_peer_proto_rawDesc), len(file_skiff_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	PeerService_Join_FullMethodName      = "/skiff.v1.PeerService/Join"
 	PeerService_Propose_FullMethodName   = "/skiff.v1.PeerService/Propose"
 	PeerService_ReadIndex_FullMethodName = "/skiff.v1.PeerService/ReadIndex"
+	PeerService_Lease_FullMethodName     = "/skiff.v1.PeerService/Lease"
 )
 
 // PeerServiceClient is the client API for PeerService service.
@@ -40,6 +41,9 @@ type PeerServiceClient interface {
 	// ReadIndex asks the leader for an index that a linearizable read on the
 	// caller must wait for before it is served locally.
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
+	// Lease asks the leader, which alone keeps lease deadlines, to refresh a
+	// lease (keep-alive) or to report its remaining time.
+	Lease(ctx context.Context, in *LeaseRequest, opts ...grpc.CallOption) (*LeaseResponse, error)
 }
 
 type peerServiceClient struct {
@@ -80,6 +84,16 @@ func (c *peerServiceClient) ReadIndex(ctx context.Context, in *ReadIndexRequest,
 	return out, nil
 }
 
+func (c *peerServiceClient) Lease(ctx context.Context, in *LeaseRequest, opts ...grpc.CallOption) (*LeaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LeaseResponse)
+	err := c.cc.Invoke(ctx, PeerService_Lease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServiceServer is the server API for PeerService service.
 // All implementations must embed UnimplementedPeerServiceServer
 // for forward compatibility.
@@ -96,6 +110,9 @@ type PeerServiceServer interface {
 	// ReadIndex asks the leader for an index that a linearizable read on the
 	// caller must wait for before it is served locally.
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
+	// Lease asks the leader, which alone keeps lease deadlines, to refresh a
+	// lease (keep-alive) or to report its remaining time.
+	Lease(context.Context, *LeaseRequest) (*LeaseResponse, error)
 	mustEmbedUnimplementedPeerServiceServer()
 }
 
@@ -114,6 +131,9 @@ func (UnimplementedPeerServiceServer) Propose(context.Context, *ProposeRequest) 
 }
 func (UnimplementedPeerServiceServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReadIndex not implemented")
+}
+func (UnimplementedPeerServiceServer) Lease(context.Context, *LeaseRequest) (*LeaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Lease not implemented")
 }
 func (UnimplementedPeerServiceServer) mustEmbedUnimplementedPeerServiceServer() {}
 func (UnimplementedPeerServiceServer) testEmbeddedByValue()                     {}
@@ -190,6 +210,24 @@ func _PeerService_ReadIndex_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PeerService_Lease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LeaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServiceServer).Lease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PeerService_Lease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServiceServer).Lease(ctx, req.(*LeaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PeerService_ServiceDesc is the grpc.ServiceDesc for PeerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -208,6 +246,10 @@ var PeerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReadIndex",
 			Handler:    _PeerService_ReadIndex_Handler,
+		},
+		{
+			MethodName: "Lease",
+			Handler:    _PeerService_Lease_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

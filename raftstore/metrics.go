@@ -1,0 +1,117 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+)
+
+// metrics are per member (own registry), so several members can live in one
+// process (tests).
+type metrics struct {
+	reg           *prometheus.Registry
+	leaderChanges prometheus.Counter
+	applyLatency  prometheus.Histogram
+	applyBatch    prometheus.Histogram
+	fsyncLatency  prometheus.Histogram
+	requests      *prometheus.CounterVec
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	f := func(name, help string, fn func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "skiff", Subsystem: "raft", Name: name, Help: help}, fn)
+	}
+	raftVal := func(fn func(r *raft.Raft) uint64) func() float64 {
+		return func() float64 {
+			if s.raft == nil {
+				return 0
+			}
+			return float64(fn(s.raft))
+		}
+	}
+	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "raft", Name: "leader_changes_total", Help: "Times this member gained or lost leadership."})
+	m.applyLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "skiff", Subsystem: "fsm", Name: "apply_batch_seconds", Help: "Time to apply one batch of committed entries.", Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10)})
+	m.applyBatch = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "skiff", Subsystem: "fsm", Name: "apply_batch_entries", Help: "Entries per applied batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)})
+	m.fsyncLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "skiff", Subsystem: "disk", Name: "log_store_seconds", Help: "Time to append (and fsync) log entries to the bolt log store.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "grpc", Name: "requests_total", Help: "etcd API requests by method and gRPC code."}, []string{"method", "code"})
+	m.reg.MustRegister(
+		f("term", "Current Raft term.", raftVal((*raft.Raft).CurrentTerm)),
+		f("commit_index", "Raft commit index.", raftVal((*raft.Raft).CommitIndex)),
+		f("last_index", "Last Raft log index.", raftVal((*raft.Raft).LastIndex)),
+		f("applied_index", "Index applied to the state machine.", func() float64 { return float64(s.fsm.applied.Load()) }),
+		f("is_leader", "1 when this member leads.", func() float64 {
+			if s.IsLeader() {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "skiff", Subsystem: "mvcc", Name: "revision", Help: "Current store revision."}, func() float64 { return float64(s.fsm.kv().Rev()) }),
+		m.leaderChanges, m.applyLatency, m.applyBatch, m.fsyncLatency, m.requests,
+		prometheus.NewGoCollector(),
+	)
+	return m
+}
+
+func (m *metrics) observeApply(d time.Duration, n int) {
+	m.applyLatency.Observe(d.Seconds())
+	m.applyBatch.Observe(float64(n))
+}
+
+func (m *metrics) observeFsync(d time.Duration) { m.fsyncLatency.Observe(d.Seconds()) }
+
+func (m *metrics) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	resp, err := h(ctx, req)
+	m.requests.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
+	return resp, err
+}
+
+func (m *metrics) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	err := h(srv, ss)
+	m.requests.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
+	return err
+}
+
+func (s *Server) startMetrics() error {
+	ln, err := listen(s.cfg.ListenMetrics, "--listen-metrics")
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			s.log.Error("metrics server stopped", "err", fmt.Sprint(err))
+		}
+	}()
+	return nil
+}
+
+// timedLogStore times appends to the log store: each StoreLogs is one bolt
+// transaction ending in an fsync, the latency that bounds write throughput.
+type timedLogStore struct {
+	*raftboltdb.BoltStore
+	observe func(time.Duration)
+}
+
+func (t *timedLogStore) StoreLogs(logs []*raft.Log) error {
+	start := time.Now()
+	err := t.BoltStore.StoreLogs(logs)
+	t.observe(time.Since(start))
+	return err
+}
+
+func (t *timedLogStore) StoreLog(l *raft.Log) error { return t.StoreLogs([]*raft.Log{l}) }
