@@ -36,11 +36,11 @@ func (s *Store) Events(fromRev int64, key, end []byte, prevKV bool, maxEvents in
 	i := sort.Search(len(log), func(i int) bool { return log[i].main >= fromRev })
 	for ; i < len(log); i++ {
 		le := log[i]
-		if maxEvents > 0 && len(evs) >= maxEvents && le.main != evs[len(evs)-1].Kv.ModRevision {
-			return evs, le.main, nil
-		}
 		if !match(le.ke.key) {
 			continue
+		}
+		if maxEvents > 0 && len(evs) >= maxEvents && le.main != evs[len(evs)-1].Kv.ModRevision {
+			return evs, le.main, nil
 		}
 		evs = append(evs, s.event(le, prevKV))
 	}
