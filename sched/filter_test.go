@@ -270,7 +270,7 @@ func TestFilterNodeSelectorAndAffinity(t *testing.T) {
 		{name: "no terms match nothing", nodes: nodes(), pod: mkPod("p", requiredNodeTerms()), wantReasons: miss(3)},
 		{
 			name: "selector and affinity must both hold", nodes: nodes(),
-			pod:  mkPod("p", nodeSelectorOpt("zone", "z1"), requiredNodeTerms(expr("cores", op("Gt"), "10"))),
+			pod:         mkPod("p", nodeSelectorOpt("zone", "z1"), requiredNodeTerms(expr("cores", op("Gt"), "10"))),
 			wantReasons: miss(3),
 		},
 		{
@@ -309,9 +309,9 @@ func TestFilterTaints(t *testing.T) {
 			want: []string{"plain"}, wantReasons: gpuReason,
 		},
 		{
-			name:  "every hard taint must be tolerated; the first untolerated is named",
-			nodes: []*corev1.Node{mkNode("n1", noSched("a", "1"), noSched("b", "2"))},
-			pod:   mkPod("p", tolerate(corev1.Toleration{Key: "a", Value: "1"})),
+			name:        "every hard taint must be tolerated; the first untolerated is named",
+			nodes:       []*corev1.Node{mkNode("n1", noSched("a", "1"), noSched("b", "2"))},
+			pod:         mkPod("p", tolerate(corev1.Toleration{Key: "a", Value: "1"})),
 			wantReasons: map[string]int{"node(s) had untolerated taint {b: 2}": 1},
 		},
 		{
