@@ -1,0 +1,179 @@
+package sched
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestFitErrorMessage(t *testing.T) {
+	cases := []struct {
+		name    string
+		n       int
+		reasons map[string]int
+		want    string
+	}{
+		{
+			name:    "the issue's example",
+			n:       3,
+			reasons: map[string]int{"Insufficient cpu": 2, ReasonUntoleratedTaint(TaintNodeNotReady, ""): 1},
+			want:    "0/3 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, 2 Insufficient cpu.",
+		},
+		{
+			name:    "entries sort as strings, count first (as Kubernetes does)",
+			n:       12,
+			reasons: map[string]int{ReasonNodeAffinity: 2, "Insufficient memory": 10},
+			want:    "0/12 nodes are available: 10 Insufficient memory, 2 node(s) didn't match Pod's node affinity/selector.",
+		},
+		{
+			name:    "equal counts sort by reason",
+			n:       2,
+			reasons: map[string]int{ReasonUnschedulable: 1, ReasonHostPorts: 1},
+			want:    "0/2 nodes are available: 1 node(s) didn't have free ports for the requested pod ports, 1 node(s) were unschedulable.",
+		},
+		{
+			name:    "one node short of two resources counts under both",
+			n:       1,
+			reasons: map[string]int{"Insufficient cpu": 1, "Insufficient memory": 1},
+			want:    "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory.",
+		},
+		{name: "no reasons", n: 0, want: "0/0 nodes are available."},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := (&FitError{Pod: "default/p", NumAllNodes: tc.n, Reasons: tc.reasons}).Error()
+			if got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestUnschedulableMessages runs whole scheduling attempts and checks the
+// message a user would read in the FailedScheduling event.
+func TestUnschedulableMessages(t *testing.T) {
+	cases := []struct {
+		name     string
+		nodes    []*corev1.Node
+		existing []*corev1.Pod
+		pod      *corev1.Pod
+		want     string
+	}{
+		{
+			name: "the issue's example",
+			nodes: []*corev1.Node{
+				mkNode("n1", alloc("cpu", "1")), mkNode("n2", alloc("cpu", "1")),
+				mkNode("n3", notReady(), taint(TaintNodeNotReady, "", corev1.TaintEffectNoSchedule)),
+			},
+			pod:  mkPod("p", req("cpu", "2")),
+			want: "0/3 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, 2 Insufficient cpu.",
+		},
+		{
+			name: "one reason per node, the first filter that fails",
+			nodes: []*corev1.Node{
+				mkNode("cordoned", cordoned(), alloc("cpu", "1")),
+				mkNode("small", alloc("cpu", "1"), alloc("memory", "1Gi")),
+				mkNode("elsewhere", nodeLabels("zone", "b")),
+				mkNode("busy", alloc("pods", "1")),
+			},
+			existing: []*corev1.Pod{mkPod("e", onNode("busy"), hostPortOpt(corev1.ProtocolTCP, "", 80))},
+			pod:      mkPod("p", req("cpu", "2", "memory", "2Gi"), hostPortOpt(corev1.ProtocolTCP, "", 80), requiredNodeTerms(expr("zone", corev1.NodeSelectorOpNotIn, "b"))),
+			want: "0/4 nodes are available: 1 Insufficient cpu, 1 Insufficient memory, " +
+				"1 node(s) didn't have free ports for the requested pod ports, " +
+				"1 node(s) didn't match Pod's node affinity/selector, 1 node(s) were unschedulable.",
+		},
+		{
+			name:  "not ready without a taint",
+			nodes: []*corev1.Node{mkNode("n1", notReady()), mkNode("n2", notReady())},
+			pod:   mkPod("p"),
+			want:  "0/2 nodes are available: 2 node(s) were not ready.",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, s := cluster(t, tc.nodes, tc.existing)
+			_, err := s.Schedule(tc.pod)
+			fe := fitError(t, err)
+			if got := fe.Error(); got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+			if fe.Pod != "default/p" || !IsUnschedulable(err) {
+				t.Errorf("FitError pod %q, IsUnschedulable %v", fe.Pod, IsUnschedulable(err))
+			}
+		})
+	}
+}
+
+func TestScheduleErrors(t *testing.T) {
+	_, s := cluster(t, nil, nil)
+	if _, err := s.Schedule(mkPod("p")); !errors.Is(err, ErrNoNodesAvailable) || !IsUnschedulable(err) {
+		t.Errorf("no nodes: err = %v, want ErrNoNodesAvailable", err)
+	}
+	_, s = cluster(t, []*corev1.Node{mkNode("n1")}, nil)
+	if _, err := s.Schedule(mkPod("p", onNode("n1"))); !errors.Is(err, ErrPodAlreadyBound) {
+		t.Errorf("bound pod: err = %v, want ErrPodAlreadyBound", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(*Config)
+		ok   bool
+	}{
+		{"default", func(*Config) {}, true},
+		{"all nodes", func(c *Config) { c.PercentageOfNodesToScore = 100 }, true},
+		{"percentage above 100", func(c *Config) { c.PercentageOfNodesToScore = 101 }, false},
+		{"negative percentage", func(c *Config) { c.PercentageOfNodesToScore = -1 }, false},
+		{"no minimum", func(c *Config) { c.MinFeasibleNodesToFind = 0 }, false},
+		{"negative weight", func(c *Config) { c.Weights.OwnerSpread = -1 }, false},
+		{"huge weight", func(c *Config) { c.Weights.LeastAllocated = maxWeight + 1 }, false},
+		{"all weights zero", func(c *Config) { c.Weights = Weights{} }, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.edit(&c)
+			err := c.Validate()
+			if (err == nil) != tc.ok {
+				t.Errorf("Validate = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrInvalidConfig) {
+				t.Errorf("Validate = %v, want ErrInvalidConfig", err)
+			}
+			if _, err := New(NewSnapshot(), c); (err == nil) != tc.ok {
+				t.Errorf("New = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestNumFeasibleNodesToFind(t *testing.T) {
+	cases := []struct {
+		pct, nodes, want int
+	}{
+		{0, 50, 50},     // small clusters are searched in full
+		{0, 100, 100},   // 50-0 = 50% of 100 = 50, floored at 100
+		{0, 1000, 420},  // 50-8 = 42%
+		{0, 5000, 500},  // 50-40 = 10%
+		{0, 10000, 500}, // 50-80 < 5: 5%
+		{30, 1000, 300}, // explicit
+		{100, 5000, 5000},
+		{1, 5000, 100}, // floored at the minimum
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("pct=%d/nodes=%d", tc.pct, tc.nodes), func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.PercentageOfNodesToScore = tc.pct
+			s, err := New(NewSnapshot(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.numFeasibleNodesToFind(tc.nodes); got != tc.want {
+				t.Errorf("got %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
