@@ -1,5 +1,3 @@
-//go:build skiffserver
-
 package integration
 
 import (
