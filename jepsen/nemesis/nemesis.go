@@ -167,9 +167,9 @@ func (p *partition) Start(ctx context.Context, r *rig.Rig) (string, error) {
 	var detail string
 	switch p.shape {
 	case "leader", "oneway":
-		l := r.Leader(ctx)
-		if l == nil {
-			return "", ErrNoLeader
+		l, err := leader(ctx, r)
+		if err != nil {
+			return "", err
 		}
 		var others []*rig.Member
 		for _, m := range ms {
@@ -264,6 +264,16 @@ func (p *partition) Stop(ctx context.Context, r *rig.Rig) error {
 	return errors.Join(errs...)
 }
 
+// leader waits a few seconds for a leader: right after a heal the cluster
+// may still be electing one.
+func leader(ctx context.Context, r *rig.Rig) (*rig.Member, error) {
+	l, err := r.WaitLeader(ctx, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoLeader, err)
+	}
+	return l, nil
+}
+
 // ---- crashes ----
 
 type kill struct {
@@ -277,9 +287,9 @@ func (k *kill) Start(ctx context.Context, r *rig.Rig) (string, error) {
 	var victims []*rig.Member
 	switch k.target {
 	case "leader":
-		l := r.Leader(ctx)
-		if l == nil {
-			return "", ErrNoLeader
+		l, err := leader(ctx, r)
+		if err != nil {
+			return "", err
 		}
 		victims = []*rig.Member{l}
 	case "random":
@@ -313,9 +323,9 @@ type pause struct{ paused *rig.Member }
 func (p *pause) Name() string { return "pause-leader" }
 
 func (p *pause) Start(ctx context.Context, r *rig.Rig) (string, error) {
-	l := r.Leader(ctx)
-	if l == nil {
-		return "", ErrNoLeader
+	l, err := leader(ctx, r)
+	if err != nil {
+		return "", err
 	}
 	if err := l.Pause(); err != nil {
 		return "", err
@@ -462,11 +472,14 @@ func Schedule(ctx context.Context, r *rig.Rig, tl *Timeline, faults []Fault, ran
 		if IsNone(f) {
 			continue
 		}
-		ev := Event{Fault: f.Name(), StartTime: time.Now()}
-		ev.Start = ev.StartTime.Sub(tl.origin)
+		ev := Event{Fault: f.Name()}
 		// Injecting and healing must finish even when ctx ends mid-fault.
 		bg, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		detail, err := f.Start(bg, r)
+		// The fault is in force once Start has returned (iptables rules
+		// go in one namespace after the other).
+		ev.StartTime = time.Now()
+		ev.Start = ev.StartTime.Sub(tl.origin)
 		ev.Detail = detail
 		if err != nil {
 			ev.Err = err.Error()

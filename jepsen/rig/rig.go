@@ -68,9 +68,12 @@ type Config struct {
 	// SkiffBinary and EtcdBinary are the member executables.
 	SkiffBinary string
 	EtcdBinary  string
-	// WorkDir holds each member's data dir and log. Empty: a temp dir that
-	// Close removes. A given dir is kept (logs are part of a run's output).
+	// WorkDir holds each member's data dir (and log, without LogDir).
+	// Empty: a temp dir that Close removes; a given dir is kept.
 	WorkDir string
+	// LogDir, when set, receives the members' logs (<name>.log), so they
+	// outlive the data dirs as part of a run's output.
+	LogDir string
 	// UnsafeFollowerReads starts Skiff members with the planted bug
 	// --unsafe-follower-reads (reads served without a read-index).
 	UnsafeFollowerReads bool
@@ -203,6 +206,9 @@ func (r *Rig) Start(ctx context.Context) error {
 			IP:      fmt.Sprintf("%s.%d", r.subnet, 11+i),
 			DataDir: filepath.Join(r.workDir, name, "data"),
 			LogPath: filepath.Join(r.workDir, name, "member.log"),
+		}
+		if r.cfg.LogDir != "" {
+			m.LogPath = filepath.Join(r.cfg.LogDir, name+".log")
 		}
 		if err := os.MkdirAll(filepath.Dir(m.LogPath), 0o755); err != nil {
 			return err
