@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin/skiff
 # Core packages: run under the race detector in `make test`.
 CORE_PKGS := ./raftstore/... ./jepsen/checker/...
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BUF := github.com/bufbuild/buf/cmd/buf@v1.57.0
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
