@@ -10,6 +10,16 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// objectMeta returns a pointer to the object's ObjectMeta.
+func objectMeta(obj runtime.Object) (*metav1.ObjectMeta, error) {
+	if a, ok := obj.(metav1.ObjectMetaAccessor); ok {
+		if om, ok := a.GetObjectMeta().(*metav1.ObjectMeta); ok {
+			return om, nil
+		}
+	}
+	return nil, fmt.Errorf("%T has no ObjectMeta", obj)
+}
+
 // metaOf returns the object's metadata accessor.
 func metaOf(obj runtime.Object) (metav1.Object, error) {
 	return meta.Accessor(obj)

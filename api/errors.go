@@ -87,6 +87,9 @@ func (o *Object) Errors(errs field.ErrorList) error {
 	}
 	fe := &FileErrors{File: o.File}
 	for _, e := range errs {
+		if e.Field == "<nil>" {
+			e = &field.Error{Type: e.Type, Field: "", BadValue: e.BadValue, Detail: e.Detail}
+		}
 		path := o.pathPrefix + e.Field
 		if o.pathPrefix != "" && e.Field == "" {
 			path = strings.TrimSuffix(o.pathPrefix, ".")
