@@ -184,3 +184,151 @@ func TestThreeMembersPutGetWatch(t *testing.T) {
 		t.Fatalf("get k2: got %v, %v; want v2", gr, err)
 	}
 }
+
+func TestLeaseExpiryDeletesKeysWithWatchEvent(t *testing.T) {
+	ms := startCluster(t, 3)
+	_, followers := leaderAndFollowers(t, ms)
+	ctx := testCtx(t)
+	c := newClient(t, followers[0])
+
+	lg, err := c.Grant(ctx, 1)
+	if err != nil {
+		t.Fatalf("grant: %v", err)
+	}
+	if lg.TTL < 1 {
+		t.Fatalf("grant TTL: got %d, want >= 1", lg.TTL)
+	}
+	wch := c.Watch(ctx, "leased", clientv3.WithFilterPut())
+	if _, err := c.Put(ctx, "leased", "x", clientv3.WithLease(lg.ID)); err != nil {
+		t.Fatalf("put with lease: %v", err)
+	}
+	ttl, err := c.TimeToLive(ctx, lg.ID, clientv3.WithAttachedKeys())
+	if err != nil {
+		t.Fatalf("time to live: %v", err)
+	}
+	if len(ttl.Keys) != 1 || string(ttl.Keys[0]) != "leased" || ttl.GrantedTTL != lg.TTL {
+		t.Fatalf("time to live: got keys %q granted %d, want [leased] and %d", ttl.Keys, ttl.GrantedTTL, lg.TTL)
+	}
+	leases, err := c.Leases(ctx)
+	if err != nil || len(leases.Leases) != 1 || leases.Leases[0].ID != lg.ID {
+		t.Fatalf("leases: got %v, %v; want exactly %x", leases, err, lg.ID)
+	}
+	select {
+	case wr := <-wch:
+		if len(wr.Events) != 1 || wr.Events[0].Type != clientv3.EventTypeDelete {
+			t.Fatalf("watch: got %v, want one DELETE of leased", wr.Events)
+		}
+	case <-ctx.Done():
+		t.Fatal("lease never expired: no DELETE event for its key")
+	}
+	gr, err := c.Get(ctx, "leased")
+	if err != nil || len(gr.Kvs) != 0 {
+		t.Fatalf("get after expiry: got %v, %v; want no key", gr, err)
+	}
+	ttl, err = c.TimeToLive(ctx, lg.ID)
+	if err != nil || ttl.TTL != -1 {
+		t.Fatalf("time to live after expiry: got %v, %v; want TTL -1", ttl, err)
+	}
+}
+
+func TestKeepAliveViaFollowerKeepsLease(t *testing.T) {
+	ms := startCluster(t, 3)
+	_, followers := leaderAndFollowers(t, ms)
+	ctx := testCtx(t)
+	c := newClient(t, followers[0])
+	lg, err := c.Grant(ctx, 1)
+	if err != nil {
+		t.Fatalf("grant: %v", err)
+	}
+	if _, err := c.Put(ctx, "kept", "x", clientv3.WithLease(lg.ID)); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	// Keep it alive for well over its TTL, then check the key survived.
+	end := time.Now().Add(time.Duration(lg.TTL)*time.Second + 1500*time.Millisecond)
+	for time.Now().Before(end) {
+		if _, err := c.KeepAliveOnce(ctx, lg.ID); err != nil {
+			t.Fatalf("keep alive: %v", err)
+		}
+		time.Sleep(300 * time.Millisecond) // the keep-alive period under test
+	}
+	gr, err := c.Get(ctx, "kept")
+	if err != nil || len(gr.Kvs) != 1 {
+		t.Fatalf("get kept: got %v, %v; want the key alive", gr, err)
+	}
+	if _, err := c.Revoke(ctx, lg.ID); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	gr, err = c.Get(ctx, "kept")
+	if err != nil || len(gr.Kvs) != 0 {
+		t.Fatalf("get after revoke: got %v, %v; want no key", gr, err)
+	}
+}
+
+func TestMemberListAndStatus(t *testing.T) {
+	ms := startCluster(t, 3)
+	leader, _ := leaderAndFollowers(t, ms)
+	ctx := testCtx(t)
+	c := newClient(t, ms[1])
+	// Attributes are published through the log: poll until all are there.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ml, err := c.MemberList(ctx)
+		if err != nil {
+			t.Fatalf("member list: %v", err)
+		}
+		named := 0
+		for _, m := range ml.Members {
+			if m.Name != "" && len(m.ClientURLs) == 1 && len(m.PeerURLs) == 1 {
+				named++
+			}
+		}
+		if len(ml.Members) == 3 && named == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member list: got %v, want 3 members with names and URLs", ml.Members)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st, err := c.Status(ctx, ms[1].ClientAddr())
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if st.Leader != leader.ID() || st.Version == "" || st.RaftTerm == 0 || st.RaftIndex == 0 {
+		t.Fatalf("status: got leader %x version %q term %d index %d, want leader %x and nonzero fields", st.Leader, st.Version, st.RaftTerm, st.RaftIndex, leader.ID())
+	}
+}
+
+func TestLeaderCloseKeepsWriting(t *testing.T) {
+	ms := startCluster(t, 3)
+	leader, followers := leaderAndFollowers(t, ms)
+	ctx := testCtx(t)
+	c := newClient(t, followers...)
+	for i := 0; i < 10; i++ {
+		if _, err := c.Put(ctx, fmt.Sprintf("before/%d", i), "v"); err != nil {
+			t.Fatalf("put before: %v", err)
+		}
+	}
+	if err := leader.Close(); err != nil {
+		t.Fatalf("close leader: %v", err)
+	}
+	// Writes may fail while the survivors elect a leader; they must
+	// succeed again within a deadline.
+	deadline := time.Now().Add(15 * time.Second)
+	var lastErr error
+	for i := 0; ; i++ {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, lastErr = c.Put(pctx, fmt.Sprintf("after/%d", i), "v")
+		cancel()
+		if lastErr == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no write succeeded after leader close: %v", lastErr)
+		}
+	}
+	gr, err := c.Get(ctx, "before/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || gr.Count != 10 {
+		t.Fatalf("acknowledged writes before failover: got %v, %v; want 10", gr, err)
+	}
+}

@@ -84,8 +84,10 @@ func (s *Server) checkPut(r *pb.PutRequest) error {
 		return rpctypes.ErrGRPCLeaseProvided
 	}
 	// Checked again when applied (mvcc asks the lease table); this early
-	// check saves a round through the log for the common mistake.
-	if r.Lease != 0 && !s.fsm.leaseExists(r.Lease) {
+	// check saves a round through the log for the common mistake. Only the
+	// leader may check: it has applied every grant it acknowledged, while
+	// a follower may not have applied a grant made through another member.
+	if r.Lease != 0 && s.IsLeader() && !s.fsm.leaseExists(r.Lease) {
 		return rpctypes.ErrGRPCLeaseNotFound
 	}
 	return nil

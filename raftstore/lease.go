@@ -46,7 +46,7 @@ func (l *leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (
 	if g.ID < 0 {
 		return nil, rpctypes.ErrGRPCLeaseNotFound
 	}
-	if l.s.fsm.leaseExists(g.ID) {
+	if l.s.IsLeader() && l.s.fsm.leaseExists(g.ID) { // see checkPut
 		return nil, rpctypes.ErrGRPCLeaseExist
 	}
 	resp, err := proposeAs[pb.LeaseGrantResponse](ctx, l.s, &pb.InternalRaftRequest{LeaseGrant: g})
@@ -68,7 +68,7 @@ func randomLeaseID() int64 {
 }
 
 func (l *leaseServer) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
-	if !l.s.fsm.leaseExists(r.ID) {
+	if l.s.IsLeader() && !l.s.fsm.leaseExists(r.ID) { // see checkPut
 		return nil, rpctypes.ErrGRPCLeaseNotFound
 	}
 	resp, err := proposeAs[pb.LeaseRevokeResponse](ctx, l.s, &pb.InternalRaftRequest{LeaseRevoke: r})
@@ -147,12 +147,20 @@ func (l *leaseServer) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLive
 	resp.TTL = info.remaining
 	resp.GrantedTTL = info.granted
 	if r.Keys {
+		// The keys come from this member's store: make it current first.
+		if err := l.s.linearizableBarrier(ctx); err != nil {
+			return nil, err
+		}
 		resp.Keys = l.s.fsm.kv().LeaseKeys(r.ID)
 	}
 	return resp, nil
 }
 
 func (l *leaseServer) LeaseLeases(ctx context.Context, _ *pb.LeaseLeasesRequest) (*pb.LeaseLeasesResponse, error) {
+	// Linearizable, as etcd's: a lease granted through any member is listed.
+	if err := l.s.linearizableBarrier(ctx); err != nil {
+		return nil, err
+	}
 	table := l.s.fsm.leaseTable()
 	ids := make([]int64, 0, len(table))
 	for id := range table {

@@ -82,7 +82,7 @@ func (s *Server) proposeData(ctx context.Context, data []byte) (marshaler, []byt
 	}
 	for {
 		if s.raft.State() == raft.Leader {
-			res, err := s.applyLocal(ctx, data)
+			res, _, err := s.applyLocal(ctx, data)
 			if !errors.Is(err, rpctypes.ErrGRPCNotLeader) {
 				return res, nil, err
 			}
@@ -100,21 +100,22 @@ func (s *Server) proposeData(ctx context.Context, data []byte) (marshaler, []byt
 	}
 }
 
-// applyLocal appends on the leader and waits for the state machine.
-func (s *Server) applyLocal(ctx context.Context, data []byte) (marshaler, error) {
+// applyLocal appends on the leader and waits for the state machine. It
+// returns the entry's index.
+func (s *Server) applyLocal(ctx context.Context, data []byte) (marshaler, uint64, error) {
 	timeout := defaultProposeTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
 	f := s.raft.Apply(data, timeout)
 	if err := f.Error(); err != nil {
-		return nil, toGRPCError(err)
+		return nil, 0, toGRPCError(err)
 	}
 	res, ok := f.Response().(applyResult)
 	if !ok {
-		return nil, status.Errorf(codes.Internal, "unexpected apply result %T", f.Response())
+		return nil, 0, status.Errorf(codes.Internal, "unexpected apply result %T", f.Response())
 	}
-	return res.resp, res.err
+	return res.resp, f.Index(), res.err
 }
 
 func (s *Server) forwardPropose(ctx context.Context, addr string, data []byte) ([]byte, error) {
@@ -124,6 +125,11 @@ func (s *Server) forwardPropose(ctx context.Context, addr string, data []byte) (
 	}
 	resp, err := skiffv1.NewPeerServiceClient(c).Propose(ctx, &skiffv1.ProposeRequest{Request: data})
 	if err != nil {
+		return nil, err
+	}
+	// The entry is committed; once applied here too, this member's reads
+	// (serializable ones, lease checks) see it.
+	if err := s.waitApplied(ctx, resp.Index); err != nil {
 		return nil, err
 	}
 	if resp.Code != 0 {
@@ -181,14 +187,16 @@ func (p *peerServer) Propose(ctx context.Context, req *skiffv1.ProposeRequest) (
 	if s.raft.State() != raft.Leader {
 		return nil, rpctypes.ErrGRPCNotLeader
 	}
-	res, err := s.applyLocal(ctx, req.Request)
+	res, index, err := s.applyLocal(ctx, req.Request)
 	if errors.Is(err, rpctypes.ErrGRPCNotLeader) {
 		return nil, err
 	}
 	if err != nil {
-		return errorResponse(err), nil
+		out := errorResponse(err)
+		out.Index = index
+		return out, nil
 	}
-	out := &skiffv1.ProposeResponse{}
+	out := &skiffv1.ProposeResponse{Index: index}
 	if res != nil {
 		b, err := res.Marshal()
 		if err != nil {

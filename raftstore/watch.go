@@ -123,7 +123,12 @@ func (w *watchStream) handle(req *pb.WatchRequest) error {
 		return w.send(&pb.WatchResponse{Header: w.s.header(w.s.fsm.kv().Rev()), WatchId: id, Canceled: true})
 	case req.GetProgressRequest() != nil:
 		// Answered only once every watcher has been sent everything up to
-		// the revision reported, so the client may trust it as a floor.
+		// the revision reported, so the client may trust it as a floor;
+		// and after a read-index barrier, so that floor covers every write
+		// acknowledged before the request, through any member.
+		if err := w.s.linearizableBarrier(w.stream.Context()); err != nil {
+			return err
+		}
 		rev, err := w.sync()
 		if err != nil {
 			return err
@@ -134,6 +139,15 @@ func (w *watchStream) handle(req *pb.WatchRequest) error {
 }
 
 func (w *watchStream) create(c *pb.WatchCreateRequest) error {
+	if c.StartRevision > 0 {
+		// A replay from a revision the client learnt elsewhere (another
+		// member, a compaction it asked for) must see this member at
+		// least as current as that: one read-index barrier, as for a
+		// linearizable range.
+		if err := w.s.linearizableBarrier(w.stream.Context()); err != nil {
+			return err
+		}
+	}
 	st := w.s.fsm.kv()
 	rev := st.Rev()
 	id := c.WatchId
@@ -198,6 +212,9 @@ func (w *watchStream) sync() (int64, error) {
 		wt := w.watchers[id]
 		for wt.next <= rev {
 			evs, next, err := st.Events(wt.next, wt.key, wt.end, wt.prevKV, watchMaxEvents)
+			if errors.Is(err, mvcc.ErrCompacted) && wt.next == st.CompactRev() {
+				evs, next, err = compactRevEvents(st, wt)
+			}
 			if errors.Is(err, mvcc.ErrCompacted) {
 				w.remove(id)
 				if err := w.send(&pb.WatchResponse{Header: w.s.header(rev), WatchId: id, Canceled: true,
@@ -258,4 +275,24 @@ func (w *watchStream) progress() error {
 		wt.sentSinceTick = false
 	}
 	return nil
+}
+
+// compactRevEvents serves a watch from exactly the compaction revision,
+// which etcd allows: the history no longer has that revision's events, but
+// the puts made at it are still the versions current at it, so they are
+// rebuilt from a range at that revision (without prev_kv, which is gone,
+// and in key order). Deletes at the compaction revision cannot be rebuilt.
+func compactRevEvents(st *mvcc.Store, wt *watcher) ([]*mvccpb.Event, int64, error) {
+	rev := wt.next
+	resp, err := st.Range(&pb.RangeRequest{Key: wt.key, RangeEnd: wt.end, Revision: rev})
+	if err != nil {
+		return nil, 0, err
+	}
+	var evs []*mvccpb.Event
+	for _, kv := range resp.Kvs {
+		if kv.ModRevision == rev {
+			evs = append(evs, &mvccpb.Event{Type: mvccpb.PUT, Kv: kv})
+		}
+	}
+	return evs, rev + 1, nil
 }

@@ -192,8 +192,12 @@ type ProposeResponse struct {
 	Response []byte `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
 	// code and error are set when applying failed; they are etcd's (rpctypes)
 	// gRPC code and message, so the caller rebuilds the same status.
-	Code          uint32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
-	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Code  uint32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// index is the entry's log index: the forwarding member waits until it
+	// has applied it too before answering, so its own reads see the write
+	// (as in etcd, where a proposer answers after its own apply).
+	Index         uint64 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -247,6 +251,13 @@ func (x *ProposeResponse) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *ProposeResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
 }
 
 type ReadIndexRequest struct {
@@ -703,11 +714,12 @@ const file_skiff_v1_peer_proto_rawDesc = "" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\x04R\bleaderId\"*\n" +
 	"\x0eProposeRequest\x12\x18\n" +
-	"\arequest\x18\x01 \x01(\fR\arequest\"W\n" +
+	"\arequest\x18\x01 \x01(\fR\arequest\"m\n" +
 	"\x0fProposeResponse\x12\x1a\n" +
 	"\bresponse\x18\x01 \x01(\fR\bresponse\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\rR\x04code\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\x12\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x14\n" +
+	"\x05index\x18\x04 \x01(\x04R\x05index\"\x12\n" +
 	"\x10ReadIndexRequest\"=\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
