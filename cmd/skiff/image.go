@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/skiffhq/skiff/agent/crilog"
 	"github.com/skiffhq/skiff/agent/images"
 )
 
@@ -40,4 +41,19 @@ func newImageCmd() *cobra.Command {
 	return cmd
 }
 
-func init() { rootCmd.AddCommand(newImageCmd()) }
+// newCRILoggerCmd is the logger the containerd shim runs for each container
+// (see agent/crilog): `skiff cri-logger PATH`, with the container's output on
+// fds 3 and 4. Not for people.
+func newCRILoggerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    crilog.Arg + " PATH",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		Run:    func(_ *cobra.Command, args []string) { crilog.Main(args[0]) },
+	}
+}
+
+func init() {
+	rootCmd.AddCommand(newImageCmd())
+	rootCmd.AddCommand(newCRILoggerCmd())
+}

@@ -1,0 +1,83 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apievents "github.com/containerd/containerd/api/events"
+	"github.com/containerd/typeurl/v2"
+)
+
+// Events delivers container exits and OOM kills as they happen. The channel
+// is buffered; when the consumer falls behind, events are dropped (the
+// consumer must reconcile from ListPods anyway: events are also lost across
+// containerd restarts).
+func (r *Runtime) Events() <-chan Event { return r.events }
+
+// watchEvents subscribes to containerd's task exit and OOM topics and
+// re-subscribes after the daemon restarts, until ctx is cancelled.
+func (r *Runtime) watchEvents(ctx context.Context) {
+	defer close(r.done)
+	filters := []string{
+		fmt.Sprintf(`topic=="/tasks/exit",namespace==%q`, r.cfg.Namespace),
+		fmt.Sprintf(`topic=="/tasks/oom",namespace==%q`, r.cfg.Namespace),
+	}
+	for ctx.Err() == nil {
+		envs, errs := r.client.Subscribe(ctx, filters...)
+	stream:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-errs:
+				break stream
+			case env := <-envs:
+				if env == nil || env.Event == nil {
+					continue
+				}
+				v, err := typeurl.UnmarshalAny(env.Event)
+				if err != nil {
+					continue
+				}
+				r.handleEvent(r.ns(ctx), env.Timestamp, v)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (r *Runtime) handleEvent(ctx context.Context, at time.Time, v any) {
+	var ev Event
+	switch e := v.(type) {
+	case *apievents.TaskOOM:
+		ev = Event{Kind: EventOOM, ContainerID: e.ContainerID, Time: at}
+	case *apievents.TaskExit:
+		if e.ID != e.ContainerID {
+			return // an exec'd process, not the container
+		}
+		ev = Event{Kind: EventExited, ContainerID: e.ContainerID, ExitCode: e.ExitStatus, Time: at}
+	default:
+		return
+	}
+	c, err := r.client.LoadContainer(ctx, ev.ContainerID)
+	if err != nil {
+		return
+	}
+	l, err := c.Labels(ctx)
+	if err != nil || l[LabelPodUID] == "" {
+		return
+	}
+	ev.PodUID, ev.Container = l[LabelPodUID], l[LabelContainer]
+	if ev.Kind == EventOOM {
+		r.markOOM(ctx, c)
+	}
+	select {
+	case r.events <- ev:
+	default:
+	}
+}

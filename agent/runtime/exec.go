@@ -1,0 +1,125 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+
+	client "github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
+)
+
+// Exec runs a command in the named container's current instance, streaming
+// its output to opts.Stdout/Stderr as it comes, and returns its exit code.
+// Cancelling ctx kills the process.
+func (r *Runtime) Exec(ctx context.Context, uid, name string, opts ExecOptions) (int, error) {
+	ctx = r.ns(ctx)
+	if len(opts.Cmd) == 0 {
+		return -1, fmt.Errorf("%w: exec needs a command", ErrInvalidInput)
+	}
+	cs, err := r.containersOf(ctx, uid, name)
+	if err != nil {
+		return -1, err
+	}
+	if len(cs) == 0 {
+		return -1, fmt.Errorf("%w: pod %s container %s", ErrContainerNotFound, uid, name)
+	}
+	c := cs[0]
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		return -1, fmt.Errorf("container %s is not running: %w", name, err)
+	}
+	spec, err := c.Spec(ctx)
+	if err != nil {
+		return -1, err
+	}
+	pspec := *spec.Process
+	pspec.Args = opts.Cmd
+	pspec.Terminal = opts.TTY
+
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	execID := "exec-" + hex.EncodeToString(b[:])
+
+	stdout, stderr := opts.Stdout, opts.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	// Callers often pass one writer for both streams; containerd copies
+	// them from two goroutines.
+	var mu sync.Mutex
+	stdout, stderr = &lockedWriter{mu: &mu, w: stdout}, &lockedWriter{mu: &mu, w: stderr}
+	// The process's stdin is closed when the caller's reader ends; closing
+	// our end of the FIFO alone would not reach the process.
+	var stdin io.Reader
+	stdinDone := make(chan struct{})
+	var once sync.Once
+	if opts.Stdin != nil {
+		stdin = &eofNotifier{r: opts.Stdin, done: func() { once.Do(func() { close(stdinDone) }) }}
+	}
+	cioOpts := []cio.Opt{cio.WithStreams(stdin, stdout, stderr), cio.WithFIFODir(filepath.Join(r.cfg.DataDir, "fifo"))}
+	if opts.TTY {
+		cioOpts = append(cioOpts, cio.WithTerminal)
+	}
+	proc, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(cioOpts...))
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", name, err)
+	}
+	defer proc.Delete(context.WithoutCancel(ctx))
+	exited, err := proc.Wait(ctx)
+	if err != nil {
+		return -1, err
+	}
+	if err := proc.Start(ctx); err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", name, err)
+	}
+	if opts.Stdin != nil {
+		go func() {
+			select {
+			case <-stdinDone:
+				_ = proc.CloseIO(ctx, client.WithStdinCloser)
+			case <-ctx.Done():
+			}
+		}()
+	}
+	select {
+	case st := <-exited:
+		proc.IO().Wait() // all output copied out
+		code, _, err := st.Result()
+		return int(code), err
+	case <-ctx.Done():
+		_ = proc.Kill(context.WithoutCancel(ctx), 9)
+		return -1, ctx.Err()
+	}
+}
+
+type eofNotifier struct {
+	r    io.Reader
+	done func()
+}
+
+func (e *eofNotifier) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.done()
+	}
+	return n, err
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -1,0 +1,684 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	client "github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/oci"
+	"github.com/containerd/containerd/runtime/v2/runc/options"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiffhq/skiff/agent/images"
+)
+
+const runcRuntime = "io.containerd.runc.v2"
+
+// pauseArgs keep the sandbox's process alive doing nothing (busybox sleep;
+// as PID 1 it ignores SIGTERM, so stopping it takes SIGKILL).
+var pauseArgs = []string{"sleep", "2147483647"}
+
+// RunPod runs a whole pod: the sandbox, then each init container to
+// successful completion in order, then every app container. It is the
+// simple path; the agent's pod workers can instead call RunSandbox and
+// StartContainer themselves to apply restart policies and back-off.
+func (r *Runtime) RunPod(ctx context.Context, in PodInput) (*PodStatus, error) {
+	if _, err := r.RunSandbox(ctx, in); err != nil {
+		return nil, err
+	}
+	uid := string(in.Pod.UID)
+	for _, c := range in.Pod.Spec.InitContainers {
+		if _, err := r.StartContainer(ctx, in, c.Name); err != nil {
+			return nil, err
+		}
+		code, err := r.WaitContainer(ctx, uid, c.Name)
+		if err != nil {
+			return nil, err
+		}
+		if code != 0 {
+			return nil, fmt.Errorf("pod %s/%s: init container %s exited %d", in.Pod.Namespace, in.Pod.Name, c.Name, code)
+		}
+	}
+	for _, c := range in.Pod.Spec.Containers {
+		if _, err := r.StartContainer(ctx, in, c.Name); err != nil {
+			return nil, err
+		}
+	}
+	return r.PodStatus(ctx, uid)
+}
+
+// RunSandbox creates the pod's sandbox: pod dir and /etc files, pinned netns
+// with a CNI address, pod cgroup with the pod's totals, volumes, and the
+// pause container. It is idempotent: a pod whose sandbox exists is returned
+// as is. On failure everything made is removed again.
+func (r *Runtime) RunSandbox(ctx context.Context, in PodInput) (_ *PodStatus, err error) {
+	if err := validatePod(in.Pod); err != nil {
+		return nil, err
+	}
+	pod := in.Pod
+	uid := string(pod.UID)
+	unlock := r.lockPod(uid)
+	defer unlock()
+	ctx = r.ns(ctx)
+
+	if _, err := r.client.LoadContainer(ctx, sandboxID(uid)); err == nil {
+		return r.podStatus(ctx, uid)
+	}
+	defer func() {
+		if err != nil {
+			_ = r.removePodLocked(context.WithoutCancel(ctx), uid, 0)
+		}
+	}()
+
+	dir := r.podDir(uid)
+	for _, d := range []string{dir, filepath.Join(dir, "volumes"), filepath.Join(dir, "logs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	netns := r.netnsPath(uid)
+	if err := pinNetns(netns); err != nil {
+		return nil, err
+	}
+	ip, err := r.net.setup(ctx, sandboxID(uid), netns)
+	if err != nil {
+		return nil, fmt.Errorf("pod %s/%s network: %w", pod.Namespace, pod.Name, err)
+	}
+	hostname := pod.Name
+	if pod.Spec.Hostname != "" {
+		hostname = pod.Spec.Hostname
+	}
+	if err := r.writePodFiles(uid, hostname, ip.String()); err != nil {
+		return nil, err
+	}
+	if err := createPodCgroup(r.podCgroup(uid), podResources(pod), r.cfg.PidsLimit); err != nil {
+		return nil, err
+	}
+	if err := r.prepareVolumes(in); err != nil {
+		return nil, err
+	}
+
+	img, err := r.image(ctx, r.cfg.PauseImage)
+	if err != nil {
+		return nil, err
+	}
+	labels := podLabels(pod)
+	labels[LabelRole] = roleSandbox
+	labels[LabelNetns] = netns
+	labels[LabelPodIP] = ip.String()
+	labels[LabelQOS] = string(QOSClass(pod))
+	labels[LabelCgroup] = r.podCgroup(uid)
+	id := sandboxID(uid)
+	ctr, err := r.client.NewContainer(ctx, id,
+		client.WithImage(img),
+		client.WithSnapshotter(r.cfg.Snapshotter),
+		client.WithNewSnapshot(id, img),
+		client.WithRuntime(runcRuntime, &options.Options{Root: filepath.Join(r.cfg.DataDir, "runc")}),
+		client.WithContainerLabels(labels),
+		client.WithNewSpec(
+			oci.WithImageConfig(img),
+			oci.WithProcessArgs(pauseArgs...),
+			oci.WithHostname(hostname),
+			oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}),
+			oci.WithCgroup(r.podCgroup(uid)+"/"+id),
+			oci.WithCPUShares(minShares),
+			oci.WithMounts(r.podFileMounts(uid)),
+			oci.WithAnnotations(map[string]string{shimGroupAnnotation: id}),
+		),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		return nil, fmt.Errorf("create sandbox task of %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	if err := task.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return r.podStatus(ctx, uid)
+}
+
+func (r *Runtime) writePodFiles(uid, hostname, ip string) error {
+	dir := r.podDir(uid)
+	resolv := []byte{}
+	if r.cfg.ResolvConf != "" {
+		if b, err := os.ReadFile(r.cfg.ResolvConf); err == nil {
+			resolv = b
+		}
+	}
+	files := map[string][]byte{
+		"hosts": []byte(fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n",
+			ip, hostname)),
+		"hostname":    []byte(hostname + "\n"),
+		"resolv.conf": resolv,
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepareVolumes makes the pod's volume directories: emptyDir (a tmpfs
+// capped at sizeLimit for medium Memory), files of resolved configMap,
+// secret, downwardAPI and projected volumes, and hostPath checks.
+func (r *Runtime) prepareVolumes(in PodInput) error {
+	uid := string(in.Pod.UID)
+	for i := range in.Pod.Spec.Volumes {
+		v := &in.Pod.Spec.Volumes[i]
+		dir := r.volumeSource(uid, v)
+		switch {
+		case v.HostPath != nil:
+			if err := prepareHostPath(v); err != nil {
+				return err
+			}
+			continue
+		case v.EmptyDir != nil:
+			if err := os.MkdirAll(dir, 0o777); err != nil {
+				return err
+			}
+			if v.EmptyDir.Medium == corev1.StorageMediumMemory {
+				data := "mode=0777"
+				if v.EmptyDir.SizeLimit != nil && !v.EmptyDir.SizeLimit.IsZero() {
+					data += ",size=" + strconv.FormatInt(v.EmptyDir.SizeLimit.Value(), 10)
+				}
+				if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+					return fmt.Errorf("volume %s: tmpfs: %w", v.Name, err)
+				}
+			}
+			_ = os.Chmod(dir, 0o777)
+		default:
+			files, ok := in.VolumeFiles[v.Name]
+			if !ok {
+				return fmt.Errorf("%w: volume %s: its files must be resolved by the caller (PodInput.VolumeFiles)",
+					ErrInvalidInput, v.Name)
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			for rel, data := range files {
+				if filepath.IsAbs(rel) || strings.Contains(rel, "..") {
+					return fmt.Errorf("%w: volume %s: file path %q", ErrInvalidInput, v.Name, rel)
+				}
+				p := filepath.Join(dir, rel)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					return err
+				}
+				if err := os.WriteFile(p, data, 0o644); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func prepareHostPath(v *corev1.Volume) error {
+	p := v.HostPath.Path
+	var t corev1.HostPathType
+	if v.HostPath.Type != nil {
+		t = *v.HostPath.Type
+	}
+	st, err := os.Stat(p)
+	switch t {
+	case corev1.HostPathDirectoryOrCreate:
+		if os.IsNotExist(err) {
+			return os.MkdirAll(p, 0o755)
+		}
+	case corev1.HostPathFileOrCreate:
+		if os.IsNotExist(err) {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			return f.Close()
+		}
+	case corev1.HostPathDirectory:
+		if err != nil || !st.IsDir() {
+			return fmt.Errorf("%w: volume %s: hostPath %s is not a directory", ErrInvalidInput, v.Name, p)
+		}
+	case corev1.HostPathFile:
+		if err != nil || !st.Mode().IsRegular() {
+			return fmt.Errorf("%w: volume %s: hostPath %s is not a file", ErrInvalidInput, v.Name, p)
+		}
+	case corev1.HostPathUnset:
+	default:
+		if err != nil {
+			return fmt.Errorf("%w: volume %s: hostPath %s: %v", ErrInvalidInput, v.Name, p, err)
+		}
+	}
+	return nil
+}
+
+func (r *Runtime) image(ctx context.Context, ref string) (client.Image, error) {
+	full, err := images.Normalize(ref)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	img, err := r.client.GetImage(ctx, full)
+	if errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: %s (import it with `skiff image import FILE`; build the test images with `skiff image build-test`)",
+			ErrImageNotFound, full)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// StartContainer creates and starts the named (init or app) container of a
+// pod whose sandbox runs. An exited earlier instance is removed first, its
+// termination recorded on the new one and its log kept as the previous
+// log; the restart count goes up by one.
+func (r *Runtime) StartContainer(ctx context.Context, in PodInput, name string) (ContainerStatus, error) {
+	if err := validatePod(in.Pod); err != nil {
+		return ContainerStatus{}, err
+	}
+	pod := in.Pod
+	uid := string(pod.UID)
+	unlock := r.lockPod(uid)
+	defer unlock()
+	ctx = r.ns(ctx)
+
+	spec, isInit, err := findContainer(pod, name)
+	if err != nil {
+		return ContainerStatus{}, err
+	}
+	sb, err := r.client.LoadContainer(ctx, sandboxID(uid))
+	if err != nil {
+		return ContainerStatus{}, fmt.Errorf("%w: %s/%s (uid %s) has no sandbox", ErrPodNotFound, pod.Namespace, pod.Name, uid)
+	}
+	sbLabels, err := sb.Labels(ctx)
+	if err != nil {
+		return ContainerStatus{}, err
+	}
+	sbTask, err := sb.Task(ctx, nil)
+	if err != nil {
+		return ContainerStatus{}, fmt.Errorf("sandbox of %s/%s has no task: %w", pod.Namespace, pod.Name, err)
+	}
+	if st, err := sbTask.Status(ctx); err != nil || st.Status != client.Running {
+		return ContainerStatus{}, fmt.Errorf("sandbox of %s/%s is not running (%v, %v)", pod.Namespace, pod.Name, st.Status, err)
+	}
+
+	labels := podLabels(pod)
+	labels[LabelContainer] = name
+	labels[LabelImage] = spec.Image
+	labels[LabelRole] = roleContainer
+	if isInit {
+		labels[LabelRole] = roleInit
+	}
+	restart := 0
+	prev, err := r.containersOf(ctx, uid, name)
+	if err != nil {
+		return ContainerStatus{}, err
+	}
+	for _, p := range prev {
+		st := r.containerStatus(ctx, p)
+		if st.State == StateRunning || st.State == StateCreated {
+			return st, fmt.Errorf("%w: %s/%s container %s (%s)", ErrAlreadyRunning, pod.Namespace, pod.Name, name, st.ID)
+		}
+		if st.RestartCount+1 > restart {
+			restart = st.RestartCount + 1
+			labels[LabelLastExitCode] = strconv.Itoa(int(st.ExitCode))
+			labels[LabelLastReason] = st.Reason
+			labels[LabelLastStartedAt] = formatTime(st.StartedAt)
+			labels[LabelLastFinishedAt] = formatTime(st.FinishedAt)
+		}
+		if err := r.deleteContainer(ctx, p); err != nil {
+			return ContainerStatus{}, err
+		}
+	}
+	labels[LabelRestartCount] = strconv.Itoa(restart)
+
+	img, err := r.image(ctx, spec.Image)
+	if err != nil {
+		return ContainerStatus{}, err
+	}
+	id := containerID(uid, name, restart)
+	logPath := r.LogPath(uid, name, restart)
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return ContainerStatus{}, err
+	}
+	pruneLogs(filepath.Dir(logPath), restart)
+	labels[LabelLogPath] = logPath
+
+	pausePid := sbTask.Pid()
+	specOpts, err := r.containerSpecOpts(ctx, in, spec, img, id, pausePid, sbLabels[LabelNetns])
+	if err != nil {
+		return ContainerStatus{}, err
+	}
+	ctr, err := r.client.NewContainer(ctx, id,
+		client.WithImage(img),
+		client.WithSnapshotter(r.cfg.Snapshotter),
+		client.WithNewSnapshot(id, img),
+		client.WithRuntime(runcRuntime, &options.Options{Root: filepath.Join(r.cfg.DataDir, "runc")}),
+		client.WithContainerLabels(labels),
+		client.WithNewSpec(specOpts...),
+	)
+	if err != nil {
+		return ContainerStatus{}, fmt.Errorf("create container %s of %s/%s: %w", name, pod.Namespace, pod.Name, err)
+	}
+	task, err := ctr.NewTask(ctx, r.logCreator(logPath))
+	if err != nil {
+		_ = ctr.Delete(ctx, client.WithSnapshotCleanup)
+		return ContainerStatus{}, fmt.Errorf("create task %s of %s/%s: %w", name, pod.Namespace, pod.Name, err)
+	}
+	if err := task.Start(ctx); err != nil {
+		_, _ = task.Delete(ctx, client.WithProcessKill)
+		_ = ctr.Delete(ctx, client.WithSnapshotCleanup)
+		return ContainerStatus{}, fmt.Errorf("start %s of %s/%s: %w", name, pod.Namespace, pod.Name, err)
+	}
+	if _, err := ctr.SetLabels(ctx, map[string]string{LabelStartedAt: formatTime(time.Now())}); err != nil {
+		return ContainerStatus{}, err
+	}
+	return r.containerStatus(ctx, ctr), nil
+}
+
+func (r *Runtime) logCreator(path string) cio.Creator {
+	if r.cfg.LoggerBinary != "" {
+		return cio.BinaryIO(r.cfg.LoggerBinary, map[string]string{"cri-logger": path})
+	}
+	return cio.LogFile(path)
+}
+
+// pruneLogs keeps the log of the instance before current (for --previous)
+// and removes older ones.
+func pruneLogs(dir string, current int) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		n, err := strconv.Atoi(strings.TrimSuffix(e.Name(), ".log"))
+		if err == nil && n < current-1 {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// containersOf lists the pod's containerd containers, of one name if name
+// is not empty (the sandbox has no name).
+func (r *Runtime) containersOf(ctx context.Context, uid, name string) ([]client.Container, error) {
+	filter := fmt.Sprintf(`labels.%q==%q`, LabelPodUID, uid)
+	if name != "" {
+		filter += fmt.Sprintf(`,labels.%q==%q`, LabelContainer, name)
+	}
+	return r.client.Containers(ctx, filter)
+}
+
+// deleteContainer removes a container's task and the container with its
+// snapshot. The OOM kill counter is read first, as the task's deletion
+// removes the cgroup that holds it.
+func (r *Runtime) deleteContainer(ctx context.Context, c client.Container) error {
+	if task, err := c.Task(ctx, nil); err == nil {
+		r.noteCgroupOOM(ctx, c)
+		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete task %s: %w", c.ID(), err)
+		}
+	} else if !errdefs.IsNotFound(err) {
+		return err
+	}
+	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete container %s: %w", c.ID(), err)
+	}
+	return nil
+}
+
+// WaitContainer blocks until the named container's current instance exits
+// and returns its exit code. A wait cut by a containerd restart is retried.
+func (r *Runtime) WaitContainer(ctx context.Context, uid, name string) (uint32, error) {
+	ctx = r.ns(ctx)
+	for {
+		cs, err := r.containersOf(ctx, uid, name)
+		if err != nil {
+			return 0, err
+		}
+		if len(cs) == 0 {
+			return 0, fmt.Errorf("%w: pod %s container %s", ErrContainerNotFound, uid, name)
+		}
+		task, err := cs[0].Task(ctx, nil)
+		if err != nil {
+			return 0, err
+		}
+		ch, err := task.Wait(ctx)
+		if err == nil {
+			select {
+			case st := <-ch:
+				if st.Error() == nil {
+					return st.ExitCode(), nil
+				}
+				err = st.Error()
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		if !errdefs.IsUnavailable(err) && !strings.Contains(err.Error(), "transport") {
+			return 0, err
+		}
+		time.Sleep(200 * time.Millisecond) // containerd restarting
+	}
+}
+
+// StopContainer stops the named container's current instance: SIGTERM, up
+// to grace for it to exit, then SIGKILL to every process of the container.
+// The stopped container stays, so its exit shows in the status.
+func (r *Runtime) StopContainer(ctx context.Context, uid, name string, grace time.Duration) error {
+	ctx = r.ns(ctx)
+	cs, err := r.containersOf(ctx, uid, name)
+	if err != nil {
+		return err
+	}
+	if len(cs) == 0 {
+		return fmt.Errorf("%w: pod %s container %s", ErrContainerNotFound, uid, name)
+	}
+	for _, c := range cs {
+		if err := r.stopTask(ctx, c, grace); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runtime) stopTask(ctx context.Context, c client.Container, grace time.Duration) error {
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st, err := task.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Status == client.Stopped {
+		return nil
+	}
+	exited, err := task.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if grace > 0 {
+		if err := task.Kill(ctx, unix.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("SIGTERM %s: %w", c.ID(), err)
+		}
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-exited:
+			return nil
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := task.Kill(ctx, unix.SIGKILL, client.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("SIGKILL %s: %w", c.ID(), err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// StopPod stops every app and init container (in parallel, each with the
+// grace period), then the sandbox.
+func (r *Runtime) StopPod(ctx context.Context, uid string, grace time.Duration) error {
+	unlock := r.lockPod(uid)
+	defer unlock()
+	return r.stopPodLocked(r.ns(ctx), uid, grace)
+}
+
+func (r *Runtime) stopPodLocked(ctx context.Context, uid string, grace time.Duration) error {
+	cs, err := r.containersOf(ctx, uid, "")
+	if err != nil {
+		return err
+	}
+	var sandbox []client.Container
+	errc := make(chan error, len(cs))
+	n := 0
+	for _, c := range cs {
+		if c.ID() == sandboxID(uid) {
+			sandbox = append(sandbox, c)
+			continue
+		}
+		n++
+		go func(c client.Container) { errc <- r.stopTask(ctx, c, grace) }(c)
+	}
+	var errs []error
+	for i := 0; i < n; i++ {
+		if err := <-errc; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, c := range sandbox {
+		if err := r.stopTask(ctx, c, 0); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RemovePod stops the pod (with grace for its containers) and removes every
+// trace of it: containers and snapshots, the CNI attachment, the netns, the
+// pod cgroups in every hierarchy, tmpfs volumes and the pod dir with its
+// logs. It works from what containerd and the host hold, so it also cleans
+// up after a half-created pod or an agent restart. Removing an absent pod
+// is not an error.
+func (r *Runtime) RemovePod(ctx context.Context, uid string, grace time.Duration) error {
+	unlock := r.lockPod(uid)
+	defer unlock()
+	err := r.removePodLocked(r.ns(ctx), uid, grace)
+	r.mu.Lock()
+	delete(r.podLock, uid)
+	r.mu.Unlock()
+	return err
+}
+
+func (r *Runtime) removePodLocked(ctx context.Context, uid string, grace time.Duration) error {
+	var errs []error
+	if err := r.stopPodLocked(ctx, uid, grace); err != nil {
+		errs = append(errs, err)
+	}
+	cs, err := r.containersOf(ctx, uid, "")
+	if err != nil {
+		return err
+	}
+	netns := r.netnsPath(uid)
+	for _, c := range cs {
+		if c.ID() == sandboxID(uid) {
+			if l, err := c.Labels(ctx); err == nil && l[LabelNetns] != "" {
+				netns = l[LabelNetns]
+			}
+		}
+		if err := r.deleteContainer(ctx, c); err != nil {
+			errs = append(errs, err)
+		}
+		r.mu.Lock()
+		delete(r.oomSeen, c.ID())
+		r.mu.Unlock()
+	}
+	if err := r.net.teardown(ctx, sandboxID(uid), netns); err != nil {
+		errs = append(errs, err)
+	}
+	if err := unpinNetns(netns); err != nil {
+		errs = append(errs, err)
+	}
+	if err := unmountUnder(r.podDir(uid)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeCgroupTree(r.podCgroup(uid), 5*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		if err := os.RemoveAll(r.podDir(uid)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unmountUnder unmounts every mount point below dir, deepest first.
+func unmountUnder(dir string) error {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	prefix := filepath.Clean(dir) + "/"
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], prefix) {
+			points = append(points, f[4])
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	var errs []error
+	for _, p := range points {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Teardown removes every pod of this runtime's namespace, the node bridge
+// and the cgroup parent: what `make down` and tests need to leave the host
+// clean.
+func (r *Runtime) Teardown(ctx context.Context) error {
+	pods, err := r.ListPods(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range pods {
+		if err := r.RemovePod(ctx, p.UID, 0); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := r.net.deleteBridge(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeCgroupTree("/"+r.cfg.CgroupParent, 5*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

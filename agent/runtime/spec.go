@@ -1,0 +1,285 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	client "github.com/containerd/containerd"
+	"github.com/containerd/containerd/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// validatePod rejects, loudly, what this runtime does not do.
+func validatePod(pod *corev1.Pod) error {
+	if pod == nil || pod.UID == "" || pod.Name == "" || pod.Namespace == "" {
+		return fmt.Errorf("%w: pod needs metadata.uid, name and namespace", ErrInvalidInput)
+	}
+	s := &pod.Spec
+	switch {
+	case s.HostNetwork:
+		return fmt.Errorf("%w: pod %s/%s: spec.hostNetwork", ErrUnsupported, pod.Namespace, pod.Name)
+	case s.HostPID:
+		return fmt.Errorf("%w: pod %s/%s: spec.hostPID", ErrUnsupported, pod.Namespace, pod.Name)
+	case s.HostIPC:
+		return fmt.Errorf("%w: pod %s/%s: spec.hostIPC", ErrUnsupported, pod.Namespace, pod.Name)
+	}
+	for i, c := range append(append([]corev1.Container{}, s.InitContainers...), s.Containers...) {
+		for j, p := range c.Ports {
+			if p.HostPort != 0 {
+				return fmt.Errorf("%w: pod %s/%s: containers[%d].ports[%d].hostPort (%s)", ErrUnsupported,
+					pod.Namespace, pod.Name, i, j, c.Name)
+			}
+		}
+	}
+	for i, v := range s.Volumes {
+		switch {
+		case v.EmptyDir != nil, v.HostPath != nil, v.ConfigMap != nil, v.Secret != nil,
+			v.DownwardAPI != nil, v.Projected != nil:
+		default:
+			return fmt.Errorf("%w: pod %s/%s: spec.volumes[%d] (%s): only emptyDir, hostPath, configMap, secret, downwardAPI and projected are supported",
+				ErrUnsupported, pod.Namespace, pod.Name, i, v.Name)
+		}
+	}
+	return nil
+}
+
+func findContainer(pod *corev1.Pod, name string) (*corev1.Container, bool, error) {
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return &pod.Spec.InitContainers[i], true, nil
+		}
+	}
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return &pod.Spec.Containers[i], false, nil
+		}
+	}
+	return nil, false, fmt.Errorf("%w: pod %s/%s has no container %q", ErrContainerNotFound, pod.Namespace, pod.Name, name)
+}
+
+// containerEnv is the container's environment as KEY=VALUE, in order.
+func containerEnv(in PodInput, c *corev1.Container) ([]string, error) {
+	vars, resolved := in.Env[c.Name]
+	if !resolved {
+		vars = c.Env
+		for _, e := range vars {
+			if e.ValueFrom != nil {
+				return nil, fmt.Errorf("%w: container %s env %s uses valueFrom, which the caller must resolve (PodInput.Env)",
+					ErrInvalidInput, c.Name, e.Name)
+			}
+		}
+		if len(c.EnvFrom) > 0 {
+			return nil, fmt.Errorf("%w: container %s uses envFrom, which the caller must resolve (PodInput.Env)",
+				ErrInvalidInput, c.Name)
+		}
+	}
+	values := map[string]string{}
+	out := make([]string, 0, len(vars))
+	for _, e := range vars {
+		v := expandVars(e.Value, values)
+		values[e.Name] = v
+		out = append(out, e.Name+"="+v)
+	}
+	return out, nil
+}
+
+// expandVars does Kubernetes' $(VAR) expansion: $(NAME) becomes the value
+// of NAME when defined and stays as written otherwise; $$ is a literal $.
+func expandVars(s string, values map[string]string) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := values[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}
+
+// processArgs applies Kubernetes' rules: command replaces the image's
+// entrypoint (and drops its cmd); args replace the image's cmd.
+func processArgs(ctx context.Context, img client.Image, c *corev1.Container, env []string) ([]string, error) {
+	spec, err := img.Spec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("image %s config: %w", img.Name(), err)
+	}
+	values := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		values[k] = v
+	}
+	expand := func(in []string) []string {
+		out := make([]string, len(in))
+		for i, s := range in {
+			out[i] = expandVars(s, values)
+		}
+		return out
+	}
+	var args []string
+	switch {
+	case len(c.Command) > 0:
+		args = append(expand(c.Command), expand(c.Args)...)
+	case len(c.Args) > 0:
+		args = append(append([]string{}, spec.Config.Entrypoint...), expand(c.Args)...)
+	default:
+		args = append(append([]string{}, spec.Config.Entrypoint...), spec.Config.Cmd...)
+	}
+	if len(args) == 0 {
+		return nil, fmt.Errorf("%w: container %s: no command, and image %s has no entrypoint or cmd",
+			ErrInvalidInput, c.Name, img.Name())
+	}
+	return args, nil
+}
+
+// podFileMounts are the per-pod /etc files every container of the pod shares.
+func (r *Runtime) podFileMounts(uid string) []specs.Mount {
+	dir := r.podDir(uid)
+	var out []specs.Mount
+	for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
+		out = append(out, specs.Mount{
+			Destination: "/etc/" + f, Type: "bind", Source: filepath.Join(dir, f),
+			Options: []string{"rbind", "rprivate", "rw"},
+		})
+	}
+	return out
+}
+
+// volumeMounts turns the container's volumeMounts into bind mounts of the
+// prepared volume directories.
+func (r *Runtime) volumeMounts(pod *corev1.Pod, c *corev1.Container) ([]specs.Mount, error) {
+	vols := map[string]*corev1.Volume{}
+	for i := range pod.Spec.Volumes {
+		vols[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
+	}
+	var out []specs.Mount
+	for i, m := range c.VolumeMounts {
+		v, ok := vols[m.Name]
+		if !ok {
+			return nil, fmt.Errorf("%w: container %s volumeMounts[%d]: no volume %q in the pod", ErrInvalidInput, c.Name, i, m.Name)
+		}
+		src := r.volumeSource(string(pod.UID), v)
+		readOnly := m.ReadOnly || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
+		if m.SubPath != "" {
+			if filepath.IsAbs(m.SubPath) || strings.Contains(m.SubPath, "..") {
+				return nil, fmt.Errorf("%w: container %s volumeMounts[%d].subPath %q must be relative without ..", ErrInvalidInput, c.Name, i, m.SubPath)
+			}
+			src = filepath.Join(src, m.SubPath)
+			if _, err := os.Stat(src); os.IsNotExist(err) {
+				if err := os.MkdirAll(src, 0o755); err != nil {
+					return nil, err
+				}
+			}
+		}
+		opts := []string{"rbind", "rprivate", "rw"}
+		if readOnly {
+			opts[2] = "ro"
+		}
+		out = append(out, specs.Mount{Destination: m.MountPath, Type: "bind", Source: src, Options: opts})
+	}
+	return out, nil
+}
+
+func (r *Runtime) volumeSource(uid string, v *corev1.Volume) string {
+	if v.HostPath != nil {
+		return v.HostPath.Path
+	}
+	return filepath.Join(r.podDir(uid), "volumes", v.Name)
+}
+
+// containerSpecOpts builds the OCI spec of an app or init container.
+func (r *Runtime) containerSpecOpts(ctx context.Context, in PodInput, c *corev1.Container, img client.Image,
+	id string, pausePid uint32, netns string) ([]oci.SpecOpts, error) {
+	pod := in.Pod
+	env, err := containerEnv(in, c)
+	if err != nil {
+		return nil, err
+	}
+	args, err := processArgs(ctx, img, c, env)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := r.volumeMounts(pod, c)
+	if err != nil {
+		return nil, err
+	}
+	res := resourcesOf(c)
+	opts := []oci.SpecOpts{
+		oci.WithImageConfig(img),
+		oci.WithEnv(env),
+		oci.WithProcessArgs(args...),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.IPCNamespace, Path: fmt.Sprintf("/proc/%d/ns/ipc", pausePid)}),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.UTSNamespace, Path: fmt.Sprintf("/proc/%d/ns/uts", pausePid)}),
+		oci.WithCgroup(r.podCgroup(string(pod.UID)) + "/" + id),
+		oci.WithCPUShares(res.CPUShares),
+		oci.WithMounts(append(r.podFileMounts(string(pod.UID)), mounts...)),
+		oci.WithAnnotations(map[string]string{shimGroupAnnotation: sandboxID(string(pod.UID))}),
+	}
+	if c.WorkingDir != "" {
+		opts = append(opts, oci.WithProcessCwd(c.WorkingDir))
+	}
+	if res.MemoryLimit > 0 {
+		opts = append(opts, oci.WithMemoryLimit(uint64(res.MemoryLimit)))
+	}
+	if res.CPUQuota > 0 {
+		opts = append(opts, oci.WithCPUCFS(res.CPUQuota, res.CPUPeriod))
+	}
+	if r.cfg.PidsLimit > 0 {
+		opts = append(opts, oci.WithPidsLimit(r.cfg.PidsLimit))
+	}
+	if sc := effectiveSecurity(pod, c); sc.uid != nil {
+		if sc.gid != nil {
+			opts = append(opts, oci.WithUIDGID(uint32(*sc.uid), uint32(*sc.gid)))
+		} else {
+			opts = append(opts, oci.WithUserID(uint32(*sc.uid)))
+		}
+	}
+	return opts, nil
+}
+
+type userIDs struct{ uid, gid *int64 }
+
+// effectiveSecurity merges the pod's and the container's runAsUser/Group;
+// the container's wins.
+func effectiveSecurity(pod *corev1.Pod, c *corev1.Container) userIDs {
+	var u userIDs
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		u.uid, u.gid = psc.RunAsUser, psc.RunAsGroup
+	}
+	if sc := c.SecurityContext; sc != nil {
+		if sc.RunAsUser != nil {
+			u.uid = sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			u.gid = sc.RunAsGroup
+		}
+	}
+	return u
+}
