@@ -596,13 +596,26 @@ func testCompact(t *testing.T, c *Cluster, cli *clientv3.Client) {
 	wantErr(t, "compacting again below the compacted revision", err, rpctypes.ErrCompacted)
 	_, err = cli.Compact(tctx(t, opTimeout), r3+1000)
 	wantErr(t, "compacting a future revision", err, rpctypes.ErrFutureRev)
-	// Every member applied the compaction.
+	waitCompacted(t, c, "cp/a", r1)
+	// A watch from the compaction revision itself replays from there (etcd
+	// keeps the revision compacted at); one below it is cancelled.
+	for _, m := range c.Members() {
+		wch := c.memberClient(m).Watch(tctx(t, 30*time.Second), "cp/a", clientv3.WithRev(r2))
+		wantEvents(t, "watch from the compaction revision on "+m.ClientAddr(), collect(t, wch, 2, 10*time.Second),
+			ev{mvccpb.PUT, "cp/a", "2", r2}, ev{mvccpb.PUT, "cp/a", "3", r3})
+	}
+}
+
+// waitCompacted waits until every member answers a serializable range of key
+// at rev with ErrCompacted, i.e. has applied a compaction above rev.
+func waitCompacted(t *testing.T, c *Cluster, key string, rev int64) {
+	t.Helper()
 	for _, m := range c.Members() {
 		mc := c.memberClient(m)
 		c.eventually(10*time.Second, "compaction on "+m.ClientAddr(), func() error {
-			_, err := mc.Get(tctx(t, opTimeout), "cp/a", clientv3.WithRev(r1), clientv3.WithSerializable())
+			_, err := mc.Get(tctx(t, opTimeout), key, clientv3.WithRev(rev), clientv3.WithSerializable())
 			if !errors.Is(err, rpctypes.ErrCompacted) {
-				return fmt.Errorf("serializable range at %d: err %v", r1, err)
+				return fmt.Errorf("serializable range at %d: err %v", rev, err)
 			}
 			return nil
 		})

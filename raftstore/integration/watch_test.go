@@ -236,20 +236,32 @@ func testWatchRequestProgress(t *testing.T, c *Cluster) {
 		t.Fatalf("first response %+v, want created", r)
 	}
 	rev := mustPut(t, cli, "wq/other", "x").Header.Revision
-	if err := cli.RequestProgress(ctx); err != nil {
-		t.Fatalf("request progress: %v", err)
-	}
-	select {
-	case r := <-wch:
-		if !r.IsProgressNotify() {
-			t.Fatalf("response to RequestProgress: %+v, want a progress notification", r)
+	// The member serving the watch answers with the revision it has applied,
+	// which may trail an acknowledged write for a moment (as on etcd); asking
+	// again must reach it, and revisions never go backwards.
+	var last int64
+	eventually(t, 10*time.Second, fmt.Sprintf("progress notification at revision >= %d", rev), func() error {
+		if err := cli.RequestProgress(ctx); err != nil {
+			return fmt.Errorf("request progress: %w", err)
 		}
-		if r.Header.Revision < rev {
-			t.Errorf("progress revision %d, want >= %d (the last acknowledged write)", r.Header.Revision, rev)
+		select {
+		case r := <-wch:
+			if !r.IsProgressNotify() {
+				t.Fatalf("response to RequestProgress: %+v, want a progress notification", r)
+			}
+			if r.Header.Revision < last {
+				t.Fatalf("progress revision went backwards: %d after %d", r.Header.Revision, last)
+			}
+			last = r.Header.Revision
+			if last < rev {
+				return fmt.Errorf("progress at %d", last)
+			}
+			return nil
+		case <-time.After(5 * time.Second):
+			t.Fatal("no answer to RequestProgress within 5s")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no answer to RequestProgress")
-	}
+		return nil
+	})
 }
 
 func testWatchCancel(t *testing.T, c *Cluster) {
@@ -293,6 +305,9 @@ func testWatchCompacted(t *testing.T, c *Cluster) {
 	if _, err := cli.Compact(tctx(t, opTimeout), r2, clientv3.WithCompactPhysical()); err != nil {
 		t.Fatal(err)
 	}
+	// Watches are served by whichever member the client reaches; wait until
+	// every member has applied the compaction.
+	waitCompacted(t, c, "wx/a", r1)
 	wch := cli.Watch(tctx(t, 30*time.Second), "wx/a", clientv3.WithRev(r1))
 	select {
 	case r, ok := <-wch:
