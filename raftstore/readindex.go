@@ -61,9 +61,15 @@ type readResult struct {
 	err   error
 }
 
+// readIndexer batches read-index requests. Its view of the member is three
+// functions, so the batching can be tested without a cluster.
 type readIndexer struct {
-	s    *Server
-	reqs chan readReq
+	reqs    chan readReq
+	stopped <-chan struct{}
+
+	isLeader    func() bool
+	leaderIndex func(ctx context.Context) (uint64, error) // steps 1–3 here
+	remoteIndex func(ctx context.Context) (uint64, error) // ask the leader
 }
 
 // readBatchMax bounds one batch so a flood of reads still gets answered in
@@ -71,7 +77,13 @@ type readIndexer struct {
 const readBatchMax = 4096
 
 func newReadIndexer(s *Server) *readIndexer {
-	return &readIndexer{s: s, reqs: make(chan readReq, readBatchMax)}
+	return &readIndexer{
+		reqs:        make(chan readReq, readBatchMax),
+		stopped:     s.ctx.Done(),
+		isLeader:    func() bool { return s.raft.State() == raft.Leader },
+		leaderIndex: s.leaderReadIndex,
+		remoteIndex: s.remoteReadIndex,
+	}
 }
 
 // request returns a read index for a read that arrived now.
@@ -81,7 +93,7 @@ func (ri *readIndexer) request(ctx context.Context, fromPeer bool) (uint64, erro
 	case ri.reqs <- req:
 	case <-ctx.Done():
 		return 0, ctxError(ctx)
-	case <-ri.s.ctx.Done():
+	case <-ri.stopped:
 		return 0, rpctypes.ErrGRPCStopped
 	}
 	select {
@@ -116,10 +128,9 @@ func (ri *readIndexer) run(ctx context.Context) {
 }
 
 func (ri *readIndexer) serve(ctx context.Context, batch []readReq) {
-	s := ri.s
 	var res readResult
-	if s.raft.State() == raft.Leader {
-		res.index, res.err = s.leaderReadIndex(ctx)
+	if ri.isLeader() {
+		res.index, res.err = ri.leaderIndex(ctx)
 		for _, r := range batch {
 			r.done <- res
 		}
@@ -139,7 +150,7 @@ func (ri *readIndexer) serve(ctx context.Context, batch []readReq) {
 	if local == 0 {
 		return
 	}
-	res.index, res.err = s.remoteReadIndex(ctx)
+	res.index, res.err = ri.remoteIndex(ctx)
 	for _, r := range batch[:local] {
 		r.done <- res
 	}
