@@ -156,7 +156,8 @@ func Open(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	// Adopt: a daemon from an earlier agent run may still be serving.
-	if pid := readPid(cfg.pidPath()); pid > 0 && processAlive(pid) && isOurDaemon(pid, cfg.configPath()) {
+	pid := readPid(cfg.pidPath())
+	if pid > 0 && processAlive(pid) && isOurDaemon(pid, cfg.configPath()) {
 		c, err := d.connect(ctx, cfg.StartTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("containerd pid %d (from %s) is alive but not serving on %s: %w",
@@ -167,7 +168,7 @@ func Open(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	// A daemon that serves on our socket without a pidfile is adopted too
 	// (its pid stays unknown, so Stop only closes the connection).
-	if _, err := os.Stat(d.address); err == nil {
+	if _, err := os.Stat(d.address); err == nil && pid == 0 {
 		if c, err := d.connect(ctx, 500*time.Millisecond); err == nil {
 			d.client, d.adopted = c, true
 			return d, nil

@@ -287,6 +287,14 @@ func TestPodLifecycle(t *testing.T) {
 		t.Errorf("httpd pids.max = %s, want 4096", got)
 	}
 
+	// One shim serves the whole pod; runc keeps its state under the data dir.
+	if shims := shimsOf(t, e.d.Address()); shims != 1 {
+		t.Errorf("%d shims for the pod's daemon, want 1 (io.containerd.runc.v2.group)", shims)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "runc", e.cfg.Namespace, httpd.ID)); err != nil {
+		t.Errorf("runc state not under the data dir: %v", err)
+	}
+
 	stats, err := rt.Stats(ctx(t, 10*time.Second), uid)
 	if err != nil || len(stats) != 2 {
 		t.Fatalf("Stats: %v %+v", err, stats)
@@ -348,6 +356,24 @@ func TestPodLifecycle(t *testing.T) {
 			t.Errorf("%s still exists after RemovePod", p)
 		}
 	}
+}
+
+// shimsOf counts the runc shims serving the daemon at address.
+func shimsOf(t *testing.T, address string) int {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	n := 0
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if strings.HasSuffix(args[0], "containerd-shim-runc-v2") && strings.Contains(string(b), address) {
+			n++
+		}
+	}
+	return n
 }
 
 func assertSamePod(t *testing.T, rt *runtime.Runtime, want *runtime.PodStatus) {
@@ -455,8 +481,7 @@ func TestCPULimitThrottles(t *testing.T) {
 		}
 		return false, fmt.Errorf("no nr_throttled in %q", s)
 	})
-	// A process that handles SIGTERM stops well within its grace period.
-	if err := rt.StopContainer(ctx(t, 30*time.Second), string(pod.UID), "spin", 10*time.Second); err != nil {
+	if err := rt.StopContainer(ctx(t, 30*time.Second), string(pod.UID), "spin", time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
