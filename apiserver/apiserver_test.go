@@ -8,6 +8,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -238,7 +239,7 @@ func TestNamespaceDeletionSweeps(t *testing.T) {
 		t.Errorf("pods after namespace deletion: %d, want only default/keep", len(pods.Items))
 	}
 	// The Service's allocations were released with it.
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: srv.Config.StoreEndpoints, DialTimeout: 5 * time.Second})
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: srv.Config.StoreEndpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

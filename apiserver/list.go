@@ -315,7 +315,7 @@ func (s *Server) Watch(req *skiffv1.WatchRequest, stream skiffv1.ClusterService_
 				return storeError(err)
 			}
 			if wr.IsProgressNotify() {
-				if req.AllowBookmarks && wr.Header.Revision > last {
+				if req.AllowBookmarks && wr.Header.Revision >= last {
 					last = wr.Header.Revision
 					if err := bookmark(last); err != nil {
 						return err

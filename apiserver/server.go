@@ -16,6 +16,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -80,7 +81,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Endpoints:   cfg.StoreEndpoints,
 		DialTimeout: cfg.StoreDialTimeout,
 		Context:     context.WithoutCancel(ctx),
-		Logger:      nil,
+		Logger:      zap.NewNop(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store %v: %w", cfg.StoreEndpoints, err)

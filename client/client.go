@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -215,9 +216,13 @@ func (c *Client) refOf(ctx context.Context, obj runtime.Object) (*skiffv1.Resour
 	return Ref(r, ns, m.GetName()), data, nil
 }
 
-// into decodes a response into obj, replacing its contents.
+// into decodes a response into obj, replacing its contents (json.Unmarshal
+// alone would merge into maps and keep fields absent from the answer).
 func into(data []byte, obj runtime.Object) error {
 	gvk := obj.GetObjectKind().GroupVersionKind()
+	if v := reflect.ValueOf(obj); v.Kind() == reflect.Pointer && !v.IsNil() {
+		v.Elem().Set(reflect.Zero(v.Elem().Type()))
+	}
 	if err := json.Unmarshal(data, obj); err != nil {
 		return fmt.Errorf("decoding %T: %w", obj, err)
 	}
@@ -225,15 +230,6 @@ func into(data []byte, obj runtime.Object) error {
 		obj.GetObjectKind().SetGroupVersionKind(gvk)
 	}
 	return nil
-}
-
-// zero resets a typed object before decoding into it, so fields absent
-// from the answer do not survive from the request.
-func zero(obj runtime.Object) {
-	if z, err := Scheme.New(obj.GetObjectKind().GroupVersionKind()); err == nil {
-		data, _ := json.Marshal(z)
-		_ = json.Unmarshal(data, obj)
-	}
 }
 
 // Get reads namespace/name into obj, whose type says the kind.
@@ -306,7 +302,6 @@ func (c *Client) Apply(ctx context.Context, obj runtime.Object) (created bool, e
 	if err != nil {
 		return false, FromError(err)
 	}
-	zero(obj)
 	return resp.Created, into(resp.Object, obj)
 }
 
@@ -385,7 +380,6 @@ func (c *Client) List(ctx context.Context, namespace string, list runtime.Object
 	if err != nil {
 		return err
 	}
-	zero(list)
 	return into(data, list)
 }
 

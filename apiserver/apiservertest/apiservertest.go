@@ -20,6 +20,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/client"
@@ -101,7 +102,7 @@ func StartEtcd(t testing.TB) []string {
 
 func waitStore(endpoint string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(20 * time.Second)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: time.Second})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return err
 	}
