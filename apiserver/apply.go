@@ -168,4 +168,3 @@ func dropNulls(v any) {
 		}
 	}
 }
-
