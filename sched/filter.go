@@ -75,10 +75,30 @@ var (
 	stepVolumes       = filterStep{"VolumeNodeAffinity", checkVolumes}
 	stepSpread        = filterStep{"PodTopologySpread", checkSpread}
 	stepPodAffinity   = filterStep{"InterPodAffinity", checkPodAffinity}
+
+	// stepBasic is the four steps every pod runs, fused into one call for
+	// pods without node affinity or host ports (whose steps would sit
+	// between them): the common case, and the hot loop of a large cluster.
+	stepBasic = filterStep{"Basic", checkBasic}
 )
 
+func checkBasic(c *cycle, ni *nodeInfo, out []string) []string {
+	if ni.unschedulable && !c.tolUnschedulable {
+		return append(out, ReasonUnschedulable)
+	}
+	if len(ni.hardTaints) > 0 {
+		if out = checkTaints(c, ni, out); len(out) > 0 {
+			return out
+		}
+	}
+	if !ni.ready && !c.tolNotReady {
+		return append(out, ReasonNotReady)
+	}
+	return checkResources(c, ni, out)
+}
+
 func checkUnschedulable(c *cycle, ni *nodeInfo, out []string) []string {
-	if ni.node.Spec.Unschedulable && !c.tolUnschedulable {
+	if ni.unschedulable && !c.tolUnschedulable {
 		out = append(out, ReasonUnschedulable)
 	}
 	return out
@@ -164,12 +184,12 @@ func checkVolumes(c *cycle, ni *nodeInfo, out []string) []string {
 
 func checkSpread(c *cycle, ni *nodeInfo, out []string) []string {
 	for _, sc := range c.hardSpread {
-		if _, ok := ni.node.Labels[sc.key]; !ok {
+		if _, ok := ni.labels[sc.key]; !ok {
 			return append(out, ReasonSpreadMissingLabel)
 		}
 	}
 	for _, sc := range c.hardSpread {
-		v := ni.node.Labels[sc.key]
+		v := ni.labels[sc.key]
 		if int32(sc.counts[v]+sc.selfMatch-sc.minMatch) > sc.maxSkew {
 			return append(out, ReasonSpreadConstraints)
 		}
@@ -181,7 +201,7 @@ func checkSpread(c *cycle, ni *nodeInfo, out []string) []string {
 // anti-affinity towards this pod, then this pod's affinity, then its
 // anti-affinity.
 func checkPodAffinity(c *cycle, ni *nodeInfo, out []string) []string {
-	lbls := ni.node.Labels
+	lbls := ni.labels
 	for key, values := range c.existingAnti {
 		if v, ok := lbls[key]; ok && values[v] > 0 {
 			return append(out, ReasonExistingAntiAffinity)

@@ -26,6 +26,7 @@ type podInfo struct {
 	nonZero resources
 	ports   []hostPort
 	owner   types.UID // the controller ownerReference's uid, if any
+	ownerID int32     // owner interned by the snapshot, once added to it
 
 	requiredAffinity     []affinityTerm
 	requiredAntiAffinity []affinityTerm

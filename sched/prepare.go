@@ -45,14 +45,18 @@ func (s *Scheduler) prepare(c *cycle, p *corev1.Pod) error {
 	c.preparePodAffinity()
 	c.preparePreferredPodAffinity()
 
-	c.steps = append(c.steps, stepUnschedulable, stepTaints, stepReady)
-	if !c.placement.empty() {
-		c.steps = append(c.steps, stepNodeAffinity)
+	if c.placement.empty() && len(pi.ports) == 0 {
+		c.steps = append(c.steps, stepBasic)
+	} else {
+		c.steps = append(c.steps, stepUnschedulable, stepTaints, stepReady)
+		if !c.placement.empty() {
+			c.steps = append(c.steps, stepNodeAffinity)
+		}
+		if len(pi.ports) > 0 {
+			c.steps = append(c.steps, stepHostPorts)
+		}
+		c.steps = append(c.steps, stepResources)
 	}
-	if len(pi.ports) > 0 {
-		c.steps = append(c.steps, stepHostPorts)
-	}
-	c.steps = append(c.steps, stepResources)
 	if len(c.volumes) > 0 {
 		c.steps = append(c.steps, stepVolumes)
 	}
@@ -141,7 +145,7 @@ func (c *cycle) countSpread(set []*spreadConstraint) {
 	}
 nodes:
 	for _, ni := range c.snap.list {
-		lbls := ni.node.Labels
+		lbls := ni.labels
 		for _, sc := range set {
 			if _, ok := lbls[sc.key]; !ok {
 				continue nodes
@@ -201,7 +205,7 @@ func (c *cycle) preparePodAffinity() {
 		}
 		for i := range q.requiredAntiAffinity {
 			t := &q.requiredAntiAffinity[i]
-			if v, ok := ni.node.Labels[t.topologyKey]; ok && t.matches(pi.namespace, pi.labels, ownNS) {
+			if v, ok := ni.labels[t.topologyKey]; ok && t.matches(pi.namespace, pi.labels, ownNS) {
 				c.existingAnti = addCount(c.existingAnti, t.topologyKey, v, 1)
 			}
 		}
@@ -210,7 +214,7 @@ func (c *cycle) preparePodAffinity() {
 		return
 	}
 	for _, ni := range c.snap.list {
-		lbls := ni.node.Labels
+		lbls := ni.labels
 		for _, q := range ni.pods {
 			nsl := c.nsLabels(q.namespace)
 			if len(pi.requiredAffinity) > 0 && matchesAll(pi.requiredAffinity, q.namespace, q.labels, nsl) {
@@ -264,7 +268,7 @@ func (c *cycle) preparePreferredPodAffinity() {
 	}
 	if len(pi.preferredAffinity)+len(pi.preferredAnti) > 0 {
 		for _, ni := range c.snap.list {
-			lbls := ni.node.Labels
+			lbls := ni.labels
 			for _, q := range ni.pods {
 				nsl := c.nsLabels(q.namespace)
 				for i := range pi.preferredAffinity {
@@ -290,13 +294,13 @@ func (c *cycle) preparePreferredPodAffinity() {
 		}
 		for i := range q.preferredAffinity {
 			t := &q.preferredAffinity[i]
-			if v, ok := ni.node.Labels[t.topologyKey]; ok && t.matches(pi.namespace, pi.labels, ownNS) {
+			if v, ok := ni.labels[t.topologyKey]; ok && t.matches(pi.namespace, pi.labels, ownNS) {
 				add(t.topologyKey, v, t.weight)
 			}
 		}
 		for i := range q.preferredAnti {
 			t := &q.preferredAnti[i]
-			if v, ok := ni.node.Labels[t.topologyKey]; ok && t.matches(pi.namespace, pi.labels, ownNS) {
+			if v, ok := ni.labels[t.topologyKey]; ok && t.matches(pi.namespace, pi.labels, ownNS) {
 				add(t.topologyKey, v, -t.weight)
 			}
 		}

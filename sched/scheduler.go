@@ -125,11 +125,10 @@ type Scheduler struct {
 	nextStart int
 
 	// Reused between cycles, so the steady state allocates little.
-	c        cycle
-	reasons  []string
-	feasible []*nodeInfo
-	rows     []scoreRow
-	taints   map[taintKV]string
+	c       cycle
+	reasons []string
+	rows    []scoreRow
+	taints  map[taintKV]string
 }
 
 type taintKV struct{ key, value string }
@@ -228,12 +227,17 @@ func (s *Scheduler) scheduleLocked(p *corev1.Pod) (Result, error) {
 	}
 
 	want := s.numFeasibleNodesToFind(n)
-	feasible := s.feasible[:0]
+	sc := s.newScoring(c)
+	rows := s.rows[:0]
 	var diag map[string]int
 	start := s.nextStart % n
 	evaluated := 0
-	for i := 0; i < n && len(feasible) < want; i++ {
-		ni := list[(start+i)%n]
+	idx := start
+	for evaluated < n && len(rows) < want {
+		ni := list[idx]
+		if idx++; idx == n {
+			idx = 0
+		}
 		evaluated++
 		reasons := s.reasons[:0]
 		for _, st := range c.steps {
@@ -242,7 +246,9 @@ func (s *Scheduler) scheduleLocked(p *corev1.Pod) (Result, error) {
 			}
 		}
 		if len(reasons) == 0 {
-			feasible = append(feasible, ni)
+			// Scored right away, while the node is in cache.
+			rows = append(rows, scoreRow{})
+			sc.raw(&rows[len(rows)-1], c, ni)
 			continue
 		}
 		if diag == nil {
@@ -254,18 +260,12 @@ func (s *Scheduler) scheduleLocked(p *corev1.Pod) (Result, error) {
 		s.reasons = reasons
 	}
 	s.nextStart = (start + evaluated) % n
-	s.feasible = feasible
-	if len(feasible) == 0 {
+	s.rows = rows
+	if len(rows) == 0 {
 		return Result{}, &FitError{Pod: podKey(p), NumAllNodes: n, Reasons: diag}
 	}
-	res := Result{Evaluated: evaluated, Feasible: len(feasible)}
-	if len(feasible) == 1 {
-		res.Node = feasible[0].name
-		return res, nil
-	}
-	best, score := s.selectHost(c, feasible)
-	res.Node, res.Score = best.name, score
-	return res, nil
+	best, score := s.selectHost(sc, rows)
+	return Result{Node: best.name, Score: score, Evaluated: evaluated, Feasible: len(rows)}, nil
 }
 
 // scoreRow holds one feasible node's scores before normalization.
@@ -279,62 +279,82 @@ type scoreRow struct {
 	owner     int64
 }
 
-// selectHost scores the feasible nodes and returns the best, breaking ties
-// by reservoir sampling with the seeded source: each of k equal best nodes
-// is kept with probability 1/k, without collecting them.
-func (s *Scheduler) selectHost(c *cycle, feasible []*nodeInfo) (*nodeInfo, int64) {
-	w := &s.cfg.Weights
-	pi := c.pod
-	useNodeAff := w.NodeAffinity > 0 && len(c.preferredNode) > 0
-	useTaints := w.TaintToleration > 0
-	usePodAff := w.InterPodAffinity > 0 && len(c.preferredPods) > 0
-	useSpread := w.TopologySpread > 0 && len(c.softSpread) > 0
-	useOwner := w.OwnerSpread > 0 && pi.owner != ""
+// scoring says which scores apply to this cycle's pod; the others are
+// neither computed nor normalized.
+type scoring struct {
+	w                                      *Weights
+	ownerID                                int32
+	nodeAff, taints, podAff, spread, owner bool
+}
 
-	rows := s.rows[:0]
+func (s *Scheduler) newScoring(c *cycle) scoring {
+	w := &s.cfg.Weights
+	// An owner no pod in the snapshot has scores the same everywhere.
+	ownerID := s.snap.ownerID(c.pod.owner)
+	return scoring{
+		w:       w,
+		ownerID: ownerID,
+		nodeAff: w.NodeAffinity > 0 && len(c.preferredNode) > 0,
+		taints:  w.TaintToleration > 0,
+		podAff:  w.InterPodAffinity > 0 && len(c.preferredPods) > 0,
+		spread:  w.TopologySpread > 0 && len(c.softSpread) > 0,
+		owner:   w.OwnerSpread > 0 && ownerID != 0,
+	}
+}
+
+// raw computes a feasible node's scores before normalization into r.
+func (sc *scoring) raw(r *scoreRow, c *cycle, ni *nodeInfo) {
+	w, pi := sc.w, c.pod
+	r.ni, r.spread = ni, -1
+	r.resources = w.LeastAllocated*leastAllocated(ni, pi) + w.BalancedAllocation*balancedAllocation(ni, pi)
+	if sc.nodeAff {
+		for i := range c.preferredNode {
+			if c.preferredNode[i].term.matches(ni.node) {
+				r.nodeAff += c.preferredNode[i].weight
+			}
+		}
+	}
+	if sc.taints {
+		for i := range ni.softTaints {
+			if !toleratesAny(c.tolerations, &ni.softTaints[i]) {
+				r.taints++
+			}
+		}
+	}
+	if sc.podAff {
+		for key, values := range c.preferredPods {
+			if v, ok := ni.labels[key]; ok {
+				r.podAff += values[v]
+			}
+		}
+	}
+	if sc.spread {
+		r.spread = spreadRaw(c.softSpread, ni)
+	}
+	if sc.owner {
+		r.owner = int64(ni.ownerPods(sc.ownerID))
+	}
+}
+
+// selectHost normalizes the scores over the feasible nodes, sums them with
+// their weights and returns the best node, breaking ties by reservoir
+// sampling with the seeded source: each of k equal best nodes is kept with
+// probability 1/k, without collecting them.
+func (s *Scheduler) selectHost(sc scoring, rows []scoreRow) (*nodeInfo, int64) {
+	w := sc.w
 	var maxNodeAff, maxTaints, maxOwner int64
 	minPodAff, maxPodAff := int64(math.MaxInt64), int64(math.MinInt64)
 	minSpread, maxSpread := int64(math.MaxInt64), int64(math.MinInt64)
-	for _, ni := range feasible {
-		r := scoreRow{ni: ni, spread: -1}
-		r.resources = w.LeastAllocated*leastAllocated(ni, pi) + w.BalancedAllocation*balancedAllocation(ni, pi)
-		if useNodeAff {
-			for i := range c.preferredNode {
-				if c.preferredNode[i].term.matches(ni.node) {
-					r.nodeAff += c.preferredNode[i].weight
-				}
-			}
-			maxNodeAff = max(maxNodeAff, r.nodeAff)
+	for i := range rows {
+		r := &rows[i]
+		maxNodeAff = max(maxNodeAff, r.nodeAff)
+		maxTaints = max(maxTaints, r.taints)
+		maxOwner = max(maxOwner, r.owner)
+		minPodAff, maxPodAff = min(minPodAff, r.podAff), max(maxPodAff, r.podAff)
+		if r.spread >= 0 {
+			minSpread, maxSpread = min(minSpread, r.spread), max(maxSpread, r.spread)
 		}
-		if useTaints {
-			for i := range ni.softTaints {
-				if !toleratesAny(c.tolerations, &ni.softTaints[i]) {
-					r.taints++
-				}
-			}
-			maxTaints = max(maxTaints, r.taints)
-		}
-		if usePodAff {
-			for key, values := range c.preferredPods {
-				if v, ok := ni.node.Labels[key]; ok {
-					r.podAff += values[v]
-				}
-			}
-			minPodAff, maxPodAff = min(minPodAff, r.podAff), max(maxPodAff, r.podAff)
-		}
-		if useSpread {
-			r.spread = spreadRaw(c.softSpread, ni)
-			if r.spread >= 0 {
-				minSpread, maxSpread = min(minSpread, r.spread), max(maxSpread, r.spread)
-			}
-		}
-		if useOwner {
-			r.owner = int64(ni.owners[pi.owner])
-			maxOwner = max(maxOwner, r.owner)
-		}
-		rows = append(rows, r)
 	}
-	s.rows = rows
 
 	var best *nodeInfo
 	bestScore := int64(math.MinInt64)
@@ -342,10 +362,10 @@ func (s *Scheduler) selectHost(c *cycle, feasible []*nodeInfo) (*nodeInfo, int64
 	for i := range rows {
 		r := &rows[i]
 		total := r.resources
-		if useNodeAff && maxNodeAff > 0 {
+		if sc.nodeAff && maxNodeAff > 0 {
 			total += w.NodeAffinity * (r.nodeAff * 100 / maxNodeAff)
 		}
-		if useTaints {
+		if sc.taints {
 			// Fewer untolerated PreferNoSchedule taints is better.
 			score := int64(100)
 			if maxTaints > 0 {
@@ -353,10 +373,10 @@ func (s *Scheduler) selectHost(c *cycle, feasible []*nodeInfo) (*nodeInfo, int64
 			}
 			total += w.TaintToleration * score
 		}
-		if usePodAff && maxPodAff > minPodAff {
+		if sc.podAff && maxPodAff > minPodAff {
 			total += w.InterPodAffinity * ((r.podAff - minPodAff) * 100 / (maxPodAff - minPodAff))
 		}
-		if useSpread && r.spread >= 0 {
+		if sc.spread && r.spread >= 0 {
 			// Fewer matching pods in the node's domains is better; a node
 			// outside the topology scores 0.
 			score := int64(100)
@@ -365,7 +385,7 @@ func (s *Scheduler) selectHost(c *cycle, feasible []*nodeInfo) (*nodeInfo, int64
 			}
 			total += w.TopologySpread * score
 		}
-		if useOwner {
+		if sc.owner {
 			score := int64(100)
 			if maxOwner > 0 {
 				score = (maxOwner - r.owner) * 100 / maxOwner
@@ -391,7 +411,7 @@ func (s *Scheduler) selectHost(c *cycle, feasible []*nodeInfo) (*nodeInfo, int64
 func spreadRaw(set []*spreadConstraint, ni *nodeInfo) int64 {
 	var raw int64
 	for _, sc := range set {
-		v, ok := ni.node.Labels[sc.key]
+		v, ok := ni.labels[sc.key]
 		if !ok {
 			return -1
 		}
@@ -420,16 +440,23 @@ func freeShare(requested, capacity int64) int64 {
 // percent) of the cpu and memory fractions used once the pod is placed. For
 // two resources the deviation is half their difference.
 func balancedAllocation(ni *nodeInfo, pi *podInfo) int64 {
-	fc := usedFraction(ni.nonZero.milliCPU+pi.nonZero.milliCPU, ni.alloc.milliCPU)
-	fm := usedFraction(ni.nonZero.memory+pi.nonZero.memory, ni.alloc.memory)
-	return int64((1 - math.Abs(fc-fm)/2) * 100)
+	fc := usedPPM(ni.nonZero.milliCPU+pi.nonZero.milliCPU, ni.alloc.milliCPU)
+	fm := usedPPM(ni.nonZero.memory+pi.nonZero.memory, ni.alloc.memory)
+	d := fc - fm
+	if d < 0 {
+		d = -d
+	}
+	return (2_000_000 - d) * 100 / 2_000_000
 }
 
-func usedFraction(requested, capacity int64) float64 {
+// usedPPM is the used fraction in parts per million, capped at 1: fixed
+// point, so the score is exact integer arithmetic from there on (the
+// division is done in floating point so terabytes cannot overflow).
+func usedPPM(requested, capacity int64) int64 {
 	if capacity <= 0 || requested >= capacity {
-		return 1
+		return 1_000_000
 	}
-	return float64(requested) / float64(capacity)
+	return int64(float64(requested) / float64(capacity) * 1_000_000)
 }
 
 // taintReason words the rejection for taint t, caching the string so a

@@ -38,6 +38,13 @@ type Snapshot struct {
 	antiAffinityPods map[string]*podInfo
 	preferredPods    map[string]*podInfo
 
+	// owners interns controller uids as small integers, so that counting a
+	// node's pods per owner is a scan of a few int32 pairs, not a map of
+	// 36-byte strings. Entries are reference-counted and their ids reused.
+	owners     map[types.UID]*ownerEntry
+	freeOwners []int32
+	nextOwner  int32
+
 	namespaces map[string]map[string]string // namespace → labels
 	claims     map[string]string            // namespace/claim → bound PV name ("" unbound)
 	volumes    map[string]*nodeSelector     // PV name → compiled required node affinity
@@ -50,6 +57,7 @@ func NewSnapshot() *Snapshot {
 		pods:             make(map[string]*podInfo),
 		antiAffinityPods: make(map[string]*podInfo),
 		preferredPods:    make(map[string]*podInfo),
+		owners:           make(map[types.UID]*ownerEntry),
 		namespaces:       make(map[string]map[string]string),
 		claims:           make(map[string]string),
 		volumes:          make(map[string]*nodeSelector),
@@ -57,26 +65,30 @@ func NewSnapshot() *Snapshot {
 }
 
 // nodeInfo is one node and the aggregate of its pods.
+//
+// The fields every cycle reads for every node it visits come first, so that
+// a plain pod's filters and scores touch three or four cache lines per
+// node; at 500 nodes per pod, memory traffic is the cost that matters.
 type nodeInfo struct {
-	name string
-	node *corev1.Node // nil for a ghost node
-
-	alloc     resources
-	allocPods int64
-	ready     bool
+	ready         bool
+	unschedulable bool
+	allocPods     int64
+	pods          []*podInfo
+	alloc         resources
+	requested     resources // sum of the pods' requests
+	nonZero       resources // the same with scoring defaults
 	// Taints split by what they affect: hard ones filter, soft
 	// (PreferNoSchedule) ones only score.
 	hardTaints []corev1.Taint
 	softTaints []corev1.Taint
+	owners     []ownerCount
+	labels     map[string]string
 
-	requested resources // sum of the pods' requests
-	nonZero   resources // the same with scoring defaults
-	pods      []*podInfo
-	ports     map[hostPort]int
-	portsAny  map[hostPort]int // keyed with ip "", counts every ip
-	owners    map[types.UID]int32
-
-	listIdx int // index in Snapshot.list; -1 when not a candidate
+	name     string
+	node     *corev1.Node     // nil for a ghost node
+	ports    map[hostPort]int // host ports in use, by protocol, port and ip
+	portsAny map[hostPort]int // keyed with ip "", counts every ip
+	listIdx  int              // index in Snapshot.list; -1 when not a candidate
 }
 
 func newNodeInfo(name string) *nodeInfo {
@@ -93,6 +105,8 @@ func (ni *nodeInfo) setNode(n *corev1.Node) {
 	}
 	ni.alloc, ni.allocPods = resourcesFromList(list)
 	ni.ready = nodeReady(n)
+	ni.unschedulable = n.Spec.Unschedulable
+	ni.labels = n.Labels
 	ni.hardTaints, ni.softTaints = nil, nil
 	for _, t := range n.Spec.Taints {
 		switch t.Effect {
@@ -126,11 +140,14 @@ func (ni *nodeInfo) addPod(pi *podInfo) {
 		ni.ports[hp]++
 		ni.portsAny[hostPort{protocol: hp.protocol, port: hp.port}]++
 	}
-	if pi.owner != "" {
-		if ni.owners == nil {
-			ni.owners = make(map[types.UID]int32)
+	if pi.ownerID != 0 {
+		for i := range ni.owners {
+			if ni.owners[i].id == pi.ownerID {
+				ni.owners[i].n++
+				return
+			}
 		}
-		ni.owners[pi.owner]++
+		ni.owners = append(ni.owners, ownerCount{id: pi.ownerID, n: 1})
 	}
 }
 
@@ -147,12 +164,71 @@ func (ni *nodeInfo) removePod(pi *podInfo) {
 		decr(ni.ports, hp)
 		decr(ni.portsAny, hostPort{protocol: hp.protocol, port: hp.port})
 	}
-	if pi.owner != "" {
-		ni.owners[pi.owner]--
-		if ni.owners[pi.owner] <= 0 {
-			delete(ni.owners, pi.owner)
+	if pi.ownerID != 0 {
+		for i := range ni.owners {
+			if ni.owners[i].id == pi.ownerID {
+				if ni.owners[i].n--; ni.owners[i].n == 0 {
+					ni.owners[i] = ni.owners[len(ni.owners)-1]
+					ni.owners = ni.owners[:len(ni.owners)-1]
+				}
+				return
+			}
 		}
 	}
+}
+
+// ownerCount is how many of a node's pods one owner (by interned id) has.
+type ownerCount struct{ id, n int32 }
+
+// ownerPods returns how many pods of owner id the node holds.
+func (ni *nodeInfo) ownerPods(id int32) int32 {
+	for i := range ni.owners {
+		if ni.owners[i].id == id {
+			return ni.owners[i].n
+		}
+	}
+	return 0
+}
+
+type ownerEntry struct {
+	id   int32
+	refs int
+}
+
+func (s *Snapshot) acquireOwner(uid types.UID) int32 {
+	if e, ok := s.owners[uid]; ok {
+		e.refs++
+		return e.id
+	}
+	var id int32
+	if n := len(s.freeOwners); n > 0 {
+		id, s.freeOwners = s.freeOwners[n-1], s.freeOwners[:n-1]
+	} else {
+		s.nextOwner++
+		id = s.nextOwner
+	}
+	s.owners[uid] = &ownerEntry{id: id, refs: 1}
+	return id
+}
+
+func (s *Snapshot) releaseOwner(uid types.UID) {
+	e, ok := s.owners[uid]
+	if !ok {
+		return
+	}
+	if e.refs--; e.refs == 0 {
+		delete(s.owners, uid)
+		s.freeOwners = append(s.freeOwners, e.id)
+	}
+}
+
+// ownerID returns the interned id of uid, 0 if no pod of the snapshot has
+// that owner.
+func (s *Snapshot) ownerID(uid types.UID) int32 {
+	if e, ok := s.owners[uid]; ok {
+		return e.id
+	}
+	return 0
 }
 
 func decr[K comparable](m map[K]int, k K) {
@@ -205,7 +281,7 @@ func (s *Snapshot) RemoveNode(name string) {
 		s.list = s.list[:last]
 		ni.listIdx = -1
 	}
-	ni.node = nil
+	ni.node, ni.labels = nil, nil
 	if len(ni.pods) == 0 {
 		delete(s.nodes, name)
 	}
@@ -263,6 +339,9 @@ func (s *Snapshot) addPodInfoLocked(pi *podInfo) {
 		ni = newNodeInfo(pi.nodeName)
 		s.nodes[pi.nodeName] = ni
 	}
+	if pi.owner != "" {
+		pi.ownerID = s.acquireOwner(pi.owner)
+	}
 	ni.addPod(pi)
 	s.pods[pi.key] = pi
 	if len(pi.requiredAntiAffinity) > 0 {
@@ -291,6 +370,9 @@ func (s *Snapshot) removePodLocked(key string) {
 	delete(s.preferredPods, key)
 	ni := s.nodes[pi.nodeName]
 	ni.removePod(pi)
+	if pi.owner != "" {
+		s.releaseOwner(pi.owner)
+	}
 	if ni.node == nil && len(ni.pods) == 0 {
 		delete(s.nodes, ni.name)
 	}
