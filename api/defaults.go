@@ -85,6 +85,9 @@ func Default(obj runtime.Object) {
 		if o.Status.Phase == "" {
 			o.Status.Phase = corev1.VolumePending
 		}
+		if hp := o.Spec.HostPath; hp != nil && hp.Type == nil {
+			hp.Type = ptr(corev1.HostPathUnset)
+		}
 	case *corev1.PersistentVolumeClaim:
 		defaultPVC(o)
 	case *appsv1.Deployment:
