@@ -46,6 +46,7 @@ func Default(obj runtime.Object) {
 		}
 	case *corev1.Service:
 		defaultService(o)
+	//lint:ignore SA1019 Endpoints is one of the kinds Skiff serves, as Kubernetes still does.
 	case *corev1.Endpoints:
 		for i := range o.Subsets {
 			for j := range o.Subsets[i].Ports {

@@ -13,8 +13,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
-	"k8s.io/apimachinery/pkg/api/validation/path"
 	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -110,7 +110,7 @@ func nameRule(info KindInfo) apivalidation.ValidateNameFunc {
 	case "Namespace":
 		return apivalidation.NameIsDNSLabel
 	case "HorizontalPodAutoscaler", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "Event":
-		return path.ValidatePathSegmentName
+		return pathSegmentName
 	}
 	return apivalidation.NameIsDNSSubdomain
 }
@@ -123,6 +123,7 @@ func (v Validator) validateSpec(obj runtime.Object) field.ErrorList {
 		return append(errs, validatePodOnly(&o.Spec, spec)...)
 	case *corev1.Service:
 		return v.validateService(o)
+	//lint:ignore SA1019 Endpoints is one of the kinds Skiff serves, as Kubernetes still does.
 	case *corev1.Endpoints:
 		return validateEndpoints(o)
 	case *corev1.ConfigMap:
@@ -177,6 +178,12 @@ func (v Validator) validateSpec(obj runtime.Object) field.ErrorList {
 		return validateStorageClass(o)
 	}
 	return nil
+}
+
+// pathSegmentName is the rule for names that only need to fit in a URL
+// path segment (RBAC objects, HPAs, events): no "/" or "%", not "." or "..".
+func pathSegmentName(name string, prefix bool) []string {
+	return content.IsPathSegmentName(name)
 }
 
 // Helpers shared by the kinds' validations.

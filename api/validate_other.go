@@ -10,7 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/apimachinery/pkg/api/validation/path"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -522,7 +522,7 @@ func validateRoleBinding(ref rbacv1.RoleRef, subjects []rbacv1.Subject, namespac
 	if ref.Name == "" {
 		errs = append(errs, field.Required(rp.Child("name"), ""))
 	} else {
-		errs = append(errs, invalidIfMsgs(rp.Child("name"), ref.Name, path.IsValidPathSegmentName(ref.Name))...)
+		errs = append(errs, invalidIfMsgs(rp.Child("name"), ref.Name, content.IsPathSegmentName(ref.Name))...)
 	}
 	for i, s := range subjects {
 		sp := field.NewPath("subjects").Index(i)

@@ -150,6 +150,7 @@ func validateServiceUpdate(newSvc, oldSvc *corev1.Service) field.ErrorList {
 	return errs
 }
 
+//lint:ignore SA1019 Endpoints is one of the kinds Skiff serves, as Kubernetes still does.
 func validateEndpoints(ep *corev1.Endpoints) field.ErrorList {
 	var errs field.ErrorList
 	for i, ss := range ep.Subsets {

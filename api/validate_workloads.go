@@ -8,7 +8,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/validation/path"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	pkglabels "k8s.io/apimachinery/pkg/labels"
@@ -355,12 +355,12 @@ func validateHPA(h *autoscalingv2.HorizontalPodAutoscaler) field.ErrorList {
 	if s.ScaleTargetRef.Kind == "" {
 		errs = append(errs, field.Required(ref.Child("kind"), ""))
 	} else {
-		errs = append(errs, invalidIfMsgs(ref.Child("kind"), s.ScaleTargetRef.Kind, path.IsValidPathSegmentName(s.ScaleTargetRef.Kind))...)
+		errs = append(errs, invalidIfMsgs(ref.Child("kind"), s.ScaleTargetRef.Kind, content.IsPathSegmentName(s.ScaleTargetRef.Kind))...)
 	}
 	if s.ScaleTargetRef.Name == "" {
 		errs = append(errs, field.Required(ref.Child("name"), ""))
 	} else {
-		errs = append(errs, invalidIfMsgs(ref.Child("name"), s.ScaleTargetRef.Name, path.IsValidPathSegmentName(s.ScaleTargetRef.Name))...)
+		errs = append(errs, invalidIfMsgs(ref.Child("name"), s.ScaleTargetRef.Name, content.IsPathSegmentName(s.ScaleTargetRef.Name))...)
 	}
 	if s.MinReplicas != nil && *s.MinReplicas < 1 {
 		errs = append(errs, field.Invalid(p.Child("minReplicas"), *s.MinReplicas, "must be greater than or equal to 1"))
