@@ -252,7 +252,7 @@ func validCIDR(cidr string, p *field.Path) field.ErrorList {
 	return nil
 }
 
-func labels(m map[string]string, p *field.Path) field.ErrorList {
+func validLabels(m map[string]string, p *field.Path) field.ErrorList {
 	return metavalidation.ValidateLabels(m, p)
 }
 

@@ -28,7 +28,7 @@ var allRestartPolicies = []corev1.RestartPolicy{corev1.RestartPolicyAlways, core
 // validatePodTemplate checks a workload's pod template: its labels and
 // annotations, and its pod spec.
 func validatePodTemplate(t *corev1.PodTemplateSpec, p *field.Path, rules podRules) field.ErrorList {
-	errs := labels(t.Labels, p.Child("metadata", "labels"))
+	errs := validLabels(t.Labels, p.Child("metadata", "labels"))
 	errs = append(errs, apivalidation.ValidateAnnotations(t.Annotations, p.Child("metadata", "annotations"))...)
 	return append(errs, validatePodSpec(&t.Spec, p.Child("spec"), rules)...)
 }
@@ -68,7 +68,7 @@ func validatePodSpec(s *corev1.PodSpec, p *field.Path, rules podRules) field.Err
 			errs = append(errs, validIP(ns, p.Child("dnsConfig", "nameservers").Index(i))...)
 		}
 	}
-	errs = append(errs, labels(s.NodeSelector, p.Child("nodeSelector"))...)
+	errs = append(errs, validLabels(s.NodeSelector, p.Child("nodeSelector"))...)
 	if s.ServiceAccountName != "" {
 		errs = append(errs, dnsSubdomain(s.ServiceAccountName, p.Child("serviceAccountName"))...)
 	}

@@ -98,7 +98,7 @@ func (v Validator) validateService(svc *corev1.Service) field.ErrorList {
 		nodePorts[nk] = true
 	}
 
-	errs = append(errs, labels(s.Selector, p.Child("selector"))...)
+	errs = append(errs, validLabels(s.Selector, p.Child("selector"))...)
 	errs = append(errs, supported(s.SessionAffinity, p.Child("sessionAffinity"), corev1.ServiceAffinityNone, corev1.ServiceAffinityClientIP)...)
 	if s.SessionAffinity == corev1.ServiceAffinityClientIP && s.SessionAffinityConfig != nil &&
 		s.SessionAffinityConfig.ClientIP != nil && s.SessionAffinityConfig.ClientIP.TimeoutSeconds != nil {

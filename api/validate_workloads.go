@@ -64,7 +64,7 @@ func validateReplicationController(rc *corev1.ReplicationController) field.Error
 	if len(rc.Spec.Selector) == 0 {
 		errs = append(errs, field.Required(p.Child("selector"), ""))
 	} else {
-		errs = append(errs, labels(rc.Spec.Selector, p.Child("selector"))...)
+		errs = append(errs, validLabels(rc.Spec.Selector, p.Child("selector"))...)
 	}
 	if rc.Spec.Template == nil {
 		return append(errs, field.Required(p.Child("template"), ""))
@@ -343,7 +343,7 @@ func validateCronJob(cj *batchv1.CronJob) field.ErrorList {
 	errs = append(errs, nonNegativePtr(s.SuccessfulJobsHistoryLimit, p.Child("successfulJobsHistoryLimit"))...)
 	errs = append(errs, nonNegativePtr(s.FailedJobsHistoryLimit, p.Child("failedJobsHistoryLimit"))...)
 	jp := p.Child("jobTemplate")
-	errs = append(errs, labels(s.JobTemplate.Labels, jp.Child("metadata", "labels"))...)
+	errs = append(errs, validLabels(s.JobTemplate.Labels, jp.Child("metadata", "labels"))...)
 	return append(errs, validateJobSpec(&s.JobTemplate.Spec, jp.Child("spec"), false)...)
 }
 
