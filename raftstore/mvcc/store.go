@@ -136,6 +136,8 @@ type Store struct {
 	leases map[int64]map[*keyEntry]struct{}
 	// size is the bytes of keys and values of all kept versions.
 	size int64
+	// probe is a reusable search key for writers (under the write lock).
+	probe keyEntry
 }
 
 const btreeDegree = 32
@@ -174,6 +176,14 @@ func (s *Store) Size() int64 {
 
 func (s *Store) lookup(key []byte) *keyEntry {
 	ke, _ := s.tree.Get(&keyEntry{key: key})
+	return ke
+}
+
+// lookupW is lookup for holders of the write lock, without an allocation.
+func (s *Store) lookupW(key []byte) *keyEntry {
+	s.probe.key = key
+	ke, _ := s.tree.Get(&s.probe)
+	s.probe.key = nil
 	return ke
 }
 
@@ -413,7 +423,7 @@ func (s *Store) Put(r *pb.PutRequest) (*pb.PutResponse, Result, error) {
 	w := s.beginWrite()
 	resp, err := w.put(r)
 	if err != nil {
-		w.rollback()
+		// put fails only before changing anything.
 		return nil, Result{Rev: s.rev}, err
 	}
 	resp.Header = nil
@@ -444,7 +454,7 @@ func (s *Store) DeleteKeys(keys [][]byte) Result {
 	defer s.mu.Unlock()
 	w := s.beginWrite()
 	for _, k := range sorted {
-		if ke := s.lookup(k); ke != nil && ke.live() != nil {
+		if ke := s.lookupW(k); ke != nil && ke.live() != nil {
 			w.delete(ke)
 		}
 	}

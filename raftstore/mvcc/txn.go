@@ -29,6 +29,7 @@ func (s *Store) Txn(r *pb.TxnRequest) (*pb.TxnResponse, Result, error) {
 		return nil, Result{Rev: s.rev}, err
 	}
 	w := s.beginWrite()
+	w.undoable = true
 	resp, _, err := w.applyTxn(r, path)
 	if err != nil {
 		w.rollback()

@@ -15,7 +15,32 @@ type writeTxn struct {
 	main   int64 // the revision this write takes if it changes anything
 	logLen int   // len(s.log) at the start, for rollback
 	events []*mvccpb.Event
-	undo   []undoRec
+	// undoable is set for txns, the only writes that can fail after
+	// changing something; the others skip the undo records.
+	undoable bool
+	undo     []undoRec
+}
+
+// eventAlloc lets an event, its KeyValue and its PrevKv share one
+// allocation.
+type eventAlloc struct {
+	ev       mvccpb.Event
+	kv, prev mvccpb.KeyValue
+}
+
+// newEvent returns an event whose Kv points at kv and whose PrevKv is the
+// key at revision main-1 unless create (see prevForEvent).
+func newEvent(typ mvccpb.Event_EventType, kv mvccpb.KeyValue, ke *keyEntry, main int64, create bool) *mvccpb.Event {
+	a := &eventAlloc{kv: kv}
+	a.ev.Type = typ
+	a.ev.Kv = &a.kv
+	if !create {
+		if p := ke.at(main - 1); p != nil {
+			a.prev = ke.kv(p)
+			a.ev.PrevKv = &a.prev
+		}
+	}
+	return &a.ev
 }
 
 type undoRec struct {
@@ -26,8 +51,8 @@ type undoRec struct {
 	size     int64 // bytes added to s.size
 }
 
-func (s *Store) beginWrite() *writeTxn {
-	return &writeTxn{s: s, main: s.rev + 1, logLen: len(s.log)}
+func (s *Store) beginWrite() writeTxn {
+	return writeTxn{s: s, main: s.rev + 1, logLen: len(s.log)}
 }
 
 // readRev is the revision reads inside the write see: the write's own
@@ -47,6 +72,9 @@ func (w *writeTxn) commit() Result {
 }
 
 func (w *writeTxn) rollback() {
+	if !w.undoable {
+		panic("mvcc: rollback of a write without undo records")
+	}
 	s := w.s
 	for i := len(w.undo) - 1; i >= 0; i-- {
 		u := w.undo[i]
@@ -85,7 +113,7 @@ func prevForEvent(ke *keyEntry, main int64, create bool) *mvccpb.KeyValue {
 // put applies a PutRequest whose lease was already checked.
 func (w *writeTxn) put(r *pb.PutRequest) (*pb.PutResponse, error) {
 	s := w.s
-	ke := s.lookup(r.Key)
+	ke := s.lookupW(r.Key)
 	var cur *version
 	if ke != nil {
 		cur = ke.live()
@@ -127,10 +155,8 @@ func (w *writeTxn) put(r *pb.PutRequest) (*pb.PutResponse, error) {
 			v.lease = cur.lease
 		}
 	}
-	ev := &mvccpb.Event{Type: mvccpb.PUT, PrevKv: prevForEvent(ke, w.main, v.ver == 1)}
+	ev := newEvent(mvccpb.PUT, ke.kv(&v), ke, w.main, v.ver == 1)
 	ke.versions = append(ke.versions, v)
-	kv := ke.kv(&v)
-	ev.Kv = &kv
 	if oldLease != v.lease {
 		s.detach(oldLease, ke)
 		s.attach(v.lease, ke)
@@ -138,7 +164,9 @@ func (w *writeTxn) put(r *pb.PutRequest) (*pb.PutResponse, error) {
 	sz := int64(len(ke.key) + len(v.value))
 	s.size += sz
 	s.log = append(s.log, logEntry{main: w.main, sub: v.sub, ke: ke})
-	w.undo = append(w.undo, undoRec{ke: ke, created: created, oldLease: oldLease, newLease: v.lease, size: sz})
+	if w.undoable {
+		w.undo = append(w.undo, undoRec{ke: ke, created: created, oldLease: oldLease, newLease: v.lease, size: sz})
+	}
 	w.events = append(w.events, ev)
 	return resp, nil
 }
@@ -148,18 +176,16 @@ func (w *writeTxn) delete(ke *keyEntry) {
 	s := w.s
 	cur := ke.live()
 	oldLease := cur.lease
-	ev := &mvccpb.Event{
-		Type:   mvccpb.DELETE,
-		Kv:     &mvccpb.KeyValue{Key: ke.key, ModRevision: w.main},
-		PrevKv: prevForEvent(ke, w.main, false),
-	}
+	ev := newEvent(mvccpb.DELETE, mvccpb.KeyValue{Key: ke.key, ModRevision: w.main}, ke, w.main, false)
 	sub := int64(len(w.events))
 	ke.versions = append(ke.versions, version{mod: w.main, sub: sub})
 	s.detach(oldLease, ke)
 	sz := int64(len(ke.key))
 	s.size += sz
 	s.log = append(s.log, logEntry{main: w.main, sub: sub, ke: ke})
-	w.undo = append(w.undo, undoRec{ke: ke, oldLease: oldLease, size: sz})
+	if w.undoable {
+		w.undo = append(w.undo, undoRec{ke: ke, oldLease: oldLease, size: sz})
+	}
 	w.events = append(w.events, ev)
 }
 
