@@ -355,3 +355,16 @@ func tctx(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// consistently checks f keeps returning nil for d (polling), failing the test
+// at the first error. It is how a test asserts that something does not happen.
+func consistently(t testing.TB, d time.Duration, what string, f func() error) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if err := f(); err != nil {
+			t.Fatalf("%s stopped holding: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
