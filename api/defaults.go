@@ -21,13 +21,21 @@ const DefaultNamespace = "default"
 // object of a served kind is created: the defaults of the types' versioned
 // API (restartPolicy Always, protocol TCP, replicas 1, ...), and the
 // namespace "default" for a namespaced object without one. It does what the
-// API server's defaulting does and nothing that admission plugins or
+// API server's defaulting does (and clears the namespace of a cluster-scoped
+// object, as its create path does), and nothing that admission plugins or
 // allocators do (service account, cluster IP, node ports, priority).
 // Default is idempotent: defaulting twice changes nothing more.
 func Default(obj runtime.Object) {
-	if info, err := KindOf(obj); err == nil && info.Namespaced {
-		if m, err := metaOf(obj); err == nil && m.GetNamespace() == "" {
-			m.SetNamespace(DefaultNamespace)
+	if info, err := KindOf(obj); err == nil {
+		if m, err := metaOf(obj); err == nil {
+			switch {
+			case info.Namespaced && m.GetNamespace() == "":
+				m.SetNamespace(DefaultNamespace)
+			case !info.Namespaced:
+				// A namespace on a cluster-scoped object means nothing;
+				// Kubernetes drops it on create rather than refusing.
+				m.SetNamespace("")
+			}
 		}
 	}
 	switch o := obj.(type) {

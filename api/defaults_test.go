@@ -281,7 +281,7 @@ spec:
 		},
 		{
 			name: "namespace is cluster-scoped and labelled with its name",
-			src:  "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n",
+			src:  "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a, namespace: default}\n",
 			check: func(t *testing.T, obj runtime.Object) {
 				ns := obj.(*corev1.Namespace)
 				eq(t, "namespace", ns.Namespace, "")
