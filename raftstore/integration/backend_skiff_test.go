@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +44,9 @@ func skiffConfig(t *testing.T, name string, o opts) raftstore.Config {
 	}
 	if o.TrailingLogs > 0 {
 		cfg.TrailingLogs = o.TrailingLogs
+	}
+	if o.SnapshotInterval > 0 {
+		cfg.SnapshotInterval = o.SnapshotInterval
 	}
 	if o.ProgressNotifyInterval > 0 {
 		cfg.ProgressNotifyInterval = o.ProgressNotifyInterval
@@ -154,4 +159,28 @@ func (n *skiffNode) Restart(ctx context.Context) error {
 	// The config is the one the member first ran with, Join included: the
 	// contract says Join is ignored once the data dir holds raft state.
 	return n.start(ctx)
+}
+
+func (n *skiffNode) AppliedIndex() uint64 {
+	if srv := n.server(); srv != nil {
+		return srv.AppliedIndex()
+	}
+	return 0
+}
+
+// SnapshotIndex reads hashicorp/raft's file snapshot store layout
+// (DataDir/snapshots/<term>-<index>-<ms>/); a test-only peek at the disk.
+func (n *skiffNode) SnapshotIndex() uint64 {
+	dirs, _ := filepath.Glob(filepath.Join(n.cfg.DataDir, "snapshots", "*", "meta.json"))
+	var best uint64
+	for _, d := range dirs {
+		parts := strings.Split(filepath.Base(filepath.Dir(d)), "-")
+		if len(parts) != 3 {
+			continue
+		}
+		if idx, err := strconv.ParseUint(parts[1], 10, 64); err == nil && idx > best {
+			best = idx
+		}
+	}
+	return best
 }

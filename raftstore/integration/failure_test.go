@@ -149,10 +149,16 @@ func TestWholeClusterRestart(t *testing.T) {
 // happen catches up (by snapshot, since the log it needs was truncated) and
 // ends with the same data as the others.
 func TestSnapshotCatchUp(t *testing.T) {
-	c := newCluster(t, 3, opts{SnapshotThreshold: 64, TrailingLogs: 16})
-	cli := c.memberClient(c.Leader())
+	const trailing = 16
+	c := newCluster(t, 3, opts{SnapshotThreshold: 64, TrailingLogs: trailing, SnapshotInterval: 100 * time.Millisecond})
+	leader := c.Leader()
+	cli := c.memberClient(leader)
 	mustPut(t, cli, "sc/before", "x")
 	f := c.Followers()[0]
+	var downAt uint64
+	if ri, ok := f.(raftInspector); ok {
+		downAt = ri.AppliedIndex()
+	}
 	c.Kill(f)
 	load := startWrites(t, cli, "sc/", 8)
 	// etcd keeps 5000 entries for catch-up regardless of settings; Skiff
@@ -162,6 +168,16 @@ func TestSnapshotCatchUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	load.stop()
+	ri, inspect := leader.(raftInspector)
+	if inspect {
+		// The leader's log no longer holds what the follower needs.
+		c.eventually(30*time.Second, "a leader snapshot beyond the down member's log", func() error {
+			if si := ri.SnapshotIndex(); si <= downAt+trailing {
+				return fmt.Errorf("leader snapshot index %d, down member at %d, trailing logs %d", si, downAt, trailing)
+			}
+			return nil
+		})
+	}
 	c.Restart(f)
 	load.checkAll(t, c, f, 60*time.Second)
 	fc := c.memberClient(f)
@@ -192,6 +208,11 @@ func TestSnapshotCatchUp(t *testing.T) {
 		}
 		return nil
 	})
+	if fi, ok := f.(raftInspector); ok && inspect {
+		if si := fi.SnapshotIndex(); si <= downAt {
+			t.Errorf("caught-up member's newest snapshot is at %d, not past %d where it went down: no snapshot was installed", si, downAt)
+		}
+	}
 	// The caught-up member serves new writes too.
 	p := mustPut(t, cli, "sc/after", "y")
 	c.eventually(30*time.Second, "new write on the caught-up member", func() error {

@@ -27,8 +27,20 @@ type opts struct {
 	// lagging member has to be caught up by snapshot.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+	// SnapshotInterval is how often raft considers taking a snapshot.
+	SnapshotInterval time.Duration
 	// ProgressNotifyInterval is the server's watch progress_notify period.
 	ProgressNotifyInterval time.Duration
+}
+
+// raftInspector is an optional capability of a node (Skiff's): raft indexes
+// that let a test prove a catch-up needed a snapshot.
+type raftInspector interface {
+	// AppliedIndex is the raft index applied to the state machine.
+	AppliedIndex() uint64
+	// SnapshotIndex is the last index covered by the newest snapshot in the
+	// member's data dir (0 if none).
+	SnapshotIndex() uint64
 }
 
 // node is one member process (or in-process server) as a backend runs it.
