@@ -42,7 +42,7 @@ type Config struct {
 	// Logger receives the server's logs; nil is slog.Default().
 	Logger *slog.Logger
 	// Scheme knows the kinds, their defaults and validation; nil uses
-	// BuiltinScheme.
+	// APIScheme (package api).
 	Scheme Scheme
 	// ServiceCIDR is the range ClusterIPs come from.
 	ServiceCIDR string

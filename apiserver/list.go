@@ -15,44 +15,30 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/skiffhq/skiff/api"
 	"github.com/skiffhq/skiff/client"
 	skiffv1 "github.com/skiffhq/skiff/proto/skiff/v1"
 )
 
-// selectableFields are the field paths a field selector may name. They
-// are the ones Kubernetes' own components select on.
-var selectableFields = []string{
-	"metadata.name", "metadata.namespace",
-	"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-	"status.phase", "status.podIP", "status.nominatedNodeName",
-	"spec.unschedulable", "spec.clusterIP", "spec.type",
-	"type", "reason", "involvedObject.kind", "involvedObject.name",
-	"involvedObject.namespace", "involvedObject.uid", "involvedObject.fieldPath",
-}
-
-// matcher selects objects by labels and fields.
+// matcher selects objects by labels and fields, with package api's
+// selector rules (per-kind selectable fields, as Kubernetes).
 type matcher struct {
 	labels labels.Selector
 	fields fields.Selector
 }
 
-func newMatcher(labelSel, fieldSel string) (*matcher, error) {
-	ls, err := labels.Parse(labelSel)
+func newMatcher(k Kind, labelSel, fieldSel string) (*matcher, error) {
+	ls, err := api.ParseLabelSelector(labelSel)
 	if err != nil {
-		return nil, client.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))
+		return nil, client.NewBadRequest(err.Error())
 	}
-	fs, err := fields.ParseSelector(fieldSel)
+	info, err := api.KindFor(k.GVK())
 	if err != nil {
-		return nil, client.NewBadRequest(fmt.Sprintf("invalid field selector: %v", err))
+		return nil, client.NewInternal(err)
 	}
-	for _, r := range fs.Requirements() {
-		known := false
-		for _, f := range selectableFields {
-			known = known || f == r.Field
-		}
-		if !known {
-			return nil, client.NewBadRequest(fmt.Sprintf("%q is not a known field selector: only %q", r.Field, strings.Join(selectableFields, ", ")))
-		}
+	fs, err := api.ParseFieldSelector(info, fieldSel)
+	if err != nil {
+		return nil, client.NewBadRequest(err.Error())
 	}
 	return &matcher{labels: ls, fields: fs}, nil
 }
@@ -60,54 +46,7 @@ func newMatcher(labelSel, fieldSel string) (*matcher, error) {
 func (m *matcher) everything() bool { return m.labels.Empty() && m.fields.Empty() }
 
 func (m *matcher) matches(obj runtime.Object) bool {
-	if m.everything() {
-		return true
-	}
-	acc, err := meta.Accessor(obj)
-	if err != nil {
-		return false
-	}
-	if !m.labels.Matches(labels.Set(acc.GetLabels())) {
-		return false
-	}
-	if m.fields.Empty() {
-		return true
-	}
-	set := fields.Set{"metadata.name": acc.GetName(), "metadata.namespace": acc.GetNamespace()}
-	var doc map[string]any
-	if data, err := json.Marshal(obj); err == nil && json.Unmarshal(data, &doc) == nil {
-		for _, r := range m.fields.Requirements() {
-			if _, ok := set[r.Field]; ok {
-				continue
-			}
-			set[r.Field] = lookupPath(doc, r.Field)
-		}
-	}
-	return m.fields.Matches(set)
-}
-
-// lookupPath is the string form of a scalar at a dotted path, "" if absent.
-func lookupPath(doc map[string]any, path string) string {
-	var cur any = doc
-	for _, part := range strings.Split(path, ".") {
-		mm, ok := cur.(map[string]any)
-		if !ok {
-			return ""
-		}
-		cur = mm[part]
-	}
-	switch v := cur.(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	case bool:
-		return strconv.FormatBool(v)
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64)
-	default:
-		return ""
-	}
+	return m.everything() || api.Matches(obj, m.labels, m.fields)
 }
 
 // continueToken is the opaque position of the next page: the revision the
@@ -145,7 +84,7 @@ func (s *Server) List(ctx context.Context, req *skiffv1.ListRequest) (*skiffv1.L
 	if err != nil {
 		return nil, err
 	}
-	match, err := newMatcher(req.LabelSelector, req.FieldSelector)
+	match, err := newMatcher(k, req.LabelSelector, req.FieldSelector)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +173,7 @@ func (s *Server) Watch(req *skiffv1.WatchRequest, stream skiffv1.ClusterService_
 	if err != nil {
 		return err
 	}
-	match, err := newMatcher(req.LabelSelector, req.FieldSelector)
+	match, err := newMatcher(k, req.LabelSelector, req.FieldSelector)
 	if err != nil {
 		return err
 	}

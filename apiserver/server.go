@@ -66,7 +66,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.logger(), scheme: cfg.Scheme, sweeps: map[string]bool{},
 		kinds: map[schema.GroupResource]Kind{}, byKind: map[schema.GroupVersionKind]Kind{}}
 	if s.scheme == nil {
-		s.scheme = BuiltinScheme{}
+		s.scheme = APIScheme{}
 	}
 	for _, k := range s.scheme.Kinds() {
 		s.kinds[k.GroupResource()] = k

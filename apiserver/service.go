@@ -322,7 +322,7 @@ func (s *Server) update(ctx context.Context, k Kind, obj runtime.Object, mode up
 		nm.SetGeneration(oldM.GetGeneration())
 		nm.SetManagedFields(nil)
 		nm.SetSelfLink("")
-		nm.SetResourceVersion("")
+		nm.SetResourceVersion(strconv.FormatInt(modRev, 10))
 		if mode == updateStatus {
 			nm.SetLabels(oldM.GetLabels())
 			nm.SetAnnotations(oldM.GetAnnotations())

@@ -24,19 +24,17 @@ import (
 //	/registry/ranges/serviceips/<ip>                  allocated ClusterIPs
 //	/registry/ranges/servicenodeports/<port>          allocated NodePorts
 //
-// The core group is spelled "core". Values are the object's JSON without
-// metadata.resourceVersion: the resourceVersion of an object is the key's
-// mod revision, set when the object is read.
-
-// coreGroup is the path segment of the core ("") API group.
-const coreGroup = "core"
+// The core group has no segment (/registry/pods/default/web), as in
+// Kubernetes; this is package api's KindInfo.StorageKey layout, with
+// Config.StorePrefix in place of /registry. Values are the object's JSON
+// without metadata.resourceVersion: the resourceVersion of an object is the
+// key's mod revision, set when the object is read.
 
 func (s *Server) resourcePrefix(k Kind) string {
-	g := k.GVR.Group
-	if g == "" {
-		g = coreGroup
+	if k.GVR.Group == "" {
+		return s.cfg.StorePrefix + "/" + k.GVR.Resource + "/"
 	}
-	return s.cfg.StorePrefix + "/" + g + "/" + k.GVR.Resource + "/"
+	return s.cfg.StorePrefix + "/" + k.GVR.Group + "/" + k.GVR.Resource + "/"
 }
 
 // listPrefix is the prefix of a resource's objects in ns ("" for all
