@@ -265,3 +265,34 @@ func TestCheckReference(t *testing.T) {
 		t.Fatalf("backwards reference: got %v", err)
 	}
 }
+
+func TestCheckLeases(t *testing.T) {
+	lput := func(k string, rev int64) Op {
+		return Op{F: FLeasePut, Key: k, Value: k, Type: OK, Rev: rev, Lease: 7}
+	}
+	lread := func(vals ...string) Op { return Op{F: FLeaseRead, Node: "n1", Type: OK, Values: vals} }
+	ref := []Event{ev("lease/a", "lease/a", 2, 2, 1), ev("lease/b", "lease/b", 3, 3, 1), {Type: "DELETE", Key: "lease/a", ModRev: 4}, {Type: "DELETE", Key: "lease/b", ModRev: 5}}
+	good := []Op{lput("lease/a", 2), lput("lease/b", 3), {F: FRevoke, Lease: 7, Type: OK}, lread()}
+	if err := CheckLeases(good, ref); err != nil {
+		t.Fatalf("good: %v", err)
+	}
+	tests := []struct {
+		name string
+		h    []Op
+		ref  []Event
+		want string
+	}{
+		{"key outlives its lease", []Op{lput("lease/a", 2), lread("lease/a")}, ref, "still present"},
+		{"no final read", []Op{lput("lease/a", 2)}, ref, "no successful final read"},
+		{"expiry without a delete event", []Op{lput("lease/a", 2), lread()}, ref[:2], "no DELETE event"},
+		{"acknowledged lease put missing", []Op{lput("lease/c", 9), lread()}, ref, "missing from the watch history"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckLeases(tt.h, tt.ref)
+			if !errors.Is(err, ErrLease) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want ErrLease containing %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -38,6 +38,10 @@ const (
 	FCAS  = "cas"  // Txn(If mod_revision(Key) == ExpectRev, Then Put Value); Succeeded, Rev
 	FAdd  = "add"  // set workload: create Key (unique)
 	FRead = "read" // set workload: final read of the set's prefix; Values = keys present
+
+	FLeasePut  = "lput"   // lease workload: put Key=Value attached to Lease
+	FRevoke    = "revoke" // lease workload: revoke Lease
+	FLeaseRead = "lread"  // lease workload: final read of the lease prefix; Values = keys present
 )
 
 // Op is one client operation.
@@ -53,13 +57,14 @@ type Op struct {
 	Succeeded bool     `json:"succeeded,omitempty"`
 	Rev       int64    `json:"rev,omitempty"`
 	Values    []string `json:"values,omitempty"`
+	Lease     int64    `json:"lease,omitempty"`
 	Call      int64    `json:"call"`
 	Return    int64    `json:"return"`
 	Error     string   `json:"error,omitempty"`
 }
 
 // IsWrite reports whether the op may change the store.
-func (o Op) IsWrite() bool { return o.F == FPut || o.F == FCAS || o.F == FAdd }
+func (o Op) IsWrite() bool { return o.F == FPut || o.F == FCAS || o.F == FAdd || o.F == FLeasePut }
 
 // Sentinel errors; checkers wrap them with the details.
 var (
@@ -69,6 +74,7 @@ var (
 	ErrPhantomWrite    = errors.New("value present that no client wrote")
 	ErrWatch           = errors.New("watch guarantee broken")
 	ErrHashMismatch    = errors.New("members disagree on HashKV")
+	ErrLease           = errors.New("lease guarantee broken")
 )
 
 // WriteJSONL writes ops as JSON lines.

@@ -229,11 +229,10 @@ func CheckWatcher(w Watcher, ref []Event) error {
 	for i := 0; i < len(want) || i < len(got); i++ {
 		switch {
 		case i >= len(got):
-			ended := ""
 			if w.Err != "" {
-				ended = "; watch ended with: " + w.Err
+				return fmt.Errorf("%w: %s: the watch ended with error %q, missing %d events from revision %d on (last seen %d)", ErrWatch, who, w.Err, len(want)-i, want[i].ModRev, lastRespRev)
 			}
-			return fmt.Errorf("%w: %s: missing %d events from revision %d on (last seen %d)%s", ErrWatch, who, len(want)-i, want[i].ModRev, lastRespRev, ended)
+			return fmt.Errorf("%w: %s: missing %d events from revision %d on (last seen %d)", ErrWatch, who, len(want)-i, want[i].ModRev, lastRespRev)
 		case i >= len(want):
 			return fmt.Errorf("%w: %s: event %s at revision %d is not in the full history", ErrWatch, who, got[i].Key, got[i].ModRev)
 		case got[i].ModRev != want[i].ModRev || got[i].Key != want[i].Key:

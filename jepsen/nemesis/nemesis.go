@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/skiffhq/skiff/jepsen/rig"
 )
 
@@ -56,6 +58,7 @@ var Names = []string{
 	"kill-all",
 	"pause-leader",
 	"restart-random",
+	"member-replace",
 	"loss",
 	"delay",
 }
@@ -73,6 +76,8 @@ func New(name string) (Fault, error) {
 		return &pause{}, nil
 	case "restart-random":
 		return &restart{}, nil
+	case "member-replace":
+		return &replace{}, nil
 	case "loss":
 		return &netem{name: "loss", args: []string{"loss", "30%"}}, nil
 	case "delay":
@@ -361,6 +366,103 @@ func (restart) Start(ctx context.Context, r *rig.Rig) (string, error) {
 }
 
 func (restart) Stop(context.Context, *rig.Rig) error { return nil }
+
+// replace removes a random member from the cluster (MemberRemove through
+// another member), kills it and wipes its data; the heal adds it back as a
+// new member with an empty data dir, which must then catch up from the
+// others (by snapshot or log), and the final HashKV check covers it.
+type replace struct {
+	removed *rig.Member
+}
+
+func (*replace) Name() string { return "member-replace" }
+
+func others(r *rig.Rig, m *rig.Member) []*rig.Member {
+	var out []*rig.Member
+	for _, o := range r.Members {
+		if o != m && o.Running() {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func (p *replace) Start(ctx context.Context, r *rig.Rig) (string, error) {
+	m := shuffled(r.Members)[0]
+	c, err := rig.Client(others(r, m))
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err = removeMember(ctx, c, m)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if err != nil {
+		return "", fmt.Errorf("remove %s: %w", m.Name, err)
+	}
+	if err := m.Kill(); err != nil {
+		return "", err
+	}
+	if err := m.Wipe(); err != nil {
+		return "", err
+	}
+	p.removed = m
+	return "removed and wiped " + m.Name, nil
+}
+
+func removeMember(ctx context.Context, c *clientv3.Client, m *rig.Member) error {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	list, err := c.MemberList(cctx)
+	if err != nil {
+		return err
+	}
+	for _, mm := range list.Members {
+		for _, u := range mm.PeerURLs {
+			if strings.Contains(u, m.PeerAddr()) {
+				_, err := c.MemberRemove(cctx, mm.ID)
+				return err
+			}
+		}
+	}
+	return fmt.Errorf("%s (%s) not in the member list", m.Name, m.PeerAddr())
+}
+
+func (p *replace) Stop(ctx context.Context, r *rig.Rig) error {
+	m := p.removed
+	if m == nil {
+		return nil
+	}
+	p.removed = nil
+	if r.DB() == rig.DBEtcd {
+		// etcd needs the member added before it starts; Skiff members
+		// add themselves through --join.
+		c, err := rig.Client(others(r, m))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			_, err = c.MemberAdd(cctx, []string{"http://" + m.PeerAddr()})
+			cancel()
+			if err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		if err != nil {
+			return fmt.Errorf("re-add %s: %w", m.Name, err)
+		}
+	}
+	return m.Start()
+}
 
 // ---- tc netem ----
 

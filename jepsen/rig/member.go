@@ -26,6 +26,7 @@ type Member struct {
 	LogPath string
 
 	mu     sync.Mutex
+	rejoin bool // wiped and re-added: join the existing cluster on start
 	cmd    *exec.Cmd
 	done   chan struct{} // closed when the process has been reaped
 	paused bool
@@ -44,6 +45,10 @@ func (m *Member) args() (string, []string) {
 	r := m.rig
 	switch r.cfg.DB {
 	case DBEtcd:
+		state := "new"
+		if m.rejoin {
+			state = "existing"
+		}
 		var initial []string
 		for _, o := range r.Members {
 			initial = append(initial, fmt.Sprintf("%s=http://%s", o.Name, o.PeerAddr()))
@@ -56,7 +61,7 @@ func (m *Member) args() (string, []string) {
 			"--listen-peer-urls", "http://" + m.PeerAddr(),
 			"--initial-advertise-peer-urls", "http://" + m.PeerAddr(),
 			"--initial-cluster", strings.Join(initial, ","),
-			"--initial-cluster-state", "new",
+			"--initial-cluster-state", state,
 			"--initial-cluster-token", r.cfg.RunID,
 			"--logger", "zap",
 			"--log-outputs", "stderr",
@@ -68,7 +73,16 @@ func (m *Member) args() (string, []string) {
 			"--listen-client", m.ClientAddr(),
 			"--listen-peer", m.PeerAddr(),
 		}
-		if m.Index > 0 {
+		switch {
+		case m.rejoin:
+			var peers []string
+			for _, o := range r.Members {
+				if o != m {
+					peers = append(peers, o.PeerAddr())
+				}
+			}
+			args = append(args, "--join", strings.Join(peers, ","))
+		case m.Index > 0:
 			// Ignored by a member whose data dir already holds raft state.
 			args = append(args, "--join", r.Members[0].PeerAddr())
 		}
@@ -131,6 +145,18 @@ func (m *Member) Start() error {
 	m.cmd, m.done, m.paused = cmd, done, false
 	m.rig.Logf("%s started (pid %d)", m.Name, cmd.Process.Pid)
 	return nil
+}
+
+// Wipe deletes the data dir of a stopped member and marks it to join the
+// existing cluster when next started (after it was removed and re-added).
+func (m *Member) Wipe() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd != nil {
+		return fmt.Errorf("%s: wipe while running", m.Name)
+	}
+	m.rejoin = true
+	return os.RemoveAll(m.DataDir)
 }
 
 // Running reports whether the member process is alive (possibly paused).

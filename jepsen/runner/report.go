@@ -70,13 +70,14 @@ func Report(w io.Writer, results []*Result) {
 			verdict = "**FAIL**"
 		}
 		if r.Unavailable != "" {
-			verdict += " (fault unavailable)"
+			verdict += " (no fault: " + r.Unavailable + " unavailable on this host)"
 		}
 		var failed []string
 		for _, c := range r.Failed() {
 			msg := c.Err
-			if len(msg) > 120 {
-				msg = msg[:120] + "…"
+			msg = strings.TrimPrefix(msg, "watch guarantee broken: ")
+			if len(msg) > 200 {
+				msg = msg[:200] + "…"
 			}
 			failed = append(failed, c.Name+": "+msg)
 		}

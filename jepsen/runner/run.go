@@ -301,7 +301,9 @@ func execute(ctx context.Context, o Options, r *rig.Rig, faults []nemesis.Fault,
 	}
 	healthErr := r.WaitHealthy(hctx, 60*time.Second)
 
-	// Final phase: set reads, reference history, watchers' catch-up, hashes.
+	// Final phase: leases expire, set reads, reference history, watchers'
+	// catch-up, hashes.
+	wl.WaitLeasesGone(hctx, 20*time.Second)
 	finalRev, readErr := wl.FinalReads(hctx, 20*time.Second)
 	var ref []checker.Event
 	var refErr error
@@ -359,6 +361,11 @@ func execute(ctx context.Context, o Options, r *rig.Rig, faults []nemesis.Fault,
 		watchErr = errors.Join(errs...)
 	}
 	add("watch", watchErr)
+	leaseRef := ref
+	if refErr != nil {
+		leaseRef = nil
+	}
+	add("lease", checker.CheckLeases(history, leaseRef))
 	add("hashkv", checker.CheckHashes(finalRev, hashes, hashErrs))
 
 	for _, op := range history {

@@ -138,6 +138,11 @@ func (w *Runner) Start(ctx context.Context) {
 			w.setClient(ctx, w.cfg.RegisterClients+i, i%n)
 		}()
 	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		w.leaseClient(ctx, w.cfg.RegisterClients+w.cfg.SetClients, 1%n)
+	}()
 }
 
 // Wait blocks until every client has stopped.
