@@ -1,6 +1,7 @@
 package mvcc
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -64,7 +65,40 @@ func TestConcurrentReaders(t *testing.T) {
 			}
 		}(r)
 	}
+	// A persister writes images taken by the writer while it keeps
+	// writing, as raft's FSMSnapshot.Persist does.
+	type image struct {
+		sn   *Snapshot
+		hash uint32
+	}
+	images := make(chan image, 4)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for img := range images {
+			var buf bytes.Buffer
+			if _, err := img.sn.WriteTo(&buf); err != nil {
+				report(err)
+				continue
+			}
+			r, err := Restore(&buf, Options{})
+			if err != nil {
+				report(err)
+				continue
+			}
+			if h, _, _, _ := r.HashKV(0); h != img.hash || r.Rev() != img.sn.Rev() {
+				report(fmt.Errorf("image at %d restored with hash %x rev %d, want %x", img.sn.Rev(), h, r.Rev(), img.hash))
+			}
+		}
+	}()
 	for i := 0; i < writes; i++ {
+		if i%300 == 150 {
+			h, _, _, err := s.HashKV(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			images <- image{sn: s.Snapshot(), hash: h}
+		}
 		v := fmt.Sprint(i)
 		if _, _, err := s.Txn(&pb.TxnRequest{Success: []*pb.RequestOp{
 			opPutReq(&pb.PutRequest{Key: []byte("pair/a"), Value: []byte(v), Lease: 1}),
@@ -78,6 +112,7 @@ func TestConcurrentReaders(t *testing.T) {
 			}
 		}
 	}
+	close(images)
 	done.Store(true)
 	wg.Wait()
 	close(errs)

@@ -177,6 +177,67 @@ type propRun struct {
 	// twin, once set, is a store restored from a snapshot of s that gets
 	// the same operations; its hash must keep matching.
 	twin *Store
+	// images are Snapshots taken along the way, checked later, after more
+	// writes, against what the store held when they were taken.
+	images []propImage
+}
+
+type propImage struct {
+	sn              *Snapshot
+	hash            uint32
+	rev, compactRev int64
+	op              int
+}
+
+func (p *propRun) takeImage(i int) {
+	h, _, _, err := p.s.HashKV(0)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.images = append(p.images, propImage{sn: p.s.Snapshot(), hash: h, rev: p.m.rev, compactRev: p.m.compactRev, op: i})
+}
+
+// checkImage restores an image taken earlier and compares it with the
+// hash taken then and with the model at that revision.
+func (p *propRun) checkImage(i int) {
+	t, m := p.t, p.m
+	k := p.rnd.Intn(len(p.images))
+	img := p.images[k]
+	p.images = append(p.images[:k], p.images[k+1:]...)
+	var buf bytes.Buffer
+	if _, err := img.sn.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Restore(&buf, Options{LeaseExists: leaseExists})
+	if err != nil {
+		t.Fatalf("op %d: restore of image from op %d: %v", i, img.op, err)
+	}
+	h, _, _, _ := r.HashKV(0)
+	if h != img.hash || r.Rev() != img.rev || r.CompactRev() != img.compactRev {
+		t.Fatalf("op %d: image from op %d restored to hash %x rev %d/%d, was %x rev %d/%d",
+			i, img.op, h, r.Rev(), r.CompactRev(), img.hash, img.rev, img.compactRev)
+	}
+	rev := img.rev
+	if img.rev > img.compactRev {
+		rev = img.compactRev + p.rnd.Int63n(img.rev-img.compactRev+1)
+	}
+	if rev < 1 {
+		rev = 1
+	}
+	resp, err := r.Range(&pb.RangeRequest{Key: []byte("\x00"), RangeEnd: []byte("\x00"), Revision: rev})
+	if err != nil {
+		t.Fatalf("op %d: range of image from op %d at %d: %v", i, img.op, rev, err)
+	}
+	var want, got []string
+	for _, key := range m.keysAt("\x00", "\x00", rev) {
+		want = append(want, mkv(key, m.at(key, rev)))
+	}
+	for _, kv := range resp.Kvs {
+		got = append(got, fmtKV(kv))
+	}
+	if !eqStrings(got, want) {
+		t.Fatalf("op %d: image from op %d at rev %d:\n got %q\nwant %q", i, img.op, rev, got, want)
+	}
 }
 
 const propKeys = 16
@@ -332,6 +393,12 @@ func (p *propRun) step(i int) {
 		}
 		w.commit()
 		p.checkResult(i, res, before)
+	case op < 86: // point-in-time image, checked later
+		p.takeImage(i)
+	case op < 89:
+		if len(p.images) > 0 {
+			p.checkImage(i)
+		}
 	default: // reads only
 	}
 	p.checkReads(i)
@@ -575,6 +642,9 @@ func TestPropertyAgainstModel(t *testing.T) {
 				p.step(i)
 			}
 			p.compareTwin(ops)
+			for len(p.images) > 0 {
+				p.checkImage(ops)
+			}
 			// The restored twin must answer reads like the original too.
 			p.s, p.twin = p.twin, nil
 			for i := 0; i < 50; i++ {

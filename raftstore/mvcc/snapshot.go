@@ -9,6 +9,8 @@ import (
 	"hash/crc32"
 	"io"
 	"sort"
+
+	"github.com/google/btree"
 )
 
 // Snapshot format, version 1 (integers are varints unless said otherwise):
@@ -44,12 +46,38 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Snapshot is a point-in-time, read-only image of a Store. Taking one is
+// O(1) and writing it does not block the Store: it fits raft's split
+// between FSM.Snapshot (on the apply goroutine: take the image) and
+// FSMSnapshot.Persist (on another goroutine, while the store keeps applying:
+// write it). After a Snapshot, the first write to each key copies that
+// key's versions (copy on write); the image holds memory until it is
+// dropped.
+type Snapshot struct {
+	tree            *btree.BTreeG[*keyEntry]
+	rev, compactRev int64
+}
+
+// Snapshot takes a point-in-time image of the store.
+func (s *Store) Snapshot() *Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gen++
+	return &Snapshot{tree: s.tree.Clone(), rev: s.rev, compactRev: s.compactRev}
+}
+
+// Rev is the store revision the image was taken at.
+func (sn *Snapshot) Rev() int64 { return sn.rev }
+
 // WriteTo writes the whole state (history, revision, compaction revision)
-// to w. It holds the read lock for the duration, so writes wait; callers
-// that must not block the apply loop for long can write into memory first.
+// to w, as of now. It is Snapshot().WriteTo(w): writes are not blocked.
 func (s *Store) WriteTo(w io.Writer) (int64, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	return s.Snapshot().WriteTo(w)
+}
+
+// WriteTo writes the image in the snapshot format Restore reads. It may be
+// called from any goroutine, more than once.
+func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 64<<10)
 	crc := crc32.New(castagnoli)
@@ -57,12 +85,12 @@ func (s *Store) WriteTo(w io.Writer) (int64, error) {
 	buf := make([]byte, 0, 256)
 	buf = append(buf, snapMagic...)
 	buf = binary.AppendUvarint(buf, snapVersion)
-	buf = binary.AppendVarint(buf, s.rev)
-	buf = binary.AppendVarint(buf, s.compactRev)
-	buf = binary.AppendUvarint(buf, uint64(s.tree.Len()))
+	buf = binary.AppendVarint(buf, sn.rev)
+	buf = binary.AppendVarint(buf, sn.compactRev)
+	buf = binary.AppendUvarint(buf, uint64(sn.tree.Len()))
 	var err error
 	_, err = out.Write(buf)
-	s.tree.Ascend(func(ke *keyEntry) bool {
+	sn.tree.Ascend(func(ke *keyEntry) bool {
 		buf = buf[:0]
 		buf = binary.AppendUvarint(buf, uint64(len(ke.key)))
 		buf = append(buf, ke.key...)

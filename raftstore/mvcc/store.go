@@ -48,6 +48,10 @@ type keyEntry struct {
 	// compactMark is the compaction revision that last looked at this entry,
 	// so that Compact visits each key once.
 	compactMark int64
+	// gen is the Store generation this entry belongs to. An entry of an
+	// older generation may be shared with a Snapshot and is never changed:
+	// writers copy it first (Store.mutable).
+	gen uint64
 }
 
 // at returns the version visible at revision rev (the last one with
@@ -138,6 +142,29 @@ type Store struct {
 	size int64
 	// probe is a reusable search key for writers (under the write lock).
 	probe keyEntry
+	// gen counts Snapshots taken; see keyEntry.gen.
+	gen uint64
+}
+
+// mutable returns ke if it belongs to the current generation, else a copy
+// that replaces it in the tree (and in its lease's key set), leaving ke
+// untouched for the Snapshots that share it. Callers hold the write lock.
+func (s *Store) mutable(ke *keyEntry) *keyEntry {
+	if ke.gen == s.gen {
+		return ke
+	}
+	c := &keyEntry{
+		key:         ke.key,
+		versions:    append(make([]version, 0, len(ke.versions)+2), ke.versions...),
+		compactMark: ke.compactMark,
+		gen:         s.gen,
+	}
+	s.tree.ReplaceOrInsert(c)
+	if cur := c.live(); cur != nil && cur.lease != 0 {
+		s.detach(cur.lease, ke)
+		s.attach(cur.lease, c)
+	}
+	return c
 }
 
 const btreeDegree = 32
@@ -478,9 +505,17 @@ func (s *Store) Compact(rev int64) error {
 	n := sort.Search(len(s.log), func(i int) bool { return s.log[i].main > rev })
 	for _, le := range s.log[:n] {
 		ke := le.ke
+		if ke.gen != s.gen {
+			// The entry may have been copied since (see mutable); work
+			// on the one in the tree.
+			if ke = s.lookupW(ke.key); ke == nil {
+				continue
+			}
+		}
 		if ke.compactMark == rev {
 			continue
 		}
+		ke = s.mutable(ke)
 		ke.compactMark = rev
 		s.compactKey(ke, rev)
 	}

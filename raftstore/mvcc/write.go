@@ -128,12 +128,16 @@ func (w *writeTxn) put(r *pb.PutRequest) (*pb.PutResponse, error) {
 	}
 	created := false
 	var value []byte
+	if ke != nil {
+		ke = s.mutable(ke)
+		cur = ke.live()
+	}
 	if ke == nil {
 		// One allocation for the key and the value.
 		buf := make([]byte, len(r.Key)+len(r.Value))
 		copy(buf, r.Key)
 		copy(buf[len(r.Key):], r.Value)
-		ke = &keyEntry{key: buf[:len(r.Key):len(r.Key)]}
+		ke = &keyEntry{key: buf[:len(r.Key):len(r.Key)], gen: s.gen}
 		if r.Value != nil {
 			value = buf[len(r.Key):]
 		}
@@ -174,6 +178,7 @@ func (w *writeTxn) put(r *pb.PutRequest) (*pb.PutResponse, error) {
 // delete adds a tombstone to a key that currently exists.
 func (w *writeTxn) delete(ke *keyEntry) {
 	s := w.s
+	ke = s.mutable(ke)
 	cur := ke.live()
 	oldLease := cur.lease
 	ev := newEvent(mvccpb.DELETE, mvccpb.KeyValue{Key: ke.key, ModRevision: w.main}, ke, w.main, false)
