@@ -45,6 +45,7 @@ func skiffConfig(t *testing.T, name string, o opts) raftstore.Config {
 	if o.TrailingLogs > 0 {
 		cfg.TrailingLogs = o.TrailingLogs
 	}
+	cfg.UnsafeFollowerReads = o.UnsafeFollowerReads
 	if o.SnapshotInterval > 0 {
 		cfg.SnapshotInterval = o.SnapshotInterval
 	}

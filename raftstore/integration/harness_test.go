@@ -31,6 +31,8 @@ type opts struct {
 	SnapshotInterval time.Duration
 	// ProgressNotifyInterval is the server's watch progress_notify period.
 	ProgressNotifyInterval time.Duration
+	// UnsafeFollowerReads plants Skiff's stale-read bug (Skiff only).
+	UnsafeFollowerReads bool
 }
 
 // raftInspector is an optional capability of a node (Skiff's): raft indexes
