@@ -37,11 +37,13 @@ type cycle struct {
 	hardSpread []*spreadConstraint
 	softSpread []*spreadConstraint
 
-	// preferredPods is topologyKey → value → summed weight for the
-	// preferred inter-pod affinity score.
-	preferredPods map[string]map[string]int64
+	// preferredPods is, per topologyKey, value → summed weight for the
+	// preferred inter-pod affinity score (a slice: it is ranged over for
+	// every node, and there are one or two keys).
+	preferredPods []topologyWeights
 
-	steps []filterStep
+	fastBasic bool // see filter
+	steps     []filterStep
 }
 
 // filterStep is one check of the pipeline. check appends the reasons node
@@ -75,26 +77,60 @@ var (
 	stepVolumes       = filterStep{"VolumeNodeAffinity", checkVolumes}
 	stepSpread        = filterStep{"PodTopologySpread", checkSpread}
 	stepPodAffinity   = filterStep{"InterPodAffinity", checkPodAffinity}
-
-	// stepBasic is the four steps every pod runs, fused into one call for
-	// pods without node affinity or host ports (whose steps would sit
-	// between them): the common case, and the hot loop of a large cluster.
-	stepBasic = filterStep{"Basic", checkBasic}
 )
 
-func checkBasic(c *cycle, ni *nodeInfo, out []string) []string {
-	if ni.unschedulable && !c.tolUnschedulable {
+// filter runs the pod's pipeline on one node and returns the reasons it
+// fails (none: the node is feasible). h is the node's hot row.
+//
+// Pods without node affinity or host ports (whose steps would sit among
+// them) run the four steps every pod has — cordon, taints, readiness,
+// resources — fused, on the node's hot row: the common case, and the hot
+// loop of a large cluster. Other pods run them one by one.
+func (c *cycle) filter(ni *nodeInfo, h *nodeHot, out []string) []string {
+	if c.fastBasic {
+		if out = checkBasicHot(c, ni, h, out); len(out) > 0 {
+			return out
+		}
+	}
+	for _, st := range c.steps {
+		if out = st.check(c, ni, out); len(out) > 0 {
+			return out
+		}
+	}
+	return out
+}
+
+// checkBasicHot is checkUnschedulable, checkTaints, checkReady and
+// checkResources in that order, reading the hot row.
+func checkBasicHot(c *cycle, ni *nodeInfo, h *nodeHot, out []string) []string {
+	if h.flags&hotUnschedulable != 0 && !c.tolUnschedulable {
 		return append(out, ReasonUnschedulable)
 	}
-	if len(ni.hardTaints) > 0 {
+	if h.flags&hotHardTaints != 0 {
 		if out = checkTaints(c, ni, out); len(out) > 0 {
 			return out
 		}
 	}
-	if !ni.ready && !c.tolNotReady {
+	if h.flags&hotReady == 0 && !c.tolNotReady {
 		return append(out, ReasonNotReady)
 	}
-	return checkResources(c, ni, out)
+	if h.podsFree < 1 {
+		out = append(out, ReasonTooManyPods)
+	}
+	r := &c.pod.req
+	if r.milliCPU > 0 && r.milliCPU > h.cpuFree {
+		out = append(out, "Insufficient cpu")
+	}
+	if r.memory > 0 && r.memory > h.memFree {
+		out = append(out, "Insufficient memory")
+	}
+	if r.ephemeral > 0 && r.ephemeral > h.ephFree {
+		out = append(out, "Insufficient ephemeral-storage")
+	}
+	if r.scalar != nil {
+		out = checkScalar(r, ni, out)
+	}
+	return out
 }
 
 func checkUnschedulable(c *cycle, ni *nodeInfo, out []string) []string {
@@ -165,6 +201,10 @@ func checkResources(c *cycle, ni *nodeInfo, out []string) []string {
 	if r.ephemeral > 0 && r.ephemeral > ni.alloc.ephemeral-ni.requested.ephemeral {
 		out = append(out, "Insufficient ephemeral-storage")
 	}
+	return checkScalar(r, ni, out)
+}
+
+func checkScalar(r *resources, ni *nodeInfo, out []string) []string {
 	for name, v := range r.scalar {
 		if v > 0 && v > ni.alloc.scalar[name]-ni.requested.scalar[name] {
 			out = append(out, ReasonInsufficient(string(name)))
@@ -244,9 +284,19 @@ type spreadConstraint struct {
 	honorAffinity bool
 	honorTaints   bool
 
-	counts    map[string]int
+	counts    map[string]int // matching pods per domain; absent is 0
 	minMatch  int
 	selfMatch int
+
+	// The selector's exact label, for the pod index (see requiredLabels).
+	selKey    string
+	selValues []string
+	indexed   bool
+}
+
+type topologyWeights struct {
+	key    string
+	values map[string]int64
 }
 
 func addCount(m map[string]map[string]int, key, value string, n int) map[string]map[string]int {

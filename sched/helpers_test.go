@@ -216,12 +216,7 @@ func (s *Scheduler) filterAll(p *corev1.Pod) ([]string, map[string]int, error) {
 	var feasible []string
 	reasons := map[string]int{}
 	for _, ni := range s.snap.list {
-		var out []string
-		for _, st := range c.steps {
-			if out = st.check(c, ni, out); len(out) > 0 {
-				break
-			}
-		}
+		out := c.filter(ni, &s.snap.hot[ni.listIdx], nil)
 		if len(out) == 0 {
 			feasible = append(feasible, ni.name)
 		}

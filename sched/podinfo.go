@@ -20,13 +20,13 @@ type podInfo struct {
 	pod       *corev1.Pod
 	namespace string
 	labels    map[string]string
-	nodeName  string // the node it is bound or assumed to; "" for an incoming pod
+	nodeName  string    // the node it is bound or assumed to; "" for an incoming pod
+	ni        *nodeInfo // that node, once in the snapshot
 
 	req     resources
 	nonZero resources
 	ports   []hostPort
 	owner   types.UID // the controller ownerReference's uid, if any
-	ownerID int32     // owner interned by the snapshot, once added to it
 
 	requiredAffinity     []affinityTerm
 	requiredAntiAffinity []affinityTerm
@@ -52,6 +52,12 @@ type affinityTerm struct {
 	nsSelector  labels.Selector // nil: only namespaces apply
 	selector    labels.Selector
 	topologyKey string
+
+	// An exact label every selected pod has (see requiredLabels), for the
+	// snapshot's indexes; indexed is false if the selector has none.
+	key     string
+	values  []string
+	indexed bool
 }
 
 type weightedAffinityTerm struct {
@@ -193,6 +199,7 @@ func compileTerm(p *corev1.Pod, t *corev1.PodAffinityTerm) (affinityTerm, error)
 		return out, fmt.Errorf("%w: pod %s: labelSelector: %v", ErrInvalidPod, podKey(p), err)
 	}
 	out.selector = s
+	out.key, out.values, out.indexed = requiredLabels(s)
 	return out, nil
 }
 

@@ -46,7 +46,7 @@ func (s *Scheduler) prepare(c *cycle, p *corev1.Pod) error {
 	c.preparePreferredPodAffinity()
 
 	if c.placement.empty() && len(pi.ports) == 0 {
-		c.steps = append(c.steps, stepBasic)
+		c.fastBasic = true
 	} else {
 		c.steps = append(c.steps, stepUnschedulable, stepTaints, stepReady)
 		if !c.placement.empty() {
@@ -128,6 +128,7 @@ func (c *cycle) prepareSpread(p *corev1.Pod) error {
 		if sel.Matches(labels.Set(p.Labels)) {
 			sc.selfMatch = 1
 		}
+		sc.selKey, sc.selValues, sc.indexed = requiredLabels(sel)
 		if t.WhenUnsatisfiable == corev1.ScheduleAnyway {
 			c.softSpread = append(c.softSpread, sc)
 		} else {
@@ -143,11 +144,57 @@ func (c *cycle) countSpread(set []*spreadConstraint) {
 	if len(set) == 0 {
 		return
 	}
+	// The common case — one topology key, no node affinity to honour, no
+	// taints to honour — takes its domains from the snapshot's domain
+	// index and its pods from the label index. Otherwise every node is
+	// visited to find the domains that count.
+	fast := c.placement.empty()
+	for _, sc := range set {
+		fast = fast && sc.key == set[0].key && !sc.honorTaints
+	}
+	var numDomains map[*spreadConstraint]int
+	if fast {
+		d := c.snap.domains(set[0].key)
+		numDomains = make(map[*spreadConstraint]int, len(set))
+		for _, sc := range set {
+			numDomains[sc] = len(d)
+			c.countMatching(sc, func(ni *nodeInfo) bool { return true })
+		}
+	} else {
+		numDomains = c.scanDomains(set)
+	}
+	for _, sc := range set {
+		// Domains without a matching pod are absent from counts; if there
+		// is any, the minimum is 0.
+		sc.minMatch = 0
+		if len(sc.counts) == numDomains[sc] {
+			first := true
+			for _, n := range sc.counts {
+				if first || n < sc.minMatch {
+					sc.minMatch, first = n, false
+				}
+			}
+		}
+		if int32(numDomains[sc]) < sc.minDomains {
+			sc.minMatch = 0
+		}
+	}
+}
+
+// scanDomains visits every candidate node to find, per constraint, the
+// domains that count (nodes with every key of the set that the constraint's
+// node policies admit), then counts the matching pods on those nodes.
+func (c *cycle) scanDomains(set []*spreadConstraint) map[*spreadConstraint]int {
+	eligible := make(map[*spreadConstraint]map[*nodeInfo]bool, len(set))
+	domains := make(map[*spreadConstraint]map[string]bool, len(set))
+	for _, sc := range set {
+		eligible[sc] = make(map[*nodeInfo]bool)
+		domains[sc] = make(map[string]bool)
+	}
 nodes:
 	for _, ni := range c.snap.list {
-		lbls := ni.labels
 		for _, sc := range set {
-			if _, ok := lbls[sc.key]; !ok {
+			if _, ok := ni.labels[sc.key]; !ok {
 				continue nodes
 			}
 		}
@@ -158,27 +205,31 @@ nodes:
 			if sc.honorTaints && !c.toleratesHardTaints(ni) {
 				continue
 			}
-			n := 0
-			for _, q := range ni.pods {
-				if q.namespace == c.pod.namespace && !q.terminating && sc.selector.Matches(labels.Set(q.labels)) {
-					n++
-				}
-			}
-			sc.counts[lbls[sc.key]] += n
+			eligible[sc][ni] = true
+			domains[sc][ni.labels[sc.key]] = true
 		}
 	}
+	out := make(map[*spreadConstraint]int, len(set))
 	for _, sc := range set {
-		first := true
-		for _, n := range sc.counts {
-			if first || n < sc.minMatch {
-				sc.minMatch = n
-				first = false
-			}
-		}
-		if int32(len(sc.counts)) < sc.minDomains {
-			sc.minMatch = 0
-		}
+		c.countMatching(sc, func(ni *nodeInfo) bool { return eligible[sc][ni] })
+		out[sc] = len(domains[sc])
 	}
+	return out
+}
+
+// countMatching counts, per domain, the pods sc selects on the nodes
+// eligible admits: pods of the incoming pod's namespace, not terminating.
+func (c *cycle) countMatching(sc *spreadConstraint, eligible func(*nodeInfo) bool) {
+	c.snap.podsWith(sc.indexed, sc.selKey, sc.selValues, func(q *podInfo, ni *nodeInfo) {
+		if q.namespace != c.pod.namespace || q.terminating {
+			return
+		}
+		v, ok := ni.labels[sc.key]
+		if !ok || !eligible(ni) || !sc.selector.Matches(labels.Set(q.labels)) {
+			return
+		}
+		sc.counts[v]++
+	})
 }
 
 func (c *cycle) toleratesHardTaints(ni *nodeInfo) bool {
@@ -192,52 +243,51 @@ func (c *cycle) toleratesHardTaints(ni *nodeInfo) bool {
 
 // preparePodAffinity counts, per topology domain, the existing pods that
 // the required inter-pod terms are about: existing pods whose anti-affinity
-// selects the incoming pod (from the snapshot's index, so only those pods
-// are visited), and, if the incoming pod has required terms of its own, the
-// pods those select (a walk over every pod).
+// selects the incoming pod (found through the term index), and, if the
+// incoming pod has required terms of its own, the pods those select (found
+// through the pod index).
 func (c *cycle) preparePodAffinity() {
 	pi := c.pod
+	snap := c.snap
 	ownNS := c.nsLabels(pi.namespace)
-	for _, q := range c.snap.antiAffinityPods {
-		ni := c.snap.nodes[q.nodeName]
-		if ni == nil || ni.node == nil {
-			continue
+	snap.termsSelecting(pi.labels, func(t *affinityTerm, ref termRef) {
+		if ref.kind != termRequiredAnti {
+			return
 		}
-		for i := range q.requiredAntiAffinity {
-			t := &q.requiredAntiAffinity[i]
-			if v, ok := ni.labels[t.topologyKey]; ok && t.matches(pi.namespace, pi.labels, ownNS) {
-				c.existingAnti = addCount(c.existingAnti, t.topologyKey, v, 1)
+		ni := ref.pod.ni
+		if ni.listIdx < 0 {
+			return
+		}
+		if v, ok := ni.labels[t.topologyKey]; ok && t.matches(pi.namespace, pi.labels, ownNS) {
+			c.existingAnti = addCount(c.existingAnti, t.topologyKey, v, 1)
+		}
+	})
+	if terms := pi.requiredAffinity; len(terms) > 0 {
+		// A pod counts if it matches every term; drive by the first.
+		t0 := &terms[0]
+		snap.podsWith(t0.indexed, t0.key, t0.values, func(q *podInfo, ni *nodeInfo) {
+			if !matchesAll(terms, q.namespace, q.labels, c.nsLabels(q.namespace)) {
+				return
 			}
-		}
-	}
-	if len(pi.requiredAffinity)+len(pi.requiredAntiAffinity) == 0 {
-		return
-	}
-	for _, ni := range c.snap.list {
-		lbls := ni.labels
-		for _, q := range ni.pods {
-			nsl := c.nsLabels(q.namespace)
-			if len(pi.requiredAffinity) > 0 && matchesAll(pi.requiredAffinity, q.namespace, q.labels, nsl) {
-				for i := range pi.requiredAffinity {
-					t := &pi.requiredAffinity[i]
-					if v, ok := lbls[t.topologyKey]; ok {
-						c.affinityCounts = addCount(c.affinityCounts, t.topologyKey, v, 1)
-					}
+			for i := range terms {
+				if v, ok := ni.labels[terms[i].topologyKey]; ok {
+					c.affinityCounts = addCount(c.affinityCounts, terms[i].topologyKey, v, 1)
 				}
 			}
-			for i := range pi.requiredAntiAffinity {
-				t := &pi.requiredAntiAffinity[i]
-				if v, ok := lbls[t.topologyKey]; ok && t.matches(q.namespace, q.labels, nsl) {
-					c.antiCounts = addCount(c.antiCounts, t.topologyKey, v, 1)
-				}
-			}
-		}
+		})
+		// The first pod of a group whose members must be together has
+		// nobody to be with; Kubernetes lets it go anywhere (that has the
+		// topology labels) if it matches its own terms.
+		c.affinityNowhere = len(c.affinityCounts) == 0 && matchesAll(terms, pi.namespace, pi.labels, ownNS)
 	}
-	// The first pod of a group whose members must be together has nobody
-	// to be with; Kubernetes lets it go anywhere (that has the topology
-	// labels) if it matches its own terms.
-	c.affinityNowhere = len(pi.requiredAffinity) > 0 && len(c.affinityCounts) == 0 &&
-		matchesAll(pi.requiredAffinity, pi.namespace, pi.labels, ownNS)
+	for i := range pi.requiredAntiAffinity {
+		t := &pi.requiredAntiAffinity[i]
+		snap.podsWith(t.indexed, t.key, t.values, func(q *podInfo, ni *nodeInfo) {
+			if v, ok := ni.labels[t.topologyKey]; ok && t.matches(q.namespace, q.labels, c.nsLabels(q.namespace)) {
+				c.antiCounts = addCount(c.antiCounts, t.topologyKey, v, 1)
+			}
+		})
+	}
 }
 
 func matchesAll(terms []affinityTerm, ns string, lbls, nsLabels map[string]string) bool {
@@ -255,54 +305,44 @@ func matchesAll(terms []affinityTerm, ns string, lbls, nsLabels map[string]strin
 // incoming pod. Anti-affinity weighs negatively.
 func (c *cycle) preparePreferredPodAffinity() {
 	pi := c.pod
+	snap := c.snap
 	add := func(key, value string, w int64) {
-		if c.preferredPods == nil {
-			c.preferredPods = make(map[string]map[string]int64)
-		}
-		inner := c.preferredPods[key]
-		if inner == nil {
-			inner = make(map[string]int64)
-			c.preferredPods[key] = inner
-		}
-		inner[value] += w
-	}
-	if len(pi.preferredAffinity)+len(pi.preferredAnti) > 0 {
-		for _, ni := range c.snap.list {
-			lbls := ni.labels
-			for _, q := range ni.pods {
-				nsl := c.nsLabels(q.namespace)
-				for i := range pi.preferredAffinity {
-					t := &pi.preferredAffinity[i]
-					if v, ok := lbls[t.topologyKey]; ok && t.matches(q.namespace, q.labels, nsl) {
-						add(t.topologyKey, v, t.weight)
-					}
-				}
-				for i := range pi.preferredAnti {
-					t := &pi.preferredAnti[i]
-					if v, ok := lbls[t.topologyKey]; ok && t.matches(q.namespace, q.labels, nsl) {
-						add(t.topologyKey, v, -t.weight)
-					}
-				}
+		for i := range c.preferredPods {
+			if c.preferredPods[i].key == key {
+				c.preferredPods[i].values[value] += w
+				return
 			}
 		}
+		c.preferredPods = append(c.preferredPods, topologyWeights{key: key, values: map[string]int64{value: w}})
+	}
+	own := func(t *affinityTerm, w int64) {
+		snap.podsWith(t.indexed, t.key, t.values, func(q *podInfo, ni *nodeInfo) {
+			if v, ok := ni.labels[t.topologyKey]; ok && t.matches(q.namespace, q.labels, c.nsLabels(q.namespace)) {
+				add(t.topologyKey, v, w)
+			}
+		})
+	}
+	for i := range pi.preferredAffinity {
+		own(&pi.preferredAffinity[i].affinityTerm, pi.preferredAffinity[i].weight)
+	}
+	for i := range pi.preferredAnti {
+		own(&pi.preferredAnti[i].affinityTerm, -pi.preferredAnti[i].weight)
 	}
 	ownNS := c.nsLabels(pi.namespace)
-	for _, q := range c.snap.preferredPods {
-		ni := c.snap.nodes[q.nodeName]
-		if ni == nil || ni.node == nil {
-			continue
+	snap.termsSelecting(pi.labels, func(t *affinityTerm, ref termRef) {
+		if ref.kind == termRequiredAnti {
+			return
 		}
-		for i := range q.preferredAffinity {
-			t := &q.preferredAffinity[i]
-			if v, ok := ni.labels[t.topologyKey]; ok && t.matches(pi.namespace, pi.labels, ownNS) {
-				add(t.topologyKey, v, t.weight)
+		ni := ref.pod.ni
+		if ni.listIdx < 0 {
+			return
+		}
+		if v, ok := ni.labels[t.topologyKey]; ok && t.matches(pi.namespace, pi.labels, ownNS) {
+			w := ref.weight
+			if ref.kind == termPreferredAnti {
+				w = -w
 			}
+			add(t.topologyKey, v, w)
 		}
-		for i := range q.preferredAnti {
-			t := &q.preferredAnti[i]
-			if v, ok := ni.labels[t.topologyKey]; ok && t.matches(pi.namespace, pi.labels, ownNS) {
-				add(t.topologyKey, v, -t.weight)
-			}
-		}
-	}
+	})
 }

@@ -3,6 +3,7 @@ package sched
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -299,6 +300,7 @@ func TestPropertyPlacementsMatchOracle(t *testing.T) {
 				placed = append(placed, bound)
 				o.pods[pl.Node] = append(o.pods[pl.Node], bound)
 			}
+			checkHot(t, snap)
 			for name, n := range o.nodes {
 				u := usage(t, snap, name)
 				var cpu, mem int64
@@ -356,5 +358,52 @@ func TestPropertySampledPlacementsAreFeasible(t *testing.T) {
 	}
 	if !sampled {
 		t.Errorf("400 nodes were always searched in full; sampling never kicked in")
+	}
+}
+
+// checkHot verifies the snapshot's derived state against what it derives
+// from: the dense hot rows against their nodes, the domain index against
+// the nodes' labels, the owner presence bits against the owners' counts.
+func checkHot(t *testing.T, snap *Snapshot) {
+	t.Helper()
+	for key, got := range snap.domainsByKey {
+		want := map[string]int{}
+		for _, ni := range snap.list {
+			if v, ok := ni.labels[key]; ok {
+				want[v]++
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("domains of %s: index %v, nodes %v", key, got, want)
+		}
+	}
+	for uid, o := range snap.owners {
+		for i, ni := range snap.list {
+			if got, want := o.count(ni, i), o.perNode[ni]; got != want {
+				t.Errorf("owner %s on %s: presence says %d pods, counts %d", uid, ni.name, got, want)
+			}
+		}
+	}
+	n := 0
+	for _, set := range snap.podsByLabel {
+		n += len(set)
+	}
+	want := 0
+	for _, pi := range snap.pods {
+		want += len(pi.labels)
+	}
+	if n != want {
+		t.Errorf("label index holds %d entries, pods have %d labels", n, want)
+	}
+	if len(snap.hot) != len(snap.list) {
+		t.Fatalf("%d hot rows for %d candidate nodes", len(snap.hot), len(snap.list))
+	}
+	for i, ni := range snap.list {
+		if ni.listIdx != i {
+			t.Errorf("node %s at list[%d] thinks it is at %d", ni.name, i, ni.listIdx)
+		}
+		if snap.hot[i] != ni.hot() {
+			t.Errorf("node %s: hot row %+v, node says %+v", ni.name, snap.hot[i], ni.hot())
+		}
 	}
 }

@@ -118,7 +118,7 @@ func (c Config) Validate() error {
 type Scheduler struct {
 	cfg  Config
 	snap *Snapshot
-	rng  *rand.Rand
+	rng  *rand.PCG
 
 	// nextStart rotates where the node walk begins, so that sampling a
 	// share of the nodes visits them all in turn (Kubernetes does the same).
@@ -141,7 +141,7 @@ func New(snap *Snapshot, cfg Config) (*Scheduler, error) {
 	return &Scheduler{
 		cfg:    cfg,
 		snap:   snap,
-		rng:    rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		rng:    rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15),
 		taints: make(map[taintKV]string),
 	}, nil
 }
@@ -227,6 +227,7 @@ func (s *Scheduler) scheduleLocked(p *corev1.Pod) (Result, error) {
 	}
 
 	want := s.numFeasibleNodesToFind(n)
+	hot := s.snap.hot
 	sc := s.newScoring(c)
 	rows := s.rows[:0]
 	var diag map[string]int
@@ -234,21 +235,16 @@ func (s *Scheduler) scheduleLocked(p *corev1.Pod) (Result, error) {
 	evaluated := 0
 	idx := start
 	for evaluated < n && len(rows) < want {
-		ni := list[idx]
+		pos, ni, h := idx, list[idx], &hot[idx]
 		if idx++; idx == n {
 			idx = 0
 		}
 		evaluated++
-		reasons := s.reasons[:0]
-		for _, st := range c.steps {
-			if reasons = st.check(c, ni, reasons); len(reasons) > 0 {
-				break
-			}
-		}
+		reasons := c.filter(ni, h, s.reasons[:0])
 		if len(reasons) == 0 {
 			// Scored right away, while the node is in cache.
 			rows = append(rows, scoreRow{})
-			sc.raw(&rows[len(rows)-1], c, ni)
+			sc.raw(&rows[len(rows)-1], c, ni, h, pos)
 			continue
 		}
 		if diag == nil {
@@ -264,7 +260,7 @@ func (s *Scheduler) scheduleLocked(p *corev1.Pod) (Result, error) {
 	if len(rows) == 0 {
 		return Result{}, &FitError{Pod: podKey(p), NumAllNodes: n, Reasons: diag}
 	}
-	best, score := s.selectHost(sc, rows)
+	best, score := s.selectHost(&sc, rows)
 	return Result{Node: best.name, Score: score, Evaluated: evaluated, Feasible: len(rows)}, nil
 }
 
@@ -282,57 +278,70 @@ type scoreRow struct {
 // scoring says which scores apply to this cycle's pod; the others are
 // neither computed nor normalized.
 type scoring struct {
-	w                                      *Weights
-	ownerID                                int32
-	nodeAff, taints, podAff, spread, owner bool
+	w                                            *Weights
+	owner                                        *ownerState // of the pod's owner
+	nodeAff, taints, podAff, spread, spreadOwner bool
+
+	// Extremes over the rows, for normalization, kept as rows are added.
+	maxNodeAff, maxTaints, maxOwner int64
+	minPodAff, maxPodAff            int64
+	minSpread, maxSpread            int64
 }
 
 func (s *Scheduler) newScoring(c *cycle) scoring {
 	w := &s.cfg.Weights
 	// An owner no pod in the snapshot has scores the same everywhere.
-	ownerID := s.snap.ownerID(c.pod.owner)
+	owner := s.snap.owners[c.pod.owner]
 	return scoring{
-		w:       w,
-		ownerID: ownerID,
-		nodeAff: w.NodeAffinity > 0 && len(c.preferredNode) > 0,
-		taints:  w.TaintToleration > 0,
-		podAff:  w.InterPodAffinity > 0 && len(c.preferredPods) > 0,
-		spread:  w.TopologySpread > 0 && len(c.softSpread) > 0,
-		owner:   w.OwnerSpread > 0 && ownerID != 0,
+		w:         w,
+		owner:     owner,
+		minPodAff: math.MaxInt64, maxPodAff: math.MinInt64,
+		minSpread: math.MaxInt64, maxSpread: math.MinInt64,
+		nodeAff:     w.NodeAffinity > 0 && len(c.preferredNode) > 0,
+		taints:      w.TaintToleration > 0,
+		podAff:      w.InterPodAffinity > 0 && len(c.preferredPods) > 0,
+		spread:      w.TopologySpread > 0 && len(c.softSpread) > 0,
+		spreadOwner: w.OwnerSpread > 0 && owner != nil,
 	}
 }
 
 // raw computes a feasible node's scores before normalization into r.
-func (sc *scoring) raw(r *scoreRow, c *cycle, ni *nodeInfo) {
+func (sc *scoring) raw(r *scoreRow, c *cycle, ni *nodeInfo, h *nodeHot, pos int) {
 	w, pi := sc.w, c.pod
 	r.ni, r.spread = ni, -1
-	r.resources = w.LeastAllocated*leastAllocated(ni, pi) + w.BalancedAllocation*balancedAllocation(ni, pi)
+	r.resources = w.LeastAllocated*leastAllocated(h, pi) + w.BalancedAllocation*balancedAllocation(h, pi)
 	if sc.nodeAff {
 		for i := range c.preferredNode {
 			if c.preferredNode[i].term.matches(ni.node) {
 				r.nodeAff += c.preferredNode[i].weight
 			}
 		}
+		sc.maxNodeAff = max(sc.maxNodeAff, r.nodeAff)
 	}
-	if sc.taints {
+	if sc.taints && h.flags&hotSoftTaints != 0 {
 		for i := range ni.softTaints {
 			if !toleratesAny(c.tolerations, &ni.softTaints[i]) {
 				r.taints++
 			}
 		}
+		sc.maxTaints = max(sc.maxTaints, r.taints)
 	}
 	if sc.podAff {
-		for key, values := range c.preferredPods {
-			if v, ok := ni.labels[key]; ok {
-				r.podAff += values[v]
+		for i := range c.preferredPods {
+			if v, ok := ni.labels[c.preferredPods[i].key]; ok {
+				r.podAff += c.preferredPods[i].values[v]
 			}
 		}
+		sc.minPodAff, sc.maxPodAff = min(sc.minPodAff, r.podAff), max(sc.maxPodAff, r.podAff)
 	}
 	if sc.spread {
-		r.spread = spreadRaw(c.softSpread, ni)
+		if r.spread = spreadRaw(c.softSpread, ni); r.spread >= 0 {
+			sc.minSpread, sc.maxSpread = min(sc.minSpread, r.spread), max(sc.maxSpread, r.spread)
+		}
 	}
-	if sc.owner {
-		r.owner = int64(ni.ownerPods(sc.ownerID))
+	if sc.spreadOwner {
+		r.owner = int64(sc.owner.count(ni, pos))
+		sc.maxOwner = max(sc.maxOwner, r.owner)
 	}
 }
 
@@ -340,22 +349,12 @@ func (sc *scoring) raw(r *scoreRow, c *cycle, ni *nodeInfo) {
 // their weights and returns the best node, breaking ties by reservoir
 // sampling with the seeded source: each of k equal best nodes is kept with
 // probability 1/k, without collecting them.
-func (s *Scheduler) selectHost(sc scoring, rows []scoreRow) (*nodeInfo, int64) {
+func (s *Scheduler) selectHost(sc *scoring, rows []scoreRow) (*nodeInfo, int64) {
 	w := sc.w
-	var maxNodeAff, maxTaints, maxOwner int64
-	minPodAff, maxPodAff := int64(math.MaxInt64), int64(math.MinInt64)
-	minSpread, maxSpread := int64(math.MaxInt64), int64(math.MinInt64)
-	for i := range rows {
-		r := &rows[i]
-		maxNodeAff = max(maxNodeAff, r.nodeAff)
-		maxTaints = max(maxTaints, r.taints)
-		maxOwner = max(maxOwner, r.owner)
-		minPodAff, maxPodAff = min(minPodAff, r.podAff), max(maxPodAff, r.podAff)
-		if r.spread >= 0 {
-			minSpread, maxSpread = min(minSpread, r.spread), max(maxSpread, r.spread)
-		}
-	}
-
+	maxNodeAff, maxTaints, maxOwner := sc.maxNodeAff, sc.maxTaints, sc.maxOwner
+	minPodAff, maxPodAff := sc.minPodAff, sc.maxPodAff
+	minSpread, maxSpread := sc.minSpread, sc.maxSpread
+	ownerPct := 100 / float64(max(maxOwner, 1))
 	var best *nodeInfo
 	bestScore := int64(math.MinInt64)
 	ties := 0
@@ -385,10 +384,10 @@ func (s *Scheduler) selectHost(sc scoring, rows []scoreRow) (*nodeInfo, int64) {
 			}
 			total += w.TopologySpread * score
 		}
-		if sc.owner {
+		if sc.spreadOwner {
 			score := int64(100)
 			if maxOwner > 0 {
-				score = (maxOwner - r.owner) * 100 / maxOwner
+				score = floor(float64(maxOwner-r.owner) * ownerPct)
 			}
 			total += w.OwnerSpread * score
 		}
@@ -397,7 +396,8 @@ func (s *Scheduler) selectHost(sc scoring, rows []scoreRow) (*nodeInfo, int64) {
 			best, bestScore, ties = r.ni, total, 1
 		case total == bestScore:
 			ties++
-			if s.rng.IntN(ties) == 0 {
+			// The modulo bias over 2^64 is immaterial here.
+			if s.rng.Uint64()%uint64(ties) == 0 {
 				best = r.ni
 			}
 		}
@@ -420,44 +420,36 @@ func spreadRaw(set []*spreadConstraint, ni *nodeInfo) int64 {
 	return raw
 }
 
-// leastAllocated is 0–100: the mean, over cpu and memory, of the share left
-// free once the pod is placed (scoring requests: request-less containers
-// count as 100m and 200Mi).
-func leastAllocated(ni *nodeInfo, pi *podInfo) int64 {
-	cpu := freeShare(ni.nonZero.milliCPU+pi.nonZero.milliCPU, ni.alloc.milliCPU)
-	mem := freeShare(ni.nonZero.memory+pi.nonZero.memory, ni.alloc.memory)
-	return (cpu + mem) / 2
-}
-
-func freeShare(requested, capacity int64) int64 {
-	if capacity <= 0 || requested > capacity {
-		return 0
-	}
-	return (capacity - requested) * 100 / capacity
+// leastAllocated is 0–100: the mean, over cpu and memory, of the percentage
+// left free once the pod is placed (scoring requests: request-less
+// containers count as 100m and 200Mi).
+func leastAllocated(h *nodeHot, pi *podInfo) int64 {
+	cpu := 100 - usedPercent(h.nzCPU+pi.nonZero.milliCPU, h.pctCPU)
+	mem := 100 - usedPercent(h.nzMem+pi.nonZero.memory, h.pctMem)
+	return (floor(cpu) + floor(mem)) / 2
 }
 
 // balancedAllocation is 0–100: 100 minus the standard deviation (in
 // percent) of the cpu and memory fractions used once the pod is placed. For
 // two resources the deviation is half their difference.
-func balancedAllocation(ni *nodeInfo, pi *podInfo) int64 {
-	fc := usedPPM(ni.nonZero.milliCPU+pi.nonZero.milliCPU, ni.alloc.milliCPU)
-	fm := usedPPM(ni.nonZero.memory+pi.nonZero.memory, ni.alloc.memory)
-	d := fc - fm
-	if d < 0 {
-		d = -d
-	}
-	return (2_000_000 - d) * 100 / 2_000_000
+func balancedAllocation(h *nodeHot, pi *podInfo) int64 {
+	cpu := usedPercent(h.nzCPU+pi.nonZero.milliCPU, h.pctCPU)
+	mem := usedPercent(h.nzMem+pi.nonZero.memory, h.pctMem)
+	return floor(100 - math.Abs(cpu-mem)/2)
 }
 
-// usedPPM is the used fraction in parts per million, capped at 1: fixed
-// point, so the score is exact integer arithmetic from there on (the
-// division is done in floating point so terabytes cannot overflow).
-func usedPPM(requested, capacity int64) int64 {
-	if capacity <= 0 || requested >= capacity {
-		return 1_000_000
+// usedPercent is requested as a percentage of the capacity whose 100/x is
+// pct, capped at 100 (a node without the resource is full).
+func usedPercent(requested int64, pct float64) float64 {
+	if p := float64(requested) * pct; pct > 0 && p < 100 {
+		return p
 	}
-	return int64(float64(requested) / float64(capacity) * 1_000_000)
+	return 100
 }
+
+// floor truncates a score, forgiving the rounding error of the reciprocal
+// (3 × 100/3 must be 100, not 99).
+func floor(x float64) int64 { return int64(x + 1e-9) }
 
 // taintReason words the rejection for taint t, caching the string so a
 // cluster of identically tainted nodes does not format it per node.

@@ -33,11 +33,11 @@ func TestLeastAndBalancedAllocation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ni := snap.nodes["n1"]
-			if got := leastAllocated(ni, pi); got != tc.wantLeast {
+			h := &snap.hot[snap.nodes["n1"].listIdx]
+			if got := leastAllocated(h, pi); got != tc.wantLeast {
 				t.Errorf("leastAllocated = %d, want %d", got, tc.wantLeast)
 			}
-			if got := balancedAllocation(ni, pi); got != tc.wantBal {
+			if got := balancedAllocation(h, pi); got != tc.wantBal {
 				t.Errorf("balancedAllocation = %d, want %d", got, tc.wantBal)
 			}
 		})

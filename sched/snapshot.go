@@ -31,19 +31,21 @@ type Snapshot struct {
 	list []*nodeInfo
 	pods map[string]*podInfo
 
-	// Indexes of the few pods whose terms involve other pods, so a cycle
-	// visits only them: existing pods' required anti-affinity must be
-	// checked against every incoming pod, and their preferred terms count
-	// (symmetrically) in the incoming pod's affinity score.
-	antiAffinityPods map[string]*podInfo
-	preferredPods    map[string]*podInfo
+	// Indexes for inter-pod constraints (see index.go): pods by label,
+	// existing pods' terms by the label they require, and the domains of
+	// the topology keys constraints have asked about.
+	podsByLabel    map[labelKV]map[*podInfo]struct{}
+	termsByLabel   map[labelKV]map[*affinityTerm]termRef
+	unindexedTerms map[*affinityTerm]termRef
+	domainsByKey   map[string]map[string]int
 
-	// owners interns controller uids as small integers, so that counting a
-	// node's pods per owner is a scan of a few int32 pairs, not a map of
-	// 36-byte strings. Entries are reference-counted and their ids reused.
-	owners     map[types.UID]*ownerEntry
-	freeOwners []int32
-	nextOwner  int32
+	// hot is the dense copy of the candidates' hot numbers, hot[i] being
+	// list[i]'s.
+	hot []nodeHot
+
+	// owners holds, per controller uid, how many of its pods each node has.
+	// Owner spreading reads one owner's count for each candidate node.
+	owners map[types.UID]*ownerState
 
 	namespaces map[string]map[string]string // namespace → labels
 	claims     map[string]string            // namespace/claim → bound PV name ("" unbound)
@@ -53,14 +55,16 @@ type Snapshot struct {
 // NewSnapshot returns an empty snapshot.
 func NewSnapshot() *Snapshot {
 	return &Snapshot{
-		nodes:            make(map[string]*nodeInfo),
-		pods:             make(map[string]*podInfo),
-		antiAffinityPods: make(map[string]*podInfo),
-		preferredPods:    make(map[string]*podInfo),
-		owners:           make(map[types.UID]*ownerEntry),
-		namespaces:       make(map[string]map[string]string),
-		claims:           make(map[string]string),
-		volumes:          make(map[string]*nodeSelector),
+		nodes:          make(map[string]*nodeInfo),
+		pods:           make(map[string]*podInfo),
+		podsByLabel:    make(map[labelKV]map[*podInfo]struct{}),
+		termsByLabel:   make(map[labelKV]map[*affinityTerm]termRef),
+		unindexedTerms: make(map[*affinityTerm]termRef),
+		domainsByKey:   make(map[string]map[string]int),
+		owners:         make(map[types.UID]*ownerState),
+		namespaces:     make(map[string]map[string]string),
+		claims:         make(map[string]string),
+		volumes:        make(map[string]*nodeSelector),
 	}
 }
 
@@ -81,7 +85,6 @@ type nodeInfo struct {
 	// (PreferNoSchedule) ones only score.
 	hardTaints []corev1.Taint
 	softTaints []corev1.Taint
-	owners     []ownerCount
 	labels     map[string]string
 
 	name     string
@@ -140,15 +143,6 @@ func (ni *nodeInfo) addPod(pi *podInfo) {
 		ni.ports[hp]++
 		ni.portsAny[hostPort{protocol: hp.protocol, port: hp.port}]++
 	}
-	if pi.ownerID != 0 {
-		for i := range ni.owners {
-			if ni.owners[i].id == pi.ownerID {
-				ni.owners[i].n++
-				return
-			}
-		}
-		ni.owners = append(ni.owners, ownerCount{id: pi.ownerID, n: 1})
-	}
 }
 
 func (ni *nodeInfo) removePod(pi *podInfo) {
@@ -164,71 +158,119 @@ func (ni *nodeInfo) removePod(pi *podInfo) {
 		decr(ni.ports, hp)
 		decr(ni.portsAny, hostPort{protocol: hp.protocol, port: hp.port})
 	}
-	if pi.ownerID != 0 {
-		for i := range ni.owners {
-			if ni.owners[i].id == pi.ownerID {
-				if ni.owners[i].n--; ni.owners[i].n == 0 {
-					ni.owners[i] = ni.owners[len(ni.owners)-1]
-					ni.owners = ni.owners[:len(ni.owners)-1]
-				}
-				return
-			}
+}
+
+// nodeHot is the part of a node a plain pod's filters and scores read, kept
+// in one dense array parallel to Snapshot.list so that the node loop walks
+// memory sequentially (one cache line per node) and dereferences a
+// nodeInfo only for what is rare: taints, scalar resources, or a pod with
+// more constraints. It is refreshed whenever its node or pods change.
+type nodeHot struct {
+	flags    uint32
+	podsFree int32 // allocatable pods minus pods
+	cpuFree  int64 // allocatable minus requested
+	memFree  int64
+	ephFree  int64
+	nzCPU    int64 // requested, with scoring defaults
+	nzMem    int64
+	// 100/allocatable, so the scores multiply instead of divide (a 64-bit
+	// division costs as much as the rest of a node's filters); 0 when the
+	// node has none.
+	pctCPU float64
+	pctMem float64
+}
+
+const (
+	hotReady uint32 = 1 << iota
+	hotUnschedulable
+	hotHardTaints
+	hotSoftTaints
+)
+
+func (ni *nodeInfo) hot() nodeHot {
+	h := nodeHot{
+		podsFree: int32(min(max(ni.allocPods-int64(len(ni.pods)), -1<<30), 1<<30)),
+		cpuFree:  ni.alloc.milliCPU - ni.requested.milliCPU,
+		memFree:  ni.alloc.memory - ni.requested.memory,
+		ephFree:  ni.alloc.ephemeral - ni.requested.ephemeral,
+		nzCPU:    ni.nonZero.milliCPU,
+		nzMem:    ni.nonZero.memory,
+	}
+	if ni.alloc.milliCPU > 0 {
+		h.pctCPU = 100 / float64(ni.alloc.milliCPU)
+	}
+	if ni.alloc.memory > 0 {
+		h.pctMem = 100 / float64(ni.alloc.memory)
+	}
+	if ni.ready {
+		h.flags |= hotReady
+	}
+	if ni.unschedulable {
+		h.flags |= hotUnschedulable
+	}
+	if len(ni.hardTaints) > 0 {
+		h.flags |= hotHardTaints
+	}
+	if len(ni.softTaints) > 0 {
+		h.flags |= hotSoftTaints
+	}
+	return h
+}
+
+// refreshHot copies ni's aggregate into the dense array.
+func (s *Snapshot) refreshHot(ni *nodeInfo) {
+	if ni.listIdx >= 0 {
+		s.hot[ni.listIdx] = ni.hot()
+	}
+}
+
+// ownerState is one owner's pods per node, and the set of candidate
+// positions (Snapshot.list indexes) holding any: most nodes hold none of a
+// given owner's pods, and a bit test is far cheaper than a map lookup.
+type ownerState struct {
+	perNode map[*nodeInfo]int32
+	present bitset
+}
+
+// count returns how many of the owner's pods the node at list index idx
+// holds.
+func (o *ownerState) count(ni *nodeInfo, idx int) int32 {
+	if !o.present.get(idx) {
+		return 0
+	}
+	return o.perNode[ni]
+}
+
+// markOwners sets or clears, for every owner with pods on ni, the presence
+// bit at list index idx (when ni enters, leaves or moves in the list).
+func (s *Snapshot) markOwners(ni *nodeInfo, idx int, on bool) {
+	for _, pi := range ni.pods {
+		if o := s.owners[pi.owner]; o != nil {
+			o.present.set(idx, on)
 		}
 	}
 }
 
-// ownerCount is how many of a node's pods one owner (by interned id) has.
-type ownerCount struct{ id, n int32 }
+type bitset []uint64
 
-// ownerPods returns how many pods of owner id the node holds.
-func (ni *nodeInfo) ownerPods(id int32) int32 {
-	for i := range ni.owners {
-		if ni.owners[i].id == id {
-			return ni.owners[i].n
-		}
+func (b *bitset) set(i int, on bool) {
+	w := i / 64
+	if on && w >= len(*b) {
+		*b = append(*b, make([]uint64, w+1-len(*b))...)
 	}
-	return 0
-}
-
-type ownerEntry struct {
-	id   int32
-	refs int
-}
-
-func (s *Snapshot) acquireOwner(uid types.UID) int32 {
-	if e, ok := s.owners[uid]; ok {
-		e.refs++
-		return e.id
-	}
-	var id int32
-	if n := len(s.freeOwners); n > 0 {
-		id, s.freeOwners = s.freeOwners[n-1], s.freeOwners[:n-1]
-	} else {
-		s.nextOwner++
-		id = s.nextOwner
-	}
-	s.owners[uid] = &ownerEntry{id: id, refs: 1}
-	return id
-}
-
-func (s *Snapshot) releaseOwner(uid types.UID) {
-	e, ok := s.owners[uid]
-	if !ok {
+	if w >= len(*b) {
 		return
 	}
-	if e.refs--; e.refs == 0 {
-		delete(s.owners, uid)
-		s.freeOwners = append(s.freeOwners, e.id)
+	if on {
+		(*b)[w] |= 1 << (i % 64)
+	} else {
+		(*b)[w] &^= 1 << (i % 64)
 	}
 }
 
-// ownerID returns the interned id of uid, 0 if no pod of the snapshot has
-// that owner.
-func (s *Snapshot) ownerID(uid types.UID) int32 {
-	if e, ok := s.owners[uid]; ok {
-		return e.id
-	}
-	return 0
+func (b bitset) get(i int) bool {
+	w := i / 64
+	return w < len(b) && b[w]&(1<<(i%64)) != 0
 }
 
 func decr[K comparable](m map[K]int, k K) {
@@ -256,11 +298,19 @@ func (s *Snapshot) setNodeLocked(n *corev1.Node) {
 		ni = newNodeInfo(n.Name)
 		s.nodes[n.Name] = ni
 	}
+	var old map[string]string
+	if ni.listIdx >= 0 {
+		old = ni.labels
+	}
 	ni.setNode(n)
+	s.trackDomains(old, ni.labels)
 	if ni.listIdx < 0 {
 		ni.listIdx = len(s.list)
 		s.list = append(s.list, ni)
+		s.hot = append(s.hot, nodeHot{})
+		s.markOwners(ni, ni.listIdx, true)
 	}
+	s.refreshHot(ni)
 }
 
 // RemoveNode removes a node from the candidates. Pods still bound to it stay
@@ -273,12 +323,18 @@ func (s *Snapshot) RemoveNode(name string) {
 		return
 	}
 	if ni.listIdx >= 0 {
+		s.trackDomains(ni.labels, nil)
 		last := len(s.list) - 1
 		moved := s.list[last]
+		s.markOwners(ni, ni.listIdx, false)
+		s.markOwners(moved, last, false)
+		s.markOwners(moved, ni.listIdx, true)
 		s.list[ni.listIdx] = moved
+		s.hot[ni.listIdx] = s.hot[last]
 		moved.listIdx = ni.listIdx
 		s.list[last] = nil
 		s.list = s.list[:last]
+		s.hot = s.hot[:last]
 		ni.listIdx = -1
 	}
 	ni.node, ni.labels = nil, nil
@@ -339,17 +395,21 @@ func (s *Snapshot) addPodInfoLocked(pi *podInfo) {
 		ni = newNodeInfo(pi.nodeName)
 		s.nodes[pi.nodeName] = ni
 	}
-	if pi.owner != "" {
-		pi.ownerID = s.acquireOwner(pi.owner)
-	}
+	pi.ni = ni
 	ni.addPod(pi)
+	s.refreshHot(ni)
+	if pi.owner != "" {
+		o := s.owners[pi.owner]
+		if o == nil {
+			o = &ownerState{perNode: make(map[*nodeInfo]int32)}
+			s.owners[pi.owner] = o
+		}
+		if o.perNode[ni]++; o.perNode[ni] == 1 && ni.listIdx >= 0 {
+			o.present.set(ni.listIdx, true)
+		}
+	}
 	s.pods[pi.key] = pi
-	if len(pi.requiredAntiAffinity) > 0 {
-		s.antiAffinityPods[pi.key] = pi
-	}
-	if len(pi.preferredAffinity)+len(pi.preferredAnti) > 0 {
-		s.preferredPods[pi.key] = pi
-	}
+	s.indexPod(pi)
 }
 
 // RemovePod forgets a pod (deleted, finished, or an assumption whose binding
@@ -366,12 +426,20 @@ func (s *Snapshot) removePodLocked(key string) {
 		return
 	}
 	delete(s.pods, key)
-	delete(s.antiAffinityPods, key)
-	delete(s.preferredPods, key)
+	s.unindexPod(pi)
 	ni := s.nodes[pi.nodeName]
 	ni.removePod(pi)
-	if pi.owner != "" {
-		s.releaseOwner(pi.owner)
+	s.refreshHot(ni)
+	if o := s.owners[pi.owner]; o != nil {
+		if o.perNode[ni]--; o.perNode[ni] <= 0 {
+			delete(o.perNode, ni)
+			if ni.listIdx >= 0 {
+				o.present.set(ni.listIdx, false)
+			}
+		}
+		if len(o.perNode) == 0 {
+			delete(s.owners, pi.owner)
+		}
 	}
 	if ni.node == nil && len(ni.pods) == 0 {
 		delete(s.nodes, ni.name)

@@ -115,6 +115,7 @@ func TestSnapshotPodBeforeNodeAndNodeRemoval(t *testing.T) {
 	if _, ok := snap.Usage("n1"); !ok {
 		t.Errorf("the removed node's pods are forgotten before they are removed")
 	}
+	checkHot(t, snap)
 	snap.RemovePod(mkPod("early"))
 	if _, ok := snap.Usage("n1"); ok {
 		t.Errorf("a ghost node without pods is kept")
@@ -263,5 +264,44 @@ func TestScheduleBatchIsReproducible(t *testing.T) {
 	}
 	if a, b := run(), run(); !slices.Equal(a, b) {
 		t.Errorf("two identical runs placed pods differently")
+	}
+}
+
+func TestDomainIndexFollowsNodes(t *testing.T) {
+	const zone = "topology.kubernetes.io/zone"
+	snap, s := cluster(t, []*corev1.Node{
+		mkNode("a1", nodeLabels(zone, "a")), mkNode("b1", nodeLabels(zone, "b")), mkNode("c1", nodeLabels(zone, "c")),
+	}, []*corev1.Pod{
+		mkPod("w0", onNode("a1"), podLabels("app", "web")), mkPod("w1", onNode("b1"), podLabels("app", "web")),
+	})
+	web := map[string]string{"app": "web"}
+	p := mkPod("w2", podLabels("app", "web"), spread(zone, 1, corev1.DoNotSchedule, web))
+	steps := []struct {
+		name string
+		do   func()
+		want []string
+	}{
+		{"only the empty zone", func() {}, []string{"c1"}},
+		{"c1 moves to zone a: a holds 1, b 1, min is 1", func() {
+			snap.UpdateNode(mkNode("c1", nodeLabels(zone, "a")))
+		}, []string{"a1", "b1", "c1"}},
+		{"a new zone d is empty again", func() {
+			snap.AddNode(mkNode("d1", nodeLabels(zone, "d")))
+		}, []string{"d1"}},
+		{"d1 leaves", func() { snap.RemoveNode("d1") }, []string{"a1", "b1", "c1"}},
+		{"c1 loses its zone label", func() { snap.UpdateNode(mkNode("c1")) }, []string{"a1", "b1"}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			st.do()
+			got, _, err := s.filterAll(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, st.want) {
+				t.Errorf("feasible = %v, want %v", got, st.want)
+			}
+			checkHot(t, snap)
+		})
 	}
 }
