@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -222,6 +223,100 @@ func TestSnapshotCatchUp(t *testing.T) {
 		}
 		if len(g.Kvs) != 1 || g.Kvs[0].ModRevision != p.Header.Revision {
 			return fmt.Errorf("got %v", g.Kvs)
+		}
+		return nil
+	})
+}
+
+// TestStateSurvivesWholeClusterRestart: besides keys, a full restart keeps
+// leases (with their keys, still expiring), the compaction revision, member
+// and cluster ids, and a snapshot-restored member agrees with the others.
+func TestStateSurvivesWholeClusterRestart(t *testing.T) {
+	c := newCluster(t, 3, opts{SnapshotThreshold: 32, TrailingLogs: 8, SnapshotInterval: 100 * time.Millisecond})
+	cli := c.Client()
+	long, err := cli.Grant(tctx(t, opTimeout), 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := cli.Grant(tctx(t, opTimeout), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, cli, "ss/long", "x", clientv3.WithLease(long.ID))
+	mustPut(t, cli, "ss/short", "x", clientv3.WithLease(short.ID))
+	r1 := mustPut(t, cli, "ss/k", "1").Header.Revision
+	for i := 0; i < 100; i++ {
+		mustPut(t, cli, fmt.Sprintf("ss/fill/%d", i%10), fmt.Sprint(i))
+	}
+	r2 := mustPut(t, cli, "ss/k", "2").Header.Revision
+	if _, err := cli.Compact(tctx(t, opTimeout), r2); err != nil {
+		t.Fatal(err)
+	}
+	waitCompacted(t, c, "ss/k", r1)
+	ids := map[string]uint64{}
+	var clusterID uint64
+	for _, m := range c.Members() {
+		st, err := c.status(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[m.ClientAddr()] = st.Header.MemberId
+		clusterID = st.Header.ClusterId
+	}
+	revBefore := mustGet(t, cli, "ss/k").Header.Revision
+	for _, m := range c.Members() {
+		c.Kill(m)
+	}
+	for _, m := range c.Members() {
+		c.Restart(m)
+	}
+	c.WaitLeader(60 * time.Second)
+	cli = c.Client()
+	for _, m := range c.Members() {
+		st, err := c.status(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Header.MemberId != ids[m.ClientAddr()] || st.Header.ClusterId != clusterID {
+			t.Errorf("%s after restart: member %x cluster %x, was %x %x", m.ClientAddr(), st.Header.MemberId, st.Header.ClusterId, ids[m.ClientAddr()], clusterID)
+		}
+	}
+	if g := mustGet(t, cli, "ss/k"); g.Header.Revision < revBefore || string(g.Kvs[0].Value) != "2" {
+		t.Errorf("after restart: revision %d (was %d), value %v", g.Header.Revision, revBefore, g.Kvs)
+	}
+	_, err = cli.Get(tctx(t, opTimeout), "ss/k", clientv3.WithRev(r1))
+	wantErr(t, "range below the compaction after restart", err, rpctypes.ErrCompacted)
+	ttl, err := cli.TimeToLive(tctx(t, opTimeout), long.ID, clientv3.WithAttachedKeys())
+	if err != nil || ttl.TTL <= 0 || len(ttl.Keys) != 1 {
+		t.Errorf("long lease after restart: %v err %v, want alive with its key", ttl, err)
+	}
+	c.eventually(30*time.Second, "short lease expiring after restart", func() error {
+		g, err := cli.Get(tctx(t, opTimeout), "ss/short")
+		if err != nil {
+			return err
+		}
+		if len(g.Kvs) != 0 {
+			return errors.New("ss/short still there")
+		}
+		return nil
+	})
+	if g := mustGet(t, cli, "ss/long"); len(g.Kvs) != 1 {
+		t.Errorf("key of the long lease gone after restart")
+	}
+	rev := mustPut(t, cli, "ss/after", "x").Header.Revision
+	c.eventually(30*time.Second, "equal HashKV after restart", func() error {
+		var hs []uint32
+		for _, m := range c.Members() {
+			h, err := c.memberClient(m).HashKV(tctx(t, opTimeout), m.ClientAddr(), rev)
+			if err != nil {
+				return err
+			}
+			hs = append(hs, h.Hash)
+		}
+		for _, h := range hs[1:] {
+			if h != hs[0] {
+				return fmt.Errorf("hashes %x", hs)
+			}
 		}
 		return nil
 	})
