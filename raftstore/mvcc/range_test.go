@@ -213,7 +213,7 @@ func TestRangeRejectsMalformed(t *testing.T) {
 	_, err := s.Range(&pb.RangeRequest{})
 	wantErr(t, "empty key", err, ErrEmptyKey)
 	_, err = s.Range(&pb.RangeRequest{Key: []byte("a"), SortOrder: 7})
-	wantErr(t, "bad sort order", err, ErrUnsupported)
+	wantErr(t, "bad sort order", err, ErrInvalidSortOption)
 	_, err = s.Range(&pb.RangeRequest{Key: []byte("a"), SortTarget: 9})
-	wantErr(t, "bad sort target", err, ErrUnsupported)
+	wantErr(t, "bad sort target", err, ErrInvalidSortOption)
 }

@@ -2,7 +2,6 @@ package mvcc
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -15,16 +14,20 @@ import (
 
 // Errors added beside those of api.go: etcd rejects these request shapes at
 // its API layer (rpctypes.ErrGRPCEmptyKey, ErrGRPCValueProvided,
-// ErrGRPCLeaseProvided); the Store rejects them too, before changing anything,
-// so that a request which slipped past the server's checks is still
-// deterministic on every member.
+// ErrGRPCLeaseProvided, ErrGRPCInvalidSortOption, all InvalidArgument); the
+// Store rejects them too, before changing anything, so that a request that
+// slipped past the server's checks is still deterministic on every member.
+// Each wraps ErrUnsupported, so a caller that maps only ErrUnsupported still
+// answers InvalidArgument; map them first to get etcd's exact messages.
 var (
 	// ErrEmptyKey: a request or compare names the empty key.
-	ErrEmptyKey = errors.New("mvcc: key is not provided")
+	ErrEmptyKey = fmt.Errorf("%w: key is not provided", ErrUnsupported)
 	// ErrValueProvided: a put sets ignore_value and also carries a value.
-	ErrValueProvided = errors.New("mvcc: value is provided")
+	ErrValueProvided = fmt.Errorf("%w: value is provided", ErrUnsupported)
 	// ErrLeaseProvided: a put sets ignore_lease and also carries a lease.
-	ErrLeaseProvided = errors.New("mvcc: lease is provided")
+	ErrLeaseProvided = fmt.Errorf("%w: lease is provided", ErrUnsupported)
+	// ErrInvalidSortOption: a range names an unknown sort order or target.
+	ErrInvalidSortOption = fmt.Errorf("%w: invalid sort option", ErrUnsupported)
 )
 
 // version is one revision of one key. A tombstone (the key deleted at
@@ -414,10 +417,10 @@ func checkRangeRequest(r *pb.RangeRequest) error {
 		return ErrEmptyKey
 	}
 	if _, ok := pb.RangeRequest_SortOrder_name[int32(r.SortOrder)]; !ok {
-		return errorf(ErrUnsupported, "sort_order %d", r.SortOrder)
+		return ErrInvalidSortOption
 	}
 	if _, ok := pb.RangeRequest_SortTarget_name[int32(r.SortTarget)]; !ok {
-		return errorf(ErrUnsupported, "sort_target %d", r.SortTarget)
+		return ErrInvalidSortOption
 	}
 	return nil
 }

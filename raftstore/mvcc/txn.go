@@ -40,8 +40,9 @@ func (s *Store) Txn(r *pb.TxnRequest) (*pb.TxnResponse, Result, error) {
 }
 
 // validateTxn rejects the shapes etcd's API layer rejects (empty keys,
-// ignore_* with a value or lease) and empty request ops, anywhere in the
-// tree, before anything is evaluated.
+// ignore_* with a value or lease, unknown sort options, and empty request
+// ops, which etcd answers with ErrKeyNotFound), anywhere in the tree, before
+// anything is evaluated.
 func validateTxn(r *pb.TxnRequest) error {
 	for _, c := range r.Compare {
 		if c == nil || len(c.Key) == 0 {
@@ -60,7 +61,8 @@ func validateTxn(r *pb.TxnRequest) error {
 
 func validateOp(op *pb.RequestOp) error {
 	if op == nil {
-		return errorf(ErrUnsupported, "empty request op in txn")
+		// etcd answers ErrGRPCKeyNotFound for an empty op.
+		return errorf(ErrKeyNotFound, "empty request op in txn")
 	}
 	switch tv := op.Request.(type) {
 	case *pb.RequestOp_RequestRange:
@@ -79,11 +81,11 @@ func validateOp(op *pb.RequestOp) error {
 		}
 	case *pb.RequestOp_RequestTxn:
 		if tv.RequestTxn == nil {
-			return errorf(ErrUnsupported, "empty nested txn in txn")
+			return errorf(ErrKeyNotFound, "empty nested txn in txn")
 		}
 		return validateTxn(tv.RequestTxn)
 	default:
-		return errorf(ErrUnsupported, "empty request op in txn")
+		return errorf(ErrKeyNotFound, "empty request op in txn")
 	}
 	return nil
 }

@@ -249,7 +249,7 @@ func TestTxnErrorsChangeNothing(t *testing.T) {
 			opPut("c", "1"), opGetReq(&pb.RangeRequest{Key: []byte("a"), Revision: 2}),
 		}}, ErrCompacted},
 		{"empty compare key", nil, &pb.TxnRequest{Compare: []*pb.Compare{{}}, Success: []*pb.RequestOp{opPut("c", "1")}}, ErrEmptyKey},
-		{"empty op", nil, &pb.TxnRequest{Success: []*pb.RequestOp{opPut("c", "1"), {}}}, ErrUnsupported},
+		{"empty op", nil, &pb.TxnRequest{Success: []*pb.RequestOp{opPut("c", "1"), {}}}, ErrKeyNotFound},
 		{"empty key in the branch not taken", nil, &pb.TxnRequest{
 			Success: []*pb.RequestOp{opPut("c", "1")},
 			Failure: []*pb.RequestOp{opPut("", "1")},
@@ -362,6 +362,9 @@ func TestCheckTxn(t *testing.T) {
 		{"nested else duplicates an earlier sibling", &pb.TxnRequest{Success: ops(txn(ops(put("a", "")), nil), txn(nil, ops(put("a", ""))))}, 8, ErrDuplicateKey},
 		{"deep duplicate", &pb.TxnRequest{Success: ops(put("k", ""), txn(ops(txn(ops(put("k", "")), nil)), nil))}, 8, ErrDuplicateKey},
 		{"empty key", &pb.TxnRequest{Success: ops(put("", ""))}, 8, ErrEmptyKey},
+		{"empty op", &pb.TxnRequest{Success: ops(&pb.RequestOp{})}, 8, ErrKeyNotFound},
+		{"nested empty op", &pb.TxnRequest{Failure: ops(txn(ops(&pb.RequestOp{}), nil))}, 8, ErrKeyNotFound},
+		{"bad sort option", &pb.TxnRequest{Success: ops(opGetReq(&pb.RangeRequest{Key: []byte("a"), SortOrder: 5}))}, 8, ErrInvalidSortOption},
 		{"empty compare key", &pb.TxnRequest{Compare: []*pb.Compare{{}}}, 8, ErrEmptyKey},
 		{"ignore_value with value", &pb.TxnRequest{Success: ops(opPutReq(&pb.PutRequest{Key: []byte("a"), Value: []byte("v"), IgnoreValue: true}))}, 8, ErrValueProvided},
 		{"ignore_lease with lease", &pb.TxnRequest{Failure: ops(opPutReq(&pb.PutRequest{Key: []byte("a"), Lease: 1, IgnoreLease: true}))}, 8, ErrLeaseProvided},
