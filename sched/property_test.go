@@ -260,7 +260,28 @@ func TestPropertyPlacementsMatchOracle(t *testing.T) {
 				t.Fatal(err)
 			}
 			var placed []*corev1.Pod // bound copies
+			all := make(map[string]*corev1.Node, len(o.nodes))
+			maps.Copy(all, o.nodes)
+			names := slices.Sorted(maps.Keys(all))
 			for i := range 150 {
+				// Node churn: a node leaves (its pods stay, bound to it) or
+				// comes back, or is relabelled into another zone.
+				if r.IntN(8) == 0 {
+					name := names[r.IntN(len(names))]
+					switch _, present := o.nodes[name]; {
+					case present && r.IntN(2) == 0:
+						delete(o.nodes, name)
+						snap.RemoveNode(name)
+					case present:
+						n := all[name].DeepCopy()
+						n.Labels[propZone] = fmt.Sprintf("z%d", r.IntN(3))
+						all[name], o.nodes[name] = n, n
+						snap.UpdateNode(n)
+					default:
+						o.nodes[name] = all[name]
+						snap.AddNode(all[name])
+					}
+				}
 				if len(placed) > 0 && r.IntN(5) == 0 {
 					k := r.IntN(len(placed))
 					gone := placed[k]
@@ -268,9 +289,15 @@ func TestPropertyPlacementsMatchOracle(t *testing.T) {
 					snap.RemovePod(gone)
 					o.pods[gone.Spec.NodeName] = slices.DeleteFunc(o.pods[gone.Spec.NodeName], func(q *corev1.Pod) bool { return q == gone })
 				}
+				if i%10 == 0 {
+					checkHot(t, snap)
+				}
 				p := randomPod(r, i)
 				want := o.feasible(p)
 				pl := s.ScheduleBatch([]*corev1.Pod{p})[0]
+				if errors.Is(pl.Err, ErrNoNodesAvailable) && len(o.nodes) == 0 {
+					continue
+				}
 				if pl.Err != nil {
 					var fe *FitError
 					if !errors.As(pl.Err, &fe) {
