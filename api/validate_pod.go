@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -614,7 +615,7 @@ func validatePodUpdate(newPod, oldPod *corev1.Pod) field.ErrorList {
 	if tolerationsAdded(oldPod.Spec.Tolerations, mutated.Tolerations) {
 		mutated.Tolerations = oldPod.Spec.Tolerations
 	}
-	if !reflect.DeepEqual(*mutated, oldPod.Spec) {
+	if !apiequality.Semantic.DeepEqual(*mutated, oldPod.Spec) {
 		errs = append(errs, field.Forbidden(p, "pod updates may not change fields other than `spec.containers[*].image`, "+
 			"`spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations) "+
 			"or `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"))
@@ -627,7 +628,7 @@ func tolerationsAdded(oldT, newT []corev1.Toleration) bool {
 	for _, o := range oldT {
 		found := false
 		for _, n := range newT {
-			if reflect.DeepEqual(o, n) {
+			if apiequality.Semantic.DeepEqual(o, n) {
 				found = true
 				break
 			}

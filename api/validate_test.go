@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -350,6 +351,21 @@ func TestValidateUpdate(t *testing.T) {
 				p.Spec.NodeName = "n1"
 				p.Spec.Tolerations = append(p.Spec.Tolerations, corev1.Toleration{Key: "k", Operator: corev1.TolerationOpExists})
 			},
+		},
+		{
+			name: "pod resources written differently are unchanged",
+			old:  podHead + "  containers: [{name: c, image: busybox, resources: {limits: {cpu: 500m}}}]\n",
+			mutate: func(o runtime.Object) {
+				o.(*corev1.Pod).Spec.Containers[0].Resources.Limits[corev1.ResourceCPU] = resource.MustParse("0.5")
+			},
+		},
+		{
+			name: "pod resources may not change",
+			old:  podHead + "  containers: [{name: c, image: busybox, resources: {limits: {cpu: 500m}}}]\n",
+			mutate: func(o runtime.Object) {
+				o.(*corev1.Pod).Spec.Containers[0].Resources.Limits[corev1.ResourceCPU] = resource.MustParse("1")
+			},
+			want: []string{"spec: FieldValueForbidden"},
 		},
 		{
 			name:   "pod spec is otherwise immutable",

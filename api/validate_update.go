@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -69,7 +70,7 @@ func validateImmutableFields(newObj, oldObj runtime.Object) field.ErrorList {
 		return validatePVCUpdate(n, oldObj.(*corev1.PersistentVolumeClaim))
 	case *corev1.PersistentVolume:
 		o := oldObj.(*corev1.PersistentVolume)
-		if !reflect.DeepEqual(n.Spec.PersistentVolumeSource, o.Spec.PersistentVolumeSource) {
+		if !apiequality.Semantic.DeepEqual(n.Spec.PersistentVolumeSource, o.Spec.PersistentVolumeSource) {
 			return field.ErrorList{field.Forbidden(spec.Child("persistentvolumesource"), "spec.persistentvolumesource is immutable after creation")}
 		}
 	case *appsv1.Deployment:
@@ -95,16 +96,16 @@ func validateImmutableFields(newObj, oldObj runtime.Object) field.ErrorList {
 	case *storagev1.StorageClass:
 		o := oldObj.(*storagev1.StorageClass)
 		var errs field.ErrorList
-		if !reflect.DeepEqual(n.Parameters, o.Parameters) {
+		if !apiequality.Semantic.DeepEqual(n.Parameters, o.Parameters) {
 			errs = append(errs, field.Forbidden(field.NewPath("parameters"), "updates to parameters are forbidden."))
 		}
 		if n.Provisioner != o.Provisioner {
 			errs = append(errs, field.Forbidden(field.NewPath("provisioner"), "updates to provisioner are forbidden."))
 		}
-		if !reflect.DeepEqual(n.ReclaimPolicy, o.ReclaimPolicy) {
+		if !apiequality.Semantic.DeepEqual(n.ReclaimPolicy, o.ReclaimPolicy) {
 			errs = append(errs, field.Forbidden(field.NewPath("reclaimPolicy"), "updates to reclaimPolicy are forbidden."))
 		}
-		if !reflect.DeepEqual(n.VolumeBindingMode, o.VolumeBindingMode) {
+		if !apiequality.Semantic.DeepEqual(n.VolumeBindingMode, o.VolumeBindingMode) {
 			errs = append(errs, field.Forbidden(field.NewPath("volumeBindingMode"), "field is immutable"))
 		}
 		return errs

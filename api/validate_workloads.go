@@ -2,12 +2,12 @@ package api
 
 import (
 	"fmt"
-	"reflect"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/validate/content"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -214,7 +214,15 @@ func validateStatefulSet(ss *appsv1.StatefulSet) field.ErrorList {
 		errs = append(errs, supported(r.WhenScaled, rp.Child("whenScaled"), appsv1.RetainPersistentVolumeClaimRetentionPolicyType, appsv1.DeletePersistentVolumeClaimRetentionPolicyType)...)
 	}
 	errs = append(errs, validateSelectorAndTemplate(s.Selector, &s.Template, p, "statefulset")...)
-	errs = append(errs, validateLongRunningTemplate(&s.Template, p.Child("template"), "StatefulSet")...)
+	// Each pod gets a volume per claim template, named after it, which its
+	// containers mount: validate the template as the pods will be.
+	tmpl := s.Template.DeepCopy()
+	for _, c := range s.VolumeClaimTemplates {
+		tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, corev1.Volume{Name: c.Name, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name},
+		}})
+	}
+	errs = append(errs, validateLongRunningTemplate(tmpl, p.Child("template"), "StatefulSet")...)
 	for i := range s.VolumeClaimTemplates {
 		vp := p.Child("volumeClaimTemplates").Index(i)
 		c := &s.VolumeClaimTemplates[i]
@@ -240,7 +248,7 @@ func validateStatefulSetUpdate(newSS, oldSS *appsv1.StatefulSet) field.ErrorList
 	mutated.PersistentVolumeClaimRetentionPolicy = oldSS.Spec.PersistentVolumeClaimRetentionPolicy
 	mutated.RevisionHistoryLimit = oldSS.Spec.RevisionHistoryLimit
 	mutated.Ordinals = oldSS.Spec.Ordinals
-	if !reflect.DeepEqual(*mutated, oldSS.Spec) {
+	if !apiequality.Semantic.DeepEqual(*mutated, oldSS.Spec) {
 		return field.ErrorList{field.Forbidden(field.NewPath("spec"), "updates to statefulset spec for fields other than 'replicas', "+
 			"'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden")}
 	}
