@@ -533,6 +533,10 @@ type Event struct {
 	EndTime     time.Time     `json:"end_time"`
 	Err         string        `json:"error,omitempty"`
 	Unavailable bool          `json:"unavailable,omitempty"`
+	// Converged: from the heal until every member had applied the
+	// revision the most advanced member had at the heal; -1 if not within
+	// 15s (or a member was down).
+	Converged time.Duration `json:"converged_ns"`
 }
 
 // Timeline records fault events; safe for concurrent use.
@@ -597,14 +601,40 @@ func Schedule(ctx context.Context, r *rig.Rig, tl *Timeline, faults []Fault, ran
 		} else {
 			r.Logf("nemesis %s: healed", f.Name())
 		}
-		cancel()
 		ev.EndTime = time.Now()
 		ev.End = ev.EndTime.Sub(tl.origin)
+		ev.Converged = converge(bg, r, 15*time.Second)
+		cancel()
 		tl.add(ev)
 		if ctx.Err() != nil {
 			return
 		}
 	}
+}
+
+// converge measures how long after a heal every member has caught up with
+// the revision the most advanced member had at the heal.
+func converge(ctx context.Context, r *rig.Rig, limit time.Duration) time.Duration {
+	start := time.Now()
+	var target int64
+	for _, s := range r.Statuses(ctx, time.Second) {
+		target = max(target, s.Revision)
+	}
+	for time.Since(start) < limit {
+		behind := false
+		for _, s := range r.Statuses(ctx, time.Second) {
+			if s.Err != nil || s.Revision < target {
+				behind = true
+			}
+		}
+		if !behind {
+			return time.Since(start)
+		}
+		if !sleep(ctx, 100*time.Millisecond) {
+			break
+		}
+	}
+	return -1
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

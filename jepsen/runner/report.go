@@ -108,8 +108,8 @@ func Report(w io.Writer, results []*Result) {
 	}
 	// Failover medians per scenario for the leader faults, side by side.
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| scenario | kill-leader failover (median) | partition-leader failover (median) | pause-leader failover (median) |")
-	fmt.Fprintln(w, "|---|---|---|---|")
+	fmt.Fprintln(w, "| scenario | kill-leader failover (median) | partition-leader failover (median) | pause-leader failover (median) | heal → all members caught up (median over all faults) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
 	for _, s := range order {
 		cells := []string{}
 		for _, f := range []string{"kill-leader", "partition-leader", "pause-leader"} {
@@ -130,6 +130,27 @@ func Report(w io.Writer, results []*Result) {
 			sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 			cells = append(cells, fmt.Sprintf("%s (n=%d)", fmtDur(ds[len(ds)/2]), len(ds)))
 		}
+		var conv []time.Duration
+		for _, r := range results {
+			sc := r.Scenario()
+			if r.Planted != "" {
+				sc += " +" + r.Planted
+			}
+			if sc != s {
+				continue
+			}
+			for _, f := range r.Faults {
+				if f.Err == "" && f.Converged > 0 { // 0: not measured (older results)
+					conv = append(conv, f.Converged)
+				}
+			}
+		}
+		c := "-"
+		if len(conv) > 0 {
+			sort.Slice(conv, func(i, j int) bool { return conv[i] < conv[j] })
+			c = fmt.Sprintf("%s (n=%d)", fmtDur(conv[len(conv)/2]), len(conv))
+		}
+		cells = append(cells, c)
 		fmt.Fprintf(w, "| %s | %s |\n", s, strings.Join(cells, " | "))
 	}
 }
