@@ -17,7 +17,7 @@ func TestFailover(t *testing.T) {
 	s := int64(time.Second)
 	h := []checker.Op{
 		{F: checker.FPut, Type: checker.OK, Call: 0, Return: s / 10},
-		{F: checker.FGet, Type: checker.OK, Call: 2 * s, Return: 2*s + 1},  // reads do not count
+		{F: checker.FGet, Type: checker.OK, Call: 2 * s, Return: 2*s + 1}, // reads do not count
 		{F: checker.FPut, Type: checker.Info, Call: 2 * s, Return: 3 * s}, // nor unknown writes
 		{F: checker.FPut, Type: checker.OK, Call: 2 * s, Return: 4 * s},
 		{F: checker.FAdd, Type: checker.OK, Call: 5 * s, Return: 5*s + s/10},
