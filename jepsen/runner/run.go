@@ -267,13 +267,18 @@ func execute(ctx context.Context, o Options, r *rig.Rig, faults []nemesis.Fault,
 		defer close(nemDone)
 		nemesis.Schedule(wctx, r, tl, faults, random, o.Quiet, o.Hold)
 	}()
-	// A second set of watchers starts a third of the way in, from 50
-	// revisions back: watch resumption from a past revision.
+	// A second set of watchers starts in the middle of the first fault,
+	// from 50 revisions back: a watch resumed from a past revision, on
+	// every member, while some of them are cut off or restarting.
+	lateAt := o.Quiet + o.Hold/2
+	if lateAt >= o.Time {
+		lateAt = o.Time / 3
+	}
 	go func() {
 		select {
 		case <-wctx.Done():
 			return
-		case <-time.After(o.Time / 3):
+		case <-time.After(lateAt):
 		}
 		var rev int64
 		for _, s := range r.Statuses(wctx, time.Second) {
