@@ -154,25 +154,42 @@ func splitDocuments(file string, data []byte) ([]document, error) {
 			return docs, nil
 		}
 		if err != nil {
-			return nil, syntaxError(file, err, 0)
+			return nil, syntaxError(file, err, data)
 		}
 		docs = append(docs, document{root: docRoot(&n), line: n.Line})
 	}
 }
 
-func syntaxError(file string, err error, lineOffset int) error {
+// syntaxError turns a YAML parser error into a FieldError on its line,
+// with a hint for the classic mistake: a tab in the indentation.
+func syntaxError(file string, err error, data []byte) error {
 	msg := err.Error()
 	line := 0
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
-		line += lineOffset
 		msg = m[2]
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
+	if tabLine := firstIndentTab(data); tabLine > 0 && strings.Contains(msg, "cannot start any token") {
+		line = tabLine
+		msg += "; YAML indentation must use spaces, not tabs"
+	}
 	return &FileErrors{File: file, Errors: []*FieldError{{
 		File: file, Line: line, Msg: "invalid YAML: " + msg, Err: ErrSyntax,
 	}}}
+}
+
+// firstIndentTab is the 1-based line of the first line indented with a
+// tab, or 0.
+func firstIndentTab(data []byte) int {
+	for i, l := range bytes.Split(data, []byte("\n")) {
+		indent := l[:len(l)-len(bytes.TrimLeft(l, " \t"))]
+		if bytes.IndexByte(indent, '\t') >= 0 && len(bytes.TrimSpace(l)) > 0 {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // docRoot returns the content of a document node, or nil when the
@@ -221,7 +238,7 @@ func splitJSON(file string, data []byte) ([]document, error) {
 		src := append(bytes.Repeat([]byte("\n"), line-1), body...)
 		var n yaml.Node
 		if err := yaml.Unmarshal(src, &n); err != nil {
-			return nil, syntaxError(file, err, 0)
+			return nil, syntaxError(file, err, nil)
 		}
 		docs = append(docs, document{root: docRoot(&n), line: line})
 	}
