@@ -305,3 +305,47 @@ func TestDomainIndexFollowsNodes(t *testing.T) {
 		})
 	}
 }
+
+func TestIndexesFollowPodUpdates(t *testing.T) {
+	const host = "kubernetes.io/hostname"
+	anti := func(app string) podOpt {
+		return affinity(&corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+			RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{podTerm(host, map[string]string{"app": app})},
+		}})
+	}
+	snap, s := cluster(t, []*corev1.Node{mkNode("n1"), mkNode("n2")}, []*corev1.Pod{
+		mkPod("db", onNode("n1"), podLabels("app", "db")),
+		mkPod("loner", onNode("n2"), anti("web")),
+	})
+	web := mkPod("web", podLabels("app", "web"), anti("db"))
+	steps := []struct {
+		name string
+		do   func()
+		want []string
+	}{
+		{"web avoids the db and the loner avoids web", func() {}, nil},
+		{"the db is relabelled: n1 is free for web", func() {
+			if err := snap.UpdatePod(mkPod("db", onNode("n1"), podLabels("app", "cache"))); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"n1"}},
+		{"the loner changes its mind: n2 too", func() {
+			if err := snap.UpdatePod(mkPod("loner", onNode("n2"), anti("batch"))); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"n1", "n2"}},
+		{"the loner is deleted: no change", func() { snap.RemovePod(mkPod("loner")) }, []string{"n1", "n2"}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			st.do()
+			got, _, err := s.filterAll(web)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, st.want) {
+				t.Errorf("feasible = %v, want %v", got, st.want)
+			}
+		})
+	}
+}
