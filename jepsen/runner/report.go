@@ -106,6 +106,18 @@ func Report(w io.Writer, results []*Result) {
 	for _, s := range order {
 		fmt.Fprintf(w, "- %s: %d passed, %d failed\n", s, per[s].pass, per[s].fail)
 	}
+	// Throughput and p99 around the faults, one row per run with faults.
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scenario | fault | ops/s before | during | after | p99 before | during | after |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		if r.Phases == nil {
+			continue
+		}
+		p := r.Phases
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.0f | %.0f | %s | %s | %s |\n", r.Scenario(), r.Nemesis,
+			p.Before.OpsPerSec, p.During.OpsPerSec, p.After.OpsPerSec, fmtLat(p.Before.P99), fmtLat(p.During.P99), fmtLat(p.After.P99))
+	}
 	// Failover medians per scenario for the leader faults, side by side.
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| scenario | kill-leader failover (median) | partition-leader failover (median) | pause-leader failover (median) | heal → all members caught up (median over all faults) |")
@@ -153,4 +165,11 @@ func Report(w io.Writer, results []*Result) {
 		cells = append(cells, c)
 		fmt.Fprintf(w, "| %s | %s |\n", s, strings.Join(cells, " | "))
 	}
+}
+
+func fmtLat(d time.Duration) string {
+	if d < 100*time.Millisecond {
+		return d.Round(100 * time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
 }

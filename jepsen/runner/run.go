@@ -101,6 +101,7 @@ type Result struct {
 	Faults      []nemesis.Event `json:"faults"`
 	Failover    time.Duration   `json:"failover_ns"` // -1: no fault or never recovered
 	MaxGap      time.Duration   `json:"max_write_gap_ns"`
+	Phases      *Phases         `json:"phases,omitempty"`
 	Checks      []Check         `json:"checks"`
 	Unavailable string          `json:"unavailable,omitempty"`
 	Err         string          `json:"error,omitempty"` // the run itself failed
@@ -383,6 +384,7 @@ func execute(ctx context.Context, o Options, r *rig.Rig, faults []nemesis.Fault,
 		}
 	}
 	res.Failover, res.MaxGap = failover(history, res.Faults, o.Time)
+	res.Phases = phases(history, res.Faults, o.Quiet)
 
 	// Outputs.
 	var errs []error
@@ -459,6 +461,56 @@ func failover(history []checker.Op, faults []nemesis.Event, total time.Duration)
 		gap = int64(total)
 	}
 	return fo, time.Duration(gap)
+}
+
+// Phase is throughput and latency over a set of time windows.
+type Phase struct {
+	OpsPerSec float64       `json:"ops_per_sec"` // acknowledged ops per second
+	P99       time.Duration `json:"p99_ns"`      // of acknowledged ops
+}
+
+// Phases compares the windows before (the quiet just before each fault),
+// during and after (the same length after each heal) every injected fault.
+type Phases struct {
+	Before, During, After Phase
+}
+
+func phases(history []checker.Op, faults []nemesis.Event, quiet time.Duration) *Phases {
+	type window struct{ from, to int64 }
+	var before, during, after []window
+	for _, f := range faults {
+		if f.Err != "" {
+			continue
+		}
+		before = append(before, window{int64(f.Start - quiet), int64(f.Start)})
+		during = append(during, window{int64(f.Start), int64(f.End)})
+		after = append(after, window{int64(f.End), int64(f.End + quiet)})
+	}
+	if len(during) == 0 {
+		return nil
+	}
+	measure := func(ws []window) Phase {
+		var lat []int64
+		var span int64
+		for _, w := range ws {
+			span += w.to - w.from
+			for _, op := range history {
+				if op.Type == checker.OK && op.F != checker.FRead && op.F != checker.FLeaseRead && op.Return >= w.from && op.Return < w.to {
+					lat = append(lat, op.Return-op.Call)
+				}
+			}
+		}
+		var p Phase
+		if span > 0 {
+			p.OpsPerSec = float64(len(lat)) / (float64(span) / 1e9)
+		}
+		if len(lat) > 0 {
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			p.P99 = time.Duration(lat[min(len(lat)-1, len(lat)*99/100)])
+		}
+		return p
+	}
+	return &Phases{Before: measure(before), During: measure(during), After: measure(after)}
 }
 
 func writeResult(res *Result, _ error) error {

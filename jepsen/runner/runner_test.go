@@ -109,3 +109,31 @@ func TestParseNemesis(t *testing.T) {
 		t.Fatal("unknown fault accepted")
 	}
 }
+
+func TestPhases(t *testing.T) {
+	ms := int64(time.Millisecond)
+	var h []checker.Op
+	// 10 fast ops before the fault (0-1s), 2 slow ones during (1-2s), 5
+	// after (2-3s).
+	for i := int64(0); i < 10; i++ {
+		h = append(h, checker.Op{F: checker.FPut, Type: checker.OK, Call: i*100*ms + ms, Return: i*100*ms + 2*ms})
+	}
+	h = append(h, checker.Op{F: checker.FPut, Type: checker.OK, Call: 1000 * ms, Return: 1500 * ms})
+	h = append(h, checker.Op{F: checker.FGet, Type: checker.OK, Call: 1100 * ms, Return: 1900 * ms})
+	for i := int64(0); i < 5; i++ {
+		h = append(h, checker.Op{F: checker.FGet, Type: checker.OK, Call: 2000*ms + i*100*ms, Return: 2000*ms + i*100*ms + 3*ms})
+	}
+	p := phases(h, []nemesis.Event{{Fault: "kill-leader", Start: time.Second, End: 2 * time.Second}}, time.Second)
+	if p == nil {
+		t.Fatal("no phases")
+	}
+	if p.Before.OpsPerSec != 10 || p.During.OpsPerSec != 2 || p.After.OpsPerSec != 5 {
+		t.Errorf("ops/s before/during/after = %v/%v/%v, want 10/2/5", p.Before.OpsPerSec, p.During.OpsPerSec, p.After.OpsPerSec)
+	}
+	if p.Before.P99 != time.Millisecond || p.During.P99 != 800*time.Millisecond || p.After.P99 != 3*time.Millisecond {
+		t.Errorf("p99 before/during/after = %v/%v/%v, want 1ms/800ms/3ms", p.Before.P99, p.During.P99, p.After.P99)
+	}
+	if phases(h, nil, time.Second) != nil {
+		t.Error("phases without faults")
+	}
+}
