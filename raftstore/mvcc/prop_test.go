@@ -540,6 +540,16 @@ func (p *propRun) checkReads(i int) {
 		k, end := p.keyRange()
 		limit := int64(p.rnd.Intn(4))
 		req := &pb.RangeRequest{Key: []byte(k), RangeEnd: []byte(end), Revision: rev, Limit: limit}
+		if p.rnd.Intn(3) == 0 {
+			req.SortOrder = pb.RangeRequest_SortOrder(p.rnd.Intn(3))
+			req.SortTarget = pb.RangeRequest_SortTarget(p.rnd.Intn(5))
+		}
+		if p.rnd.Intn(4) == 0 {
+			req.MinModRevision = p.rnd.Int63n(m.rev + 1)
+		}
+		if p.rnd.Intn(4) == 0 {
+			req.MaxCreateRevision = p.rnd.Int63n(m.rev + 1)
+		}
 		resp, err := s.Range(req)
 		at := rev
 		if at == 0 {
@@ -555,9 +565,50 @@ func (p *propRun) checkReads(i int) {
 			t.Fatalf("op %d range %q-%q at %d: %v", i, k, end, rev, err)
 		}
 		keys := m.keysAt(k, end, at)
-		var want []string
+		type row struct {
+			key string
+			v   *mVer
+		}
+		var rows []row
 		for _, key := range keys {
-			want = append(want, mkv(key, m.at(key, at)))
+			v := m.at(key, at)
+			if (req.MinModRevision != 0 && v.mod < req.MinModRevision) || (req.MaxCreateRevision != 0 && v.create > req.MaxCreateRevision) {
+				continue
+			}
+			rows = append(rows, row{key, v})
+		}
+		// etcd fetches only limit+1 keys (in key order) when there is no
+		// sort order and no filter, and sorts those: with sort order NONE
+		// and another target, only that prefix is sorted.
+		filtered := req.MinModRevision != 0 || req.MaxCreateRevision != 0
+		if req.SortOrder == pb.RangeRequest_NONE && !filtered && limit > 0 && int64(len(rows)) > limit+1 {
+			rows = rows[:limit+1]
+		}
+		// Model of etcd's sort: NONE with a target other than KEY is
+		// ascending; ties stay in key order.
+		if req.SortOrder != pb.RangeRequest_NONE || req.SortTarget != pb.RangeRequest_KEY {
+			less := func(a, b row) bool {
+				switch req.SortTarget {
+				case pb.RangeRequest_VERSION:
+					return a.v.ver < b.v.ver
+				case pb.RangeRequest_CREATE:
+					return a.v.create < b.v.create
+				case pb.RangeRequest_MOD:
+					return a.v.mod < b.v.mod
+				case pb.RangeRequest_VALUE:
+					return a.v.value < b.v.value
+				}
+				return a.key < b.key
+			}
+			if req.SortOrder == pb.RangeRequest_DESCEND {
+				sort.SliceStable(rows, func(i, j int) bool { return less(rows[j], rows[i]) })
+			} else {
+				sort.SliceStable(rows, func(i, j int) bool { return less(rows[i], rows[j]) })
+			}
+		}
+		var want []string
+		for _, r := range rows {
+			want = append(want, mkv(r.key, r.v))
 		}
 		wantMore := limit > 0 && int64(len(want)) > limit
 		if wantMore {
@@ -568,8 +619,8 @@ func (p *propRun) checkReads(i int) {
 			got = append(got, fmtKV(kv))
 		}
 		if !eqStrings(got, want) || resp.Count != int64(len(keys)) || resp.More != wantMore {
-			t.Fatalf("op %d range %q-%q at %d limit %d:\n got %q count %d more %v\nwant %q count %d more %v",
-				i, k, end, rev, limit, got, resp.Count, resp.More, want, len(keys), wantMore)
+			t.Fatalf("op %d range %v:\n got %q count %d more %v\nwant %q count %d more %v",
+				i, req, got, resp.Count, resp.More, want, len(keys), wantMore)
 		}
 	}
 
