@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -116,8 +117,10 @@ type Daemon struct {
 	address string
 	pid     int
 	adopted bool
-	cmd     *exec.Cmd     // set when this process started the daemon
-	exited  chan struct{} // closed when cmd has been reaped
+
+	mu     sync.Mutex    // guards pid, cmd and exited against Supervise
+	cmd    *exec.Cmd     // set when this process started the daemon
+	exited chan struct{} // closed when cmd has been reaped
 }
 
 // Paths of a private daemon under DataDir.
@@ -201,9 +204,12 @@ func (d *Daemon) connect(ctx context.Context, timeout time.Duration) (*client.Cl
 				lastErr = err
 			}
 		}
-		if d.exited != nil {
+		d.mu.Lock()
+		exited := d.exited
+		d.mu.Unlock()
+		if exited != nil {
 			select {
-			case <-d.exited:
+			case <-exited:
 				return nil, fmt.Errorf("containerd exited while starting; see %s", d.cfg.logPath())
 			default:
 			}
@@ -234,9 +240,12 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start containerd: %w", err)
 	}
-	d.cmd, d.pid, d.exited = cmd, cmd.Process.Pid, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(d.exited) }()
-	if err := os.WriteFile(cfg.pidPath(), []byte(strconv.Itoa(d.pid)), 0o600); err != nil {
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	d.mu.Lock()
+	d.cmd, d.pid, d.exited = cmd, cmd.Process.Pid, exited
+	d.mu.Unlock()
+	if err := os.WriteFile(cfg.pidPath(), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
 		return err
 	}
 	c, err := d.connect(ctx, cfg.StartTimeout)
@@ -244,8 +253,39 @@ func (d *Daemon) start(ctx context.Context) error {
 		_ = d.Stop(context.Background())
 		return err
 	}
+	if d.client != nil {
+		// A restart under Supervise: the existing client reconnects by
+		// itself; keep it so that holders of it need not change.
+		return c.Close()
+	}
 	d.client = c
 	return nil
+}
+
+// Supervise starts the private daemon again whenever its process is gone,
+// checking every interval until ctx is done. Shims and containers survive
+// the gap; the client reconnects to the same socket; event streams break
+// and must be re-subscribed (the runtime does). onRestart, if set, is told
+// the outcome of each restart. It returns at once for a daemon reached by
+// Socket.
+func (d *Daemon) Supervise(ctx context.Context, interval time.Duration, onRestart func(pid int, err error)) {
+	if d.cfg.Socket != "" {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+		if pid := d.PID(); pid > 0 && processAlive(pid) {
+			continue
+		}
+		err := d.start(ctx)
+		if onRestart != nil {
+			onRestart(d.PID(), err)
+		}
+	}
 }
 
 func configTOML(cfg Config) string {
@@ -293,7 +333,11 @@ func (d *Daemon) Namespace() string { return d.cfg.Namespace }
 func (d *Daemon) Address() string { return d.address }
 
 // PID is the private daemon's process id (0 for an existing socket).
-func (d *Daemon) PID() int { return d.pid }
+func (d *Daemon) PID() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pid
+}
 
 // Adopted says the private daemon was already running when Open was called.
 func (d *Daemon) Adopted() bool { return d.adopted }
@@ -312,27 +356,30 @@ func (d *Daemon) Close() error {
 // containers keep running. Stop on a daemon reached by Socket only closes.
 func (d *Daemon) Stop(ctx context.Context) error {
 	_ = d.Close()
-	if d.pid <= 0 {
+	pid := d.PID()
+	if pid <= 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_ = syscall.Kill(d.pid, syscall.SIGTERM)
+	_ = syscall.Kill(pid, syscall.SIGTERM)
 	if !d.waitExit(ctx) {
-		_ = syscall.Kill(d.pid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 		d.waitExit(context.Background())
 	}
 	_ = os.Remove(d.cfg.pidPath())
 	return nil
 }
 
-// Kill SIGKILLs the private daemon without cleanup (for crash tests).
+// Kill SIGKILLs the private daemon without any cleanup, as a crash would
+// (for tests). The client stays open and reconnects once a daemon serves
+// the socket again.
 func (d *Daemon) Kill() error {
-	if d.pid <= 0 {
+	pid := d.PID()
+	if pid <= 0 {
 		return errors.New("containerd: no private daemon to kill")
 	}
-	_ = d.Close()
-	if err := syscall.Kill(d.pid, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return err
 	}
 	d.waitExit(context.Background())
@@ -340,15 +387,18 @@ func (d *Daemon) Kill() error {
 }
 
 func (d *Daemon) waitExit(ctx context.Context) bool {
-	if d.exited != nil {
+	d.mu.Lock()
+	pid, exited := d.pid, d.exited
+	d.mu.Unlock()
+	if exited != nil {
 		select {
-		case <-d.exited:
+		case <-exited:
 			return true
 		case <-ctx.Done():
 			return false
 		}
 	}
-	for processAlive(d.pid) {
+	for processAlive(pid) {
 		select {
 		case <-ctx.Done():
 			return false

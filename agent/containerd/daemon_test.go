@@ -2,6 +2,7 @@ package containerd_test
 
 import (
 	"context"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,4 +49,42 @@ func TestDaemonImportAndAdopt(t *testing.T) {
 	if ok, err := d2.HasImage(ctx, images.NginxAlias); !ok || err != nil {
 		t.Fatalf("adopted daemon lacks %s: %v", images.NginxAlias, err)
 	}
+}
+
+// TestSuperviseRestartsKilledDaemon: after a SIGKILL of the daemon,
+// Supervise starts it again and the same client serves again.
+func TestSuperviseRestartsKilledDaemon(t *testing.T) {
+	nodetest.RequireNode(t)
+	d, _ := nodetest.StartDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	restarted := make(chan error, 4)
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Supervise(sctx, 50*time.Millisecond, func(pid int, err error) { restarted <- err })
+	}()
+	defer func() { stop(); <-done }()
+
+	old := d.PID()
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	select {
+	case err := <-restarted:
+		if err != nil {
+			t.Fatalf("restart: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("daemon not restarted within 60s")
+	}
+	if d.PID() == old || d.PID() == 0 {
+		t.Fatalf("pid after restart %d (was %d)", d.PID(), old)
+	}
+	nodetest.Poll(t, 20*time.Second, "old client serves again", func() (bool, error) {
+		return d.Client().IsServing(ctx)
+	})
+	t.Logf("containerd back %v after SIGKILL (pid %d → %d)", time.Since(start).Round(time.Millisecond), old, d.PID())
 }

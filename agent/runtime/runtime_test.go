@@ -322,6 +322,11 @@ func TestPodLifecycle(t *testing.T) {
 	t.Logf("containerd restarted after SIGKILL in %v (adopted=%v)", time.Since(start).Round(time.Millisecond), d2.Adopted())
 	rt3 := e.newRuntime(t, d2)
 	assertSamePod(t, rt3, st)
+	// The first runtime's client reconnects to the new daemon by itself.
+	nodetest.Poll(t, 20*time.Second, "old client serves again", func() (bool, error) {
+		return e.d.Client().IsServing(context.Background())
+	})
+	assertSamePod(t, rt, st)
 	if out, code := exec(t, rt3, uid, "client", "echo", "alive"); code != 0 || strings.TrimSpace(out) != "alive" {
 		t.Errorf("exec after containerd restart: %d %q", code, out)
 	}
@@ -335,6 +340,24 @@ func TestPodLifecycle(t *testing.T) {
 	if took < time.Second || took > 5*time.Second {
 		t.Errorf("stop with 1s grace took %v", took)
 	}
+	// The first runtime re-subscribed after the daemon restart: it sees the exit.
+	func() {
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case ev := <-rt.Events():
+				if ev.PodUID == uid && ev.Container == "httpd" && ev.Kind == runtime.EventExited {
+					if ev.ExitCode != 137 {
+						t.Errorf("exit event %+v, want code 137", ev)
+					}
+					return
+				}
+			case <-deadline:
+				t.Error("no exit event for httpd on the runtime that lived through the containerd restart")
+				return
+			}
+		}
+	}()
 	ps, err := rt3.PodStatus(ctx(t, 10*time.Second), uid)
 	if err != nil {
 		t.Fatal(err)
