@@ -418,99 +418,117 @@ func (p *propRun) checkResult(i int, res Result, before int64) {
 	}
 }
 
-func (p *propRun) txn(i int, before int64) {
-	t, m := p.t, p.m
+// mTxn is a generated txn with what the model expects of it.
+type mTxn struct {
+	req        *pb.TxnRequest
+	want       bool // the compare's outcome against the state before the txn
+	succ, fail []mOp
+}
+
+type mOp struct {
+	kind      int // 0 put, 1 delete, 2 get, 3 nested txn
+	k, end, v string
+	lease     int64
+	txn       *mTxn
+}
+
+// genTxn builds a random txn; its compare is evaluated by the model now,
+// against the state before the txn, as etcd evaluates nested compares too.
+func (p *propRun) genTxn(depth int) *mTxn {
+	m := p.m
 	ck := p.key()
-	var c *pb.Compare
 	cur := m.at(ck, m.rev)
-	var want bool
 	var ver, mod int64
 	if cur != nil {
 		ver, mod = cur.ver, cur.mod
 	}
-	switch p.rnd.Intn(3) {
+	mt := &mTxn{req: &pb.TxnRequest{}}
+	switch p.rnd.Intn(4) {
 	case 0:
 		v := int64(p.rnd.Intn(3))
-		c = cmp(ck, pb.Compare_VERSION, pb.Compare_EQUAL, int(v))
-		want = ver == v
+		mt.req.Compare = []*pb.Compare{cmp(ck, pb.Compare_VERSION, pb.Compare_EQUAL, int(v))}
+		mt.want = ver == v
 	case 1:
 		v := p.rnd.Int63n(m.rev + 1)
-		c = cmp(ck, pb.Compare_MOD, pb.Compare_LESS, int(v))
-		want = mod < v
-	default:
+		mt.req.Compare = []*pb.Compare{cmp(ck, pb.Compare_MOD, pb.Compare_LESS, int(v))}
+		mt.want = mod < v
+	case 2:
 		v := p.value()
-		c = cmp(ck, pb.Compare_VALUE, pb.Compare_EQUAL, v)
-		want = cur != nil && cur.value == v
+		mt.req.Compare = []*pb.Compare{cmp(ck, pb.Compare_VALUE, pb.Compare_EQUAL, v)}
+		mt.want = cur != nil && cur.value == v
+	default:
+		mt.want = true
 	}
-	type mop struct {
-		kind      int // 0 put, 1 delete, 2 get
-		k, end, v string
-		lease     int64
-	}
-	gen := func() ([]*pb.RequestOp, []mop) {
+	gen := func() ([]*pb.RequestOp, []mOp) {
 		var ops []*pb.RequestOp
-		var mops []mop
+		var mops []mOp
 		for n := p.rnd.Intn(4); n > 0; n-- {
-			switch p.rnd.Intn(3) {
+			kind := p.rnd.Intn(3)
+			if depth < 2 && p.rnd.Intn(6) == 0 {
+				kind = 3
+			}
+			switch kind {
 			case 0:
-				o := mop{kind: 0, k: p.key(), v: p.value(), lease: p.lease()}
+				o := mOp{kind: 0, k: p.key(), v: p.value(), lease: p.lease()}
 				ops = append(ops, opPutReq(&pb.PutRequest{Key: []byte(o.k), Value: []byte(o.v), Lease: o.lease}))
 				mops = append(mops, o)
 			case 1:
 				k, end := p.keyRange()
 				ops = append(ops, opDel(k, end))
-				mops = append(mops, mop{kind: 1, k: k, end: end})
-			default:
+				mops = append(mops, mOp{kind: 1, k: k, end: end})
+			case 2:
 				k, end := p.keyRange()
 				ops = append(ops, opGet(k, end))
-				mops = append(mops, mop{kind: 2, k: k, end: end})
+				mops = append(mops, mOp{kind: 2, k: k, end: end})
+			default:
+				nested := p.genTxn(depth + 1)
+				ops = append(ops, opTxn(nested.req))
+				mops = append(mops, mOp{kind: 3, txn: nested})
 			}
 		}
 		return ops, mops
 	}
-	succ, msucc := gen()
-	fail, mfail := gen()
-	req := &pb.TxnRequest{Compare: []*pb.Compare{c}, Success: succ, Failure: fail}
-	var resp *pb.TxnResponse
-	var res Result
-	var err error
-	p.both(func(s *Store) { resp, res, err = s.Txn(req) })
-	mops := mfail
-	if want {
-		mops = msucc
+	mt.req.Success, mt.succ = gen()
+	mt.req.Failure, mt.fail = gen()
+	return mt
+}
+
+func (mt *mTxn) taken() []mOp {
+	if mt.want {
+		return mt.succ
 	}
-	var wantErr error
-	for _, o := range mops {
-		if o.kind == 0 && !leaseExists(o.lease) {
-			wantErr = ErrLeaseNotFound
-			break
+	return mt.fail
+}
+
+// badLease reports whether a put on the taken path uses the missing lease.
+func (mt *mTxn) badLease() bool {
+	for _, o := range mt.taken() {
+		if (o.kind == 0 && !leaseExists(o.lease)) || (o.kind == 3 && o.txn.badLease()) {
+			return true
 		}
 	}
-	if wantErr != nil || err != nil {
-		if !errors.Is(err, wantErr) {
-			t.Fatalf("op %d txn: err %v, want %v", i, err, wantErr)
-		}
-		if res.Rev != m.rev || len(res.Events) != 0 {
-			t.Fatalf("op %d failed txn changed something: %+v", i, res)
-		}
-		return
+	return false
+}
+
+// apply runs the taken ops on the model and checks the store's response.
+func (p *propRun) applyTxn(i int, w *mWrite, mt *mTxn, resp *pb.TxnResponse, path string) {
+	t, m := p.t, p.m
+	mops := mt.taken()
+	if resp == nil || resp.Succeeded != mt.want || len(resp.Responses) != len(mops) {
+		t.Fatalf("op %d txn%s: %v, want succeeded %v with %d responses", i, path, resp, mt.want, len(mops))
 	}
-	if resp.Succeeded != want || len(resp.Responses) != len(mops) {
-		t.Fatalf("op %d txn: succeeded %v with %d responses, want %v and %d", i, resp.Succeeded, len(resp.Responses), want, len(mops))
-	}
-	w := &mWrite{m: m}
 	for j, o := range mops {
 		switch o.kind {
 		case 0:
 			w.put(o.k, o.v, o.lease)
 			if resp.Responses[j].GetResponsePut() == nil {
-				t.Fatalf("op %d txn response %d is not a put", i, j)
+				t.Fatalf("op %d txn%s response %d is not a put", i, path, j)
 			}
 		case 1:
 			prev := w.del(o.k, o.end)
 			dr := resp.Responses[j].GetResponseDeleteRange()
 			if dr == nil || dr.Deleted != int64(len(prev)) {
-				t.Fatalf("op %d txn response %d: %v, want %d deleted", i, j, dr, len(prev))
+				t.Fatalf("op %d txn%s response %d: %v, want %d deleted", i, path, j, dr, len(prev))
 			}
 		case 2:
 			var wantKVs []string
@@ -523,10 +541,32 @@ func (p *propRun) txn(i int, before int64) {
 				got = append(got, fmtKV(kv))
 			}
 			if !eqStrings(got, wantKVs) {
-				t.Fatalf("op %d txn get %q-%q (own writes):\n got %q\nwant %q", i, o.k, o.end, got, wantKVs)
+				t.Fatalf("op %d txn%s get %q-%q (own writes):\n got %q\nwant %q", i, path, o.k, o.end, got, wantKVs)
 			}
+		case 3:
+			p.applyTxn(i, w, o.txn, resp.Responses[j].GetResponseTxn(), fmt.Sprintf("%s/%d", path, j))
 		}
 	}
+}
+
+func (p *propRun) txn(i int, before int64) {
+	t, m := p.t, p.m
+	mt := p.genTxn(0)
+	var resp *pb.TxnResponse
+	var res Result
+	var err error
+	p.both(func(s *Store) { resp, res, err = s.Txn(mt.req) })
+	if mt.badLease() || err != nil {
+		if !errors.Is(err, ErrLeaseNotFound) || !mt.badLease() {
+			t.Fatalf("op %d txn: err %v, want lease not found: %v", i, err, mt.badLease())
+		}
+		if res.Rev != m.rev || len(res.Events) != 0 {
+			t.Fatalf("op %d failed txn changed something: %+v", i, res)
+		}
+		return
+	}
+	w := &mWrite{m: m}
+	p.applyTxn(i, w, mt, resp, "")
 	w.commit()
 	p.checkResult(i, res, before)
 }
