@@ -87,8 +87,11 @@
 // kube-scheduler's percentageOfNodesToScore, a cycle stops filtering once
 // it has found a share of the nodes feasible — adaptively 50% minus one
 // point per 125 nodes, at least 5%, and never fewer than 100 nodes
-// (MinFeasibleNodesToFind): 420 of 1,000 nodes, 500 of 5,000. Each cycle
-// starts where the previous one stopped, so all nodes are visited in turn.
+// (MinFeasibleNodesToFind): 420 of 1,000 nodes, 500 of 5,000. The walk
+// strides over the node list (by about n/wanted, coprime with n) so that a
+// sample spans zones even when nodes registered zone by zone, and each
+// cycle starts where the previous one stopped, so all nodes are visited in
+// turn.
 // A pod that fits nowhere has been tried on every node, so a FitError
 // always covers the whole cluster. Each feasible node is scored right after
 // it passes the filters, while it is still in cache.

@@ -197,6 +197,33 @@ func (s *Scheduler) ScheduleBatch(pods []*corev1.Pod) []Placement {
 	return out
 }
 
+// walkStride is the step of the walk over the n candidate nodes when about
+// want of them are wanted. Nodes tend to be listed in the order they
+// registered, often zone by zone or rack by rack; a window of consecutive
+// nodes would then be one zone, and zone spreading and zone preferences
+// would see no choice. Striding by about n/want spreads the sample over the
+// whole list (Kubernetes interleaves zones for the same reason). The stride
+// is coprime with n, so the walk still visits every node once before
+// repeating, and a pod that fits nowhere is still tried on all of them.
+// A constant stride keeps the hot rows' access pattern prefetchable.
+func walkStride(n, want int) int {
+	if want >= n || want <= 0 {
+		return 1
+	}
+	stride := max(n/want, 1)
+	for gcd(stride, n) != 1 {
+		stride++
+	}
+	return stride
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
 // numFeasibleNodesToFind is how many feasible nodes to look for among n.
 func (s *Scheduler) numFeasibleNodesToFind(n int) int {
 	if n < s.cfg.MinFeasibleNodesToFind {
@@ -231,13 +258,13 @@ func (s *Scheduler) scheduleLocked(p *corev1.Pod) (Result, error) {
 	sc := s.newScoring(c)
 	rows := s.rows[:0]
 	var diag map[string]int
-	start := s.nextStart % n
+	idx := s.nextStart % n
+	stride := walkStride(n, want)
 	evaluated := 0
-	idx := start
 	for evaluated < n && len(rows) < want {
 		pos, ni, h := idx, list[idx], &hot[idx]
-		if idx++; idx == n {
-			idx = 0
+		if idx += stride; idx >= n {
+			idx -= n
 		}
 		evaluated++
 		reasons := c.filter(ni, h, s.reasons[:0])
@@ -255,7 +282,7 @@ func (s *Scheduler) scheduleLocked(p *corev1.Pod) (Result, error) {
 		}
 		s.reasons = reasons
 	}
-	s.nextStart = (start + evaluated) % n
+	s.nextStart = idx
 	s.rows = rows
 	if len(rows) == 0 {
 		return Result{}, &FitError{Pod: podKey(p), NumAllNodes: n, Reasons: diag}

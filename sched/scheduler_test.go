@@ -177,3 +177,70 @@ func TestNumFeasibleNodesToFind(t *testing.T) {
 		})
 	}
 }
+
+func TestWalkStrideVisitsEveryNode(t *testing.T) {
+	cases := []struct{ n, want, stride int }{
+		{10, 10, 1}, {10, 20, 1}, {1000, 420, 3}, {5000, 500, 11}, {5001, 500, 10}, {7, 3, 2},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("n=%d/want=%d", tc.n, tc.want), func(t *testing.T) {
+			stride := walkStride(tc.n, tc.want)
+			if stride != tc.stride {
+				t.Errorf("stride = %d, want %d", stride, tc.stride)
+			}
+			seen := make([]bool, tc.n)
+			idx := 3 % tc.n
+			for range tc.n {
+				if seen[idx] {
+					t.Fatalf("node %d visited twice within %d steps", idx, tc.n)
+				}
+				seen[idx] = true
+				if idx += stride; idx >= tc.n {
+					idx -= tc.n
+				}
+			}
+		})
+	}
+}
+
+// TestSampleSpansZones: nodes registered zone by zone must not make a
+// sampled cycle see a single zone.
+func TestSampleSpansZones(t *testing.T) {
+	var nodes []*corev1.Node
+	for i := range 1500 {
+		nodes = append(nodes, mkNode(fmt.Sprintf("n%04d", i), nodeLabels("topology.kubernetes.io/zone", fmt.Sprintf("z%d", i/500))))
+	}
+	snap, s := cluster(t, nodes, nil)
+	placed := map[string]int{}
+	pods := make([]*corev1.Pod, 300)
+	for i := range pods {
+		pods[i] = mkPod(fmt.Sprintf("p%d", i), podLabels("app", "web"),
+			spread("topology.kubernetes.io/zone", 1, corev1.ScheduleAnyway, map[string]string{"app": "web"}))
+	}
+	for i, pl := range s.ScheduleBatch(pods) {
+		if i == 0 {
+			// The batch is done: look at its last cycle's sample.
+			s.snap.mu.Lock()
+			seen := map[string]int{}
+			for _, r := range s.rows {
+				seen[r.ni.labels["topology.kubernetes.io/zone"]]++
+			}
+			s.snap.mu.Unlock()
+			if len(seen) != 3 {
+				t.Errorf("a sampled cycle saw zones %v, want all three", seen)
+			}
+		}
+		if pl.Err != nil {
+			t.Fatal(pl.Err)
+		}
+		if pl.Evaluated >= 1500 {
+			t.Fatalf("evaluated %d nodes: no sampling", pl.Evaluated)
+		}
+		placed[snap.nodes[pl.Node].labels["topology.kubernetes.io/zone"]]++
+	}
+	for z, n := range placed {
+		if n < 90 || n > 110 {
+			t.Errorf("zone %s got %d of 300 pods: %v", z, n, placed)
+		}
+	}
+}
