@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/skiffhq/skiff/agent/containerd"
 	"github.com/skiffhq/skiff/agent/crilog"
 	"github.com/skiffhq/skiff/agent/images"
 )
@@ -37,7 +42,97 @@ func newImageCmd() *cobra.Command {
 	}
 	build.Flags().StringVar(&out, "out", ".", "directory to write the tarballs to")
 	build.Flags().StringVar(&busybox, "busybox", images.DefaultBusybox, "busybox-static binary to build from")
-	cmd.AddCommand(build)
+	cmd.AddCommand(build, newImageImportCmd(), newImageListCmd())
+	return cmd
+}
+
+// nodeFlags choose the node's containerd for the image commands that work
+// directly on a node (before, or instead of, going through the agent).
+type nodeFlags struct {
+	dataDir, socket string
+}
+
+func (f *nodeFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "/var/lib/skiff", "agent data dir whose private containerd to use (started if not running)")
+	cmd.Flags().StringVar(&f.socket, "containerd-socket", "", "use this existing containerd socket instead of the private daemon")
+}
+
+func (f *nodeFlags) open(ctx context.Context) (*containerd.Daemon, error) {
+	cfg := containerd.DefaultConfig(f.dataDir)
+	cfg.Socket = f.socket
+	return containerd.Open(ctx, cfg)
+}
+
+func newImageImportCmd() *cobra.Command {
+	var nf nodeFlags
+	cmd := &cobra.Command{
+		Use:   "import FILE...",
+		Short: "Load OCI layout or `docker save` tarballs into this node's containerd",
+		Long: `Load image tarballs (OCI image layout or docker save format) into the containerd
+of the agent on this machine and unpack them. The private containerd keeps
+running afterwards; the agent adopts it.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
+			defer cancel()
+			d, err := nf.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			for _, path := range args {
+				f, err := os.Open(path)
+				if err != nil {
+					return err
+				}
+				names, err := d.ImportImage(ctx, f)
+				f.Close()
+				if err != nil {
+					return fmt.Errorf("%s: %w", path, err)
+				}
+				for _, n := range names {
+					fmt.Fprintf(cmd.OutOrStdout(), "imported %s from %s\n", n, path)
+				}
+			}
+			return nil
+		},
+	}
+	nf.register(cmd)
+	return cmd
+}
+
+func newImageListCmd() *cobra.Command {
+	var nf nodeFlags
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List the images on this node's containerd",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			d, err := nf.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			list, err := d.ListImages(ctx)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "IMAGE\tDIGEST\tSIZE\tUNPACKED")
+			for _, img := range list {
+				dg := img.Digest
+				if len(dg) > 19 {
+					dg = dg[:19]
+				}
+				fmt.Fprintf(w, "%s\t%s\t%.1f MB\t%v\n", img.Name, dg, float64(img.Size)/1e6, img.Unpacked)
+			}
+			return w.Flush()
+		},
+	}
+	nf.register(cmd)
 	return cmd
 }
 
