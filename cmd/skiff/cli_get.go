@@ -338,4 +338,3 @@ func watchAndPrint(cmd *cobra.Command, gf *getFlags, c *client.Client, r getRequ
 }
 
 func init() { rootCmd.AddCommand(newGetCmd()) }
-
