@@ -349,3 +349,46 @@ func TestIndexesFollowPodUpdates(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentFeedAndSchedule: informer handlers feed the snapshot from
+// their goroutines while the loop schedules (run with -race).
+func TestConcurrentFeedAndSchedule(t *testing.T) {
+	var nodes []*corev1.Node
+	for i := range 20 {
+		nodes = append(nodes, mkNode(fmt.Sprintf("n%d", i)))
+	}
+	snap, s := cluster(t, nodes, nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 500 {
+			n := fmt.Sprintf("n%d", i%20)
+			p := mkPod(fmt.Sprintf("bound-%d", i), onNode(n), req("cpu", "10m"), podLabels("app", "x"))
+			if err := snap.AddPod(p); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%3 == 0 {
+				snap.RemovePod(p)
+			}
+			if i%50 == 0 {
+				snap.UpdateNode(mkNode(n, nodeLabels("round", fmt.Sprint(i))))
+			}
+		}
+	}()
+	for i := range 50 {
+		var pods []*corev1.Pod
+		for j := range 10 {
+			pods = append(pods, mkPod(fmt.Sprintf("p-%d-%d", i, j), req("cpu", "10m"), ownedBy("rs")))
+		}
+		for _, pl := range s.ScheduleBatch(pods) {
+			if pl.Err != nil {
+				t.Fatalf("%s: %v", podKey(pl.Pod), pl.Err)
+			}
+		}
+	}
+	<-done
+	snap.mu.Lock()
+	defer snap.mu.Unlock()
+	checkHot(t, snap)
+}
