@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiffhq/skiff/api"
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+)
+
+// runCLI runs one skiff command line against the config at cfg, on a fresh
+// command tree (cobra keeps flag values between runs of one tree).
+func runCLI(t *testing.T, cfg string, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	root := &cobra.Command{Use: "skiff", SilenceUsage: true, SilenceErrors: true}
+	root.AddCommand(newApplyCmd(), newCreateCmd(), newReplaceCmd(), newDeleteCmd(), newGetCmd(),
+		newConfigCmd(), newClusterInfoCmd(), newAPIResourcesCmd())
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(append(args, "--kubeconfig", cfg))
+	err := root.Execute()
+	return out.String(), errOut.String(), err
+}
+
+func objName(o api.Object) string { return o.Obj.(interface{ GetName() string }).GetName() }
+
+func manifestsDir(t *testing.T) string {
+	dir := filepath.Join("..", "..", "..", "shared", "manifests")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("no shared manifests at %s: %v", dir, err)
+	}
+	return dir
+}
+
+// Every shared manifest applies, shows as YAML that decodes back to the
+// same objects, and deletes.
+func TestSharedManifestsRoundTrip(t *testing.T) {
+	dir := manifestsDir(t)
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	files, err := filepath.Glob(filepath.Join(dir, "*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests in %s (%v)", dir, err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs, err := api.Decode(file, data)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			out, stderr, err := runCLI(t, srv.ConfigPath, "", "apply", "-f", file)
+			if err != nil {
+				t.Fatalf("apply: %v\n%s%s", err, out, stderr)
+			}
+			if n := strings.Count(out, " created"); n != len(objs) {
+				t.Errorf("apply printed %d created lines for %d objects:\n%s", n, len(objs), out)
+			}
+			out, _, err = runCLI(t, srv.ConfigPath, "", "apply", "-f", file)
+			if err != nil || strings.Count(out, " unchanged") != len(objs) {
+				t.Errorf("second apply: want all unchanged, got %v\n%s", err, out)
+			}
+			for _, o := range objs {
+				args := []string{"get", o.Kind.Resource, objName(o), "-o", "yaml"}
+				if o.Kind.Namespaced {
+					ns := o.Obj.(interface{ GetNamespace() string }).GetNamespace()
+					if ns == "" {
+						ns = "default"
+					}
+					args = append(args, "-n", ns)
+				}
+				y, stderr, err := runCLI(t, srv.ConfigPath, "", args...)
+				if err != nil {
+					t.Fatalf("get %v: %v %s", args, err, stderr)
+				}
+				back, err := api.Decode("get-output.yaml", []byte(y))
+				if err != nil {
+					t.Fatalf("get -o yaml output does not decode strictly: %v\n%s", err, y)
+				}
+				if len(back) != 1 || objName(back[0]) != objName(o) || back[0].Kind.GVK != o.Kind.GVK {
+					t.Fatalf("get -o yaml gave %d objects (%s %q), want %s %q", len(back), back[0].Kind.GVK, back[0].Name(), o.Kind.GVK, o.Name())
+				}
+				for _, want := range []string{"uid:", "resourceVersion:", "creationTimestamp:", "last-applied-configuration"} {
+					if !strings.Contains(y, want) {
+						t.Errorf("%s %s yaml lacks %s", o.Kind.GVK.Kind, o.Name(), want)
+					}
+				}
+			}
+			out, stderr, err = runCLI(t, srv.ConfigPath, "", "delete", "-f", file)
+			if err != nil || strings.Count(out, " deleted") != len(objs) {
+				t.Fatalf("delete: %v\n%s%s", err, out, stderr)
+			}
+			for _, o := range objs {
+				_, stderr, err := runCLI(t, srv.ConfigPath, "", "get", o.Kind.Resource, objName(o))
+				if err == nil || !strings.Contains(stderr, "NotFound") {
+					t.Errorf("%s %s still there after delete: %v %s", o.Kind.Resource, o.Name(), err, stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestCLITablesAndErrors(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	cfg := srv.ConfigPath
+	manifest := `apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports:
+  - port: 80
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  containers:
+  - name: web
+    image: nginx
+`
+	if out, stderr, err := runCLI(t, cfg, manifest, "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply: %v %s %s", err, out, stderr)
+	}
+	out, _, err := runCLI(t, cfg, "", "get", "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "NAME   TYPE       CLUSTER-IP   EXTERNAL-IP   PORT(S)        AGE\nweb    NodePort   10.96.0.2    <none>        80:30000/TCP   ") {
+		t.Errorf("get svc:\n%s", out)
+	}
+	out, _, err = runCLI(t, cfg, "", "get", "po", "--show-labels")
+	if err != nil || !strings.HasPrefix(out, "NAME   READY   STATUS    RESTARTS   AGE   LABELS\nweb    0/1     Pending   0          ") || !strings.Contains(out, "app=web") {
+		t.Errorf("get po --show-labels: %v\n%s", err, out)
+	}
+	out, _, err = runCLI(t, cfg, "", "get", "pods", "-A", "-o", "wide")
+	if err != nil || !strings.HasPrefix(out, "NAMESPACE   NAME   READY   STATUS    RESTARTS   AGE   IP       NODE     NOMINATED NODE   READINESS GATES\n") {
+		t.Errorf("get pods -A -o wide: %v\n%s", err, out)
+	}
+	out, _, err = runCLI(t, cfg, "", "get", "pods", "-l", "app=db", "-o", "name")
+	if err != nil || out != "" {
+		t.Errorf("selector matching nothing: %v %q", err, out)
+	}
+	out, _, err = runCLI(t, cfg, "", "get", "pod/web", "svc/web", "-o", "name")
+	if err != nil || out != "pod/web\nservice/web\n" {
+		t.Errorf("get kind/name: %v %q", err, out)
+	}
+	// Errors exit non-zero with kubectl's words.
+	_, stderr, err := runCLI(t, cfg, "", "get", "pod", "missing")
+	if err == nil || !strings.Contains(stderr, `Error from server (NotFound): pods "missing" not found`) {
+		t.Errorf("get missing: %v %q", err, stderr)
+	}
+	if _, _, err := runCLI(t, cfg, "", "get", "gizmos"); err == nil || !strings.Contains(err.Error(), "gizmos") {
+		t.Errorf("unknown kind: %v", err)
+	}
+	// A file with one bad document applies nothing.
+	bad := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fine\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: broken\nspec:\n  containers:\n  - name: c\n    image: x\n    imagePullPolicyy: Always\n"
+	_, _, err = runCLI(t, cfg, bad, "apply", "-f", "-")
+	if err == nil || !strings.Contains(err.Error(), "imagePullPolicyy") || !strings.Contains(err.Error(), ":14:") {
+		t.Errorf("bad manifest: %v", err)
+	}
+	if _, stderr, err := runCLI(t, cfg, "", "get", "cm", "fine"); err == nil {
+		t.Errorf("a document of a bad file was applied: %s", stderr)
+	}
+	// Server-side validation errors name the field.
+	invalid := "apiVersion: v1\nkind: Service\nmetadata:\n  name: far\nspec:\n  type: NodePort\n  ports:\n  - port: 80\n    nodePort: 40000\n"
+	_, stderr, err = runCLI(t, cfg, invalid, "create", "-f", "-")
+	if err == nil || !strings.Contains(stderr, "spec.ports[0].nodePort") {
+		t.Errorf("invalid nodePort: %v %q", err, stderr)
+	}
+	// create twice: AlreadyExists.
+	if _, stderr, err := runCLI(t, cfg, "", "create", "namespace", "team"); err != nil {
+		t.Fatalf("create namespace: %v %s", err, stderr)
+	}
+	if _, _, err := runCLI(t, cfg, "", "create", "namespace", "team"); err == nil || !strings.Contains(err.Error(), "AlreadyExists") {
+		t.Errorf("second create namespace: %v", err)
+	}
+	out, _, err = runCLI(t, cfg, "", "delete", "pod", "web")
+	if err != nil || out != "pod \"web\" deleted\n" {
+		t.Errorf("delete pod web: %v %q", err, out)
+	}
+	out, _, err = runCLI(t, cfg, "", "config", "get-contexts")
+	if err != nil || !strings.Contains(out, "*         skiff") {
+		t.Errorf("config get-contexts: %v\n%s", err, out)
+	}
+	out, _, err = runCLI(t, cfg, "", "config", "view")
+	if err != nil || !strings.Contains(out, "DATA+OMITTED") || strings.Contains(out, "BEGIN") {
+		t.Errorf("config view does not redact: %v\n%s", err, out)
+	}
+	out, _, err = runCLI(t, cfg, "", "api-resources")
+	if err != nil || !strings.Contains(strings.Join(strings.Fields(out), " "), "deployments deploy apps/v1 true Deployment") {
+		t.Errorf("api-resources: %v\n%s", err, out)
+	}
+	out, _, err = runCLI(t, cfg, "", "cluster-info")
+	if err != nil || !strings.Contains(out, "running at https://127.0.0.1:") {
+		t.Errorf("cluster-info: %v\n%s", err, out)
+	}
+}
