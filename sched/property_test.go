@@ -406,8 +406,13 @@ func checkHot(t *testing.T, snap *Snapshot) {
 	}
 	for uid, o := range snap.owners {
 		for i, ni := range snap.list {
-			if got, want := o.count(ni, i), o.perNode[ni]; got != want {
-				t.Errorf("owner %s on %s: presence says %d pods, counts %d", uid, ni.name, got, want)
+			if got, want := o.present.get(i), o.perNode[ni] > 0; got != want {
+				t.Errorf("owner %s on %s: presence bit %v, %d pods", uid, ni.name, got, o.perNode[ni])
+			}
+		}
+		for i := len(snap.list); i < 64*len(o.present); i++ {
+			if o.present.get(i) {
+				t.Errorf("owner %s: presence bit %d set beyond the %d candidates", uid, i, len(snap.list))
 			}
 		}
 	}

@@ -327,8 +327,10 @@ func (s *Snapshot) RemoveNode(name string) {
 		last := len(s.list) - 1
 		moved := s.list[last]
 		s.markOwners(ni, ni.listIdx, false)
-		s.markOwners(moved, last, false)
-		s.markOwners(moved, ni.listIdx, true)
+		if moved != ni {
+			s.markOwners(moved, last, false)
+			s.markOwners(moved, ni.listIdx, true)
+		}
 		s.list[ni.listIdx] = moved
 		s.hot[ni.listIdx] = s.hot[last]
 		moved.listIdx = ni.listIdx
