@@ -69,17 +69,21 @@ func (s *Store) event(le logEntry, prevKV bool) *mvccpb.Event {
 		panic("mvcc: log entry without version")
 	}
 	v := &ke.versions[i]
-	ev := &mvccpb.Event{}
+	a := &eventAlloc{}
 	if v.tombstone() {
-		ev.Type = mvccpb.DELETE
-		ev.Kv = &mvccpb.KeyValue{Key: ke.key, ModRevision: v.mod}
+		a.ev.Type = mvccpb.DELETE
+		a.kv = mvccpb.KeyValue{Key: ke.key, ModRevision: v.mod}
 	} else {
-		ev.Type = mvccpb.PUT
-		kv := ke.kv(v)
-		ev.Kv = &kv
+		a.ev.Type = mvccpb.PUT
+		a.kv = ke.kv(v)
 	}
-	if prevKV {
-		ev.PrevKv = prevForEvent(ke, v.mod, ev.Type == mvccpb.PUT && v.ver == 1)
+	a.ev.Kv = &a.kv
+	if prevKV && !(a.ev.Type == mvccpb.PUT && v.ver == 1) {
+		if p := ke.at(v.mod - 1); p != nil {
+			a.prev = ke.kv(p)
+			a.ev.PrevKv = &a.prev
+		}
 	}
+	ev := &a.ev
 	return ev
 }

@@ -29,7 +29,8 @@ type eventAlloc struct {
 }
 
 // newEvent returns an event whose Kv points at kv and whose PrevKv is the
-// key at revision main-1 unless create (see prevForEvent).
+// key as it was at revision main-1 (etcd's watch looks the previous
+// value up the same way), none for a creation.
 func newEvent(typ mvccpb.Event_EventType, kv mvccpb.KeyValue, ke *keyEntry, main int64, create bool) *mvccpb.Event {
 	a := &eventAlloc{kv: kv}
 	a.ev.Type = typ
@@ -95,19 +96,6 @@ func (w *writeTxn) rollback() {
 	s.log = s.log[:w.logLen]
 	w.undo = nil
 	w.events = nil
-}
-
-// prevForEvent is the PrevKv etcd's watch attaches to an event at main
-// revision main: the key as it was at main-1, none for a creation.
-func prevForEvent(ke *keyEntry, main int64, create bool) *mvccpb.KeyValue {
-	if create {
-		return nil
-	}
-	if p := ke.at(main - 1); p != nil {
-		kv := ke.kv(p)
-		return &kv
-	}
-	return nil
 }
 
 // put applies a PutRequest whose lease was already checked.
