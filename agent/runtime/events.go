@@ -73,6 +73,12 @@ func (r *Runtime) handleEvent(ctx context.Context, at time.Time, v any) {
 		return
 	}
 	ev.PodUID, ev.Container = l[LabelPodUID], l[LabelContainer]
+	if ev.Kind == EventOOM && l[LabelRole] == roleSandbox {
+		// With one shim per pod, runc's shim also reports the pause
+		// container when a sibling hits its limit; the pause process was
+		// not killed.
+		return
+	}
 	if ev.Kind == EventOOM {
 		r.markOOM(ctx, c)
 	}

@@ -472,6 +472,10 @@ func TestOOMKilledAndRestart(t *testing.T) {
 	if err != nil || !bytes.Contains(prev, []byte("stdout F allocating")) {
 		t.Errorf("previous log: %v %q", err, prev)
 	}
+	var out bytes.Buffer
+	if err := rt.Logs(ctx(t, 10*time.Second), uid, "hog", true, crilog.ReadOptions{Tail: -1}, &out, &out); err != nil || out.String() != "allocating\n" {
+		t.Errorf("Logs --previous: %v %q", err, out.String())
+	}
 }
 
 // TestCPULimitThrottles runs a busy loop under 100m and waits for CFS

@@ -5,6 +5,7 @@ package nodetest
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -117,7 +118,7 @@ func Poll(t testing.TB, timeout time.Duration, msg string, cond func() (bool, er
 	}
 }
 
-// HostLeftovers lists netns, mounts and cgroup dirs whose names contain
+// HostLeftovers lists netns, mounts, links and cgroup dirs whose names contain
 // marker, for assertions that a test cleaned up.
 func HostLeftovers(marker string) []string {
 	var out []string
@@ -132,6 +133,13 @@ func HostLeftovers(marker string) []string {
 		for _, l := range strings.Split(string(b), "\n") {
 			if strings.Contains(l, marker) {
 				out = append(out, "mount "+l)
+			}
+		}
+	}
+	if ifs, err := net.Interfaces(); err == nil {
+		for _, i := range ifs {
+			if strings.Contains(i.Name, marker) {
+				out = append(out, "link "+i.Name)
 			}
 		}
 	}
