@@ -19,6 +19,9 @@ var (
 	// ErrPodAlreadyBound is returned by Schedule for a pod that already has
 	// spec.nodeName: such a pod bypasses the scheduler, as in Kubernetes.
 	ErrPodAlreadyBound = errors.New("pod is already bound to a node")
+	// ErrSchedulingGated is returned by Schedule for a pod that still has
+	// spec.schedulingGates: it must not be placed until they are removed.
+	ErrSchedulingGated = errors.New("pod has scheduling gates")
 	// ErrNodeNotFound is returned when an operation names a node the snapshot
 	// does not know.
 	ErrNodeNotFound = errors.New("node not found")

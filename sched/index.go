@@ -45,9 +45,16 @@ type termKind uint8
 
 const (
 	termRequiredAnti termKind = iota
+	termRequiredAffinity
 	termPreferredAffinity
 	termPreferredAnti
 )
+
+// hardPodAffinityWeight is what an existing pod's required affinity term
+// that selects the incoming pod adds to the preferred inter-pod affinity
+// score of the nodes in its domain: pods that must be near others attract
+// those others a little, as in Kubernetes (whose default is also 1).
+const hardPodAffinityWeight = 1
 
 // termRef is an existing pod's term in the term index.
 type termRef struct {
@@ -68,6 +75,9 @@ func (s *Snapshot) indexPod(pi *podInfo) {
 	}
 	for i := range pi.requiredAntiAffinity {
 		s.indexTerm(&pi.requiredAntiAffinity[i], termRef{pod: pi, kind: termRequiredAnti})
+	}
+	for i := range pi.requiredAffinity {
+		s.indexTerm(&pi.requiredAffinity[i], termRef{pod: pi, kind: termRequiredAffinity, weight: hardPodAffinityWeight})
 	}
 	for i := range pi.preferredAffinity {
 		t := &pi.preferredAffinity[i]
@@ -91,6 +101,9 @@ func (s *Snapshot) unindexPod(pi *podInfo) {
 	}
 	for i := range pi.requiredAntiAffinity {
 		s.unindexTerm(&pi.requiredAntiAffinity[i])
+	}
+	for i := range pi.requiredAffinity {
+		s.unindexTerm(&pi.requiredAffinity[i])
 	}
 	for i := range pi.preferredAffinity {
 		s.unindexTerm(&pi.preferredAffinity[i].affinityTerm)

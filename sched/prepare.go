@@ -302,7 +302,8 @@ func matchesAll(terms []affinityTerm, ns string, lbls, nsLabels map[string]strin
 // preparePreferredPodAffinity sums, per topology domain, the weights of
 // preferred inter-pod terms: the incoming pod's own terms over the pods they
 // select, and, symmetrically, existing pods' preferred terms that select the
-// incoming pod. Anti-affinity weighs negatively.
+// incoming pod (their required affinity too, with hardPodAffinityWeight).
+// Anti-affinity weighs negatively.
 func (c *cycle) preparePreferredPodAffinity() {
 	pi := c.pod
 	snap := c.snap

@@ -115,6 +115,12 @@ func TestScheduleErrors(t *testing.T) {
 	if _, err := s.Schedule(mkPod("p", onNode("n1"))); !errors.Is(err, ErrPodAlreadyBound) {
 		t.Errorf("bound pod: err = %v, want ErrPodAlreadyBound", err)
 	}
+	gated := mkPod("p", func(p *corev1.Pod) {
+		p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/quota"}}
+	})
+	if _, err := s.Schedule(gated); !errors.Is(err, ErrSchedulingGated) || IsUnschedulable(err) {
+		t.Errorf("gated pod: err = %v, want ErrSchedulingGated", err)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -147,6 +147,16 @@ func TestScores(t *testing.T) {
 			want: []string{"b1"},
 		},
 		{
+			name:  "an existing pod's required affinity attracts the pods it selects a little",
+			cfg:   only(func(w *Weights) { w.InterPodAffinity = 1 }),
+			nodes: []*corev1.Node{zoned("a1", "a"), zoned("b1", "b")},
+			existing: []*corev1.Pod{mkPod("follower", onNode("b1"), affinity(&corev1.Affinity{PodAffinity: &corev1.PodAffinity{
+				RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{podTerm(zone, web)},
+			}}))},
+			pod:  mkPod("web", podLabels("app", "web")),
+			want: []string{"b1"},
+		},
+		{
 			name:  "pods of one owner spread across nodes",
 			cfg:   only(func(w *Weights) { w.OwnerSpread = 1 }),
 			nodes: []*corev1.Node{mkNode("n1"), mkNode("n2"), mkNode("n3")},
