@@ -380,13 +380,7 @@ func (p *propRun) step(i int) {
 		id := int64(1 + p.rnd.Intn(3))
 		keys := m.leaseKeys(id)
 		var res Result
-		p.both(func(s *Store) {
-			var bk [][]byte
-			for _, k := range s.LeaseKeys(id) {
-				bk = append(bk, k)
-			}
-			res = s.DeleteKeys(bk)
-		})
+		p.both(func(s *Store) { res = s.DeleteKeys(s.LeaseKeys(id)) })
 		w := &mWrite{m: m}
 		for _, k := range keys {
 			w.del(k, "")
