@@ -413,18 +413,29 @@ func deref(n *yaml.Node) *yaml.Node {
 // pairs lists the key/value pairs of a mapping, expanding merge keys
 // (<<: *anchor): merged pairs come first so that explicit keys win.
 func pairs(n *yaml.Node) [][2]*yaml.Node {
+	return pairsDepth(n, 0)
+}
+
+// maxMergeDepth bounds nested merge keys, which could otherwise refer to
+// themselves.
+const maxMergeDepth = 16
+
+func pairsDepth(n *yaml.Node, depth int) [][2]*yaml.Node {
 	var merged, own [][2]*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
 			v = deref(v)
+			if depth >= maxMergeDepth {
+				continue
+			}
 			switch v.Kind {
 			case yaml.MappingNode:
-				merged = append(merged, pairs(v)...)
+				merged = append(merged, pairsDepth(v, depth+1)...)
 			case yaml.SequenceNode:
 				for _, m := range v.Content {
 					if m = deref(m); m.Kind == yaml.MappingNode {
-						merged = append(merged, pairs(m)...)
+						merged = append(merged, pairsDepth(m, depth+1)...)
 					}
 				}
 			}

@@ -247,6 +247,27 @@ func TestDecodeErrors(t *testing.T) {
 			want: []string{`j.json:4: invalid JSON: invalid character '"' after object key:value pair`},
 		},
 		{
+			name: "alias cycle", file: "c.yaml", sentinel: ErrSyntax,
+			src:  "apiVersion: apps/v1\nkind: ControllerRevision\nmetadata: {name: x}\ndata: &d\n  x: *d\n",
+			want: []string{`c.yaml:5: data: alias *d refers to a value that contains it`},
+		},
+		{
+			name: "merge key cycle", file: "c.yaml", sentinel: ErrUnknownField,
+			src:  "apiVersion: v1\nkind: ConfigMap\nmetadata: &m\n  name: x\n  <<: *m\n  nme: y\n",
+			want: []string{`c.yaml:6: metadata.nme: unknown field "nme", did you mean "name"?`},
+		},
+		{
+			name: "alias bomb", file: "b.yaml", sentinel: ErrSyntax,
+			src: "apiVersion: apps/v1\nkind: ControllerRevision\nmetadata: {name: x}\ndata:\n" +
+				"  a: &a [x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x]\n" +
+				"  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n" +
+				"  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n" +
+				"  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n" +
+				"  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n" +
+				"  f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
+			want: []string{`b.yaml:5: data: document expands to more than 1048576 values`},
+		},
+		{
 			name: "every error of every document", file: "m.yaml", sentinel: ErrUnknownField,
 			src: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndatas: {}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: b}\nstringdata: {}\n",
 			want: []string{

@@ -42,6 +42,43 @@ type walker struct {
 	d      *decoder
 	lines  map[string]int
 	prefix string
+	// active holds the anchors being expanded on the current path: an
+	// alias to one of them is a cycle. visits bounds the expansion of
+	// aliases (a few anchors can describe a huge document).
+	active map[*yaml.Node]bool
+	visits int
+	// exhausted is set once the visit budget is spent and reported.
+	exhausted bool
+}
+
+// maxVisits bounds the nodes one document may expand to.
+const maxVisits = 1 << 20
+
+// enter follows an alias and accounts for the visit. It returns the node
+// to walk and a function to call when done, or ok=false (already reported)
+// if the node must not be walked.
+func (w *walker) enter(n *yaml.Node, path string) (target *yaml.Node, leave func(), ok bool) {
+	w.visits++
+	if w.visits > maxVisits {
+		if !w.exhausted {
+			w.exhausted = true
+			w.errorf(n, path, ErrSyntax, "document expands to more than %d values (aliases of aliases?)", maxVisits)
+		}
+		return nil, nil, false
+	}
+	if n.Kind != yaml.AliasNode {
+		return n, func() {}, true
+	}
+	target = deref(n)
+	if w.active == nil {
+		w.active = map[*yaml.Node]bool{}
+	}
+	if w.active[target] {
+		w.errorf(n, path, ErrSyntax, "alias *%s refers to a value that contains it", n.Value)
+		return nil, nil, false
+	}
+	w.active[target] = true
+	return target, func() { delete(w.active, target) }, true
 }
 
 // ancestor is an enclosing struct, for "this field belongs one level up"
@@ -69,7 +106,11 @@ func join(path, name string) string {
 // value checks n against t and returns its JSON-shaped value. Errors are
 // recorded on the decoder; the returned value is then meaningless.
 func (w *walker) value(n *yaml.Node, t reflect.Type, path string, anc []ancestor) any {
-	n = deref(n)
+	n, leave, ok := w.enter(n, path)
+	if !ok {
+		return nil
+	}
+	defer leave()
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return nil
 	}
@@ -92,7 +133,7 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string, anc []ancestor
 	case intOrStringType:
 		return w.intOrStringValue(n, path)
 	case rawExtType:
-		return anyValue(n)
+		return w.anyValue(n, path)
 	case byteSliceType:
 		s, ok := w.stringScalar(n, path, "a base64 string")
 		if ok {
@@ -105,12 +146,12 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string, anc []ancestor
 	if t.Kind() != reflect.Struct && t.Kind() != reflect.Map && t.Kind() != reflect.Slice &&
 		reflect.PointerTo(t).Implements(unmarshalerType) {
 		// A type with its own JSON form we do not know: let it decide.
-		return anyValue(n)
+		return w.anyValue(n, path)
 	}
 	switch t.Kind() {
 	case reflect.Struct:
 		if reflect.PointerTo(t).Implements(unmarshalerType) && len(fieldsOf(t).byName) == 0 {
-			return anyValue(n)
+			return w.anyValue(n, path)
 		}
 		return w.structValue(n, t, path, anc)
 	case reflect.Map:
@@ -118,7 +159,7 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string, anc []ancestor
 	case reflect.Slice:
 		return w.sliceValue(n, t, path, anc)
 	case reflect.Interface:
-		return anyValue(n)
+		return w.anyValue(n, path)
 	case reflect.String:
 		s, _ := w.stringScalar(n, path, "")
 		return s
@@ -142,7 +183,7 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string, anc []ancestor
 		w.errorf(n, path, ErrWrongType, "expected number, got %s", describe(n))
 		return nil
 	}
-	return anyValue(n)
+	return w.anyValue(n, path)
 }
 
 func (w *walker) structValue(n *yaml.Node, t reflect.Type, path string, anc []ancestor) any {
@@ -449,19 +490,23 @@ func (w *walker) intOrStringValue(n *yaml.Node, path string) any {
 
 // anyValue converts a node to its JSON form without a schema (for
 // runtime.RawExtension and free-form fields).
-func anyValue(n *yaml.Node) any {
-	n = deref(n)
+func (w *walker) anyValue(n *yaml.Node, path string) any {
+	n, leave, ok := w.enter(n, path)
+	if !ok {
+		return nil
+	}
+	defer leave()
 	switch n.Kind {
 	case yaml.MappingNode:
 		out := map[string]any{}
 		for _, kv := range pairs(n) {
-			out[deref(kv[0]).Value] = anyValue(kv[1])
+			out[deref(kv[0]).Value] = w.anyValue(kv[1], path)
 		}
 		return out
 	case yaml.SequenceNode:
 		out := make([]any, len(n.Content))
 		for i, c := range n.Content {
-			out[i] = anyValue(c)
+			out[i] = w.anyValue(c, path)
 		}
 		return out
 	}
