@@ -111,18 +111,19 @@ func rmdirTree(dir string) error {
 	return nil
 }
 
-// oomKills reads the oom_kill counter of a memory cgroup; 0 when the cgroup
-// or the counter is gone.
-func oomKills(path string) int {
+// oomKills reads the oom_kill counter of a memory cgroup: how many of its
+// own processes the kernel OOM-killed. ok is false when the cgroup (deleted
+// with its task) or the counter is not there.
+func oomKills(path string) (kills int, ok bool) {
 	b, err := os.ReadFile(filepath.Join(cgroupRoot, "memory", path, "memory.oom_control"))
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
+		if v, found := strings.CutPrefix(line, "oom_kill "); found {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			return n, err == nil
 		}
 	}
-	return 0
+	return 0, false
 }

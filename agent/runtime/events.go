@@ -9,7 +9,10 @@ import (
 	"github.com/containerd/typeurl/v2"
 )
 
-// Events delivers container exits and OOM kills as they happen. The channel
+// Events delivers container exits and OOM notifications as they happen. An
+// OOM event says the container's memory cgroup (or an ancestor, e.g. the
+// pod's) hit its limit, not that this container lost a process: use
+// ContainerStatus.OOMKilled for that. The channel
 // is buffered; when the consumer falls behind, events are dropped (the
 // consumer must reconcile from ListPods anyway: events are also lost across
 // containerd restarts).
@@ -80,7 +83,7 @@ func (r *Runtime) handleEvent(ctx context.Context, at time.Time, v any) {
 		return
 	}
 	if ev.Kind == EventOOM {
-		r.markOOM(ctx, c)
+		r.noteOOMEvent(ctx, c)
 	}
 	select {
 	case r.events <- ev:

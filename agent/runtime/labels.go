@@ -26,7 +26,8 @@ const (
 	LabelLogPath      = "io.skiff.log-path"
 	LabelImage        = "io.skiff.image" // as the pod spec wrote it
 	LabelStartedAt    = "io.skiff.started-at"
-	LabelOOMKilled    = "io.skiff.oom-killed"
+	LabelOOMKilled    = "io.skiff.oom-killed" // the cgroup counted a kill
+	LabelOOMEvent     = "io.skiff.oom-event"  // a /tasks/oom event was seen
 	// The previous instance's termination, carried to its replacement.
 	LabelLastExitCode   = "io.skiff.last.exit-code"
 	LabelLastReason     = "io.skiff.last.reason"

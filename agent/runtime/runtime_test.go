@@ -460,6 +460,14 @@ func TestOOMKilledAndRestart(t *testing.T) {
 	if c.State != runtime.StateExited || !c.OOMKilled || c.Reason != "OOMKilled" {
 		t.Fatalf("after allocation past the limit: %+v, want Exited OOMKilled", c)
 	}
+	// A runtime that saw no event (agent restarted) reads the cgroup's counter.
+	ps2, err := e.newRuntime(t, e.d).PodStatus(ctx(t, 10*time.Second), uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := ps2.Container("hog"); !c.OOMKilled {
+		t.Errorf("fresh runtime: %+v, want OOMKilled from memory.oom_control", c)
+	}
 	// Restart: count goes up, last termination and previous log are kept.
 	c2, err := rt.StartContainer(ctx(t, 30*time.Second), runtime.PodInput{Pod: pod}, "hog")
 	if err != nil {

@@ -131,13 +131,7 @@ func (r *Runtime) containerStatus(ctx context.Context, c client.Container) Conta
 		cs.State = StateExited
 		cs.ExitCode = int32(st.ExitStatus)
 		cs.FinishedAt = st.ExitTime
-		r.mu.Lock()
-		oom := r.oomSeen[c.ID()]
-		r.mu.Unlock()
-		if !oom && l[LabelOOMKilled] != "true" {
-			oom = r.noteCgroupOOM(ctx, c)
-		}
-		cs.OOMKilled = oom || l[LabelOOMKilled] == "true"
+		cs.OOMKilled = r.oomKilled(ctx, c, l)
 		switch {
 		case cs.OOMKilled:
 			cs.Reason = "OOMKilled"
@@ -150,27 +144,48 @@ func (r *Runtime) containerStatus(ctx context.Context, c client.Container) Conta
 	return cs
 }
 
-// noteCgroupOOM is the fallback when the OOM event was missed (containerd
-// restarting): the container's memory cgroup counts kills until the task is
-// deleted. A kill found is recorded as a label, which outlives the cgroup.
-func (r *Runtime) noteCgroupOOM(ctx context.Context, c client.Container) bool {
-	l, err := c.Labels(ctx)
-	if err != nil || l[LabelRole] == roleSandbox {
-		return false
-	}
-	if l[LabelOOMKilled] == "true" {
+// oomKilled decides whether an exited container was OOM-killed, from
+// evidence only (never from exit code 137). The container's own memory
+// cgroup counts the kills of its processes until the task is deleted, and
+// is the best witness: a /tasks/oom event alone is not, because an OOM at
+// the pod level notifies every container cgroup below it, the ones that
+// lost nothing included. Once the cgroup is gone, what was recorded decides:
+// the label written by noteCgroupOOM, or an OOM event seen for it.
+func (r *Runtime) oomKilled(ctx context.Context, c client.Container, labels map[string]string) bool {
+	if labels[LabelOOMKilled] == "true" {
 		return true
 	}
-	if oomKills(r.podCgroup(l[LabelPodUID])+"/"+c.ID()) == 0 {
-		return false
+	if kills, ok := oomKills(r.podCgroup(labels[LabelPodUID]) + "/" + c.ID()); ok {
+		if kills > 0 {
+			r.persistOOM(ctx, c)
+		}
+		return kills > 0
 	}
-	r.markOOM(ctx, c)
-	return true
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.oomSeen[c.ID()] || labels[LabelOOMEvent] == "true"
 }
 
-func (r *Runtime) markOOM(ctx context.Context, c client.Container) {
+// noteCgroupOOM records, before a task's deletion removes its cgroup,
+// whether the kernel OOM-killed any of the container's processes.
+func (r *Runtime) noteCgroupOOM(ctx context.Context, c client.Container) {
+	l, err := c.Labels(ctx)
+	if err != nil || l[LabelRole] == roleSandbox || l[LabelOOMKilled] == "true" {
+		return
+	}
+	if kills, ok := oomKills(r.podCgroup(l[LabelPodUID]) + "/" + c.ID()); ok && kills > 0 {
+		r.persistOOM(ctx, c)
+	}
+}
+
+func (r *Runtime) persistOOM(ctx context.Context, c client.Container) {
+	_, _ = c.SetLabels(ctx, map[string]string{LabelOOMKilled: "true"})
+}
+
+// noteOOMEvent records a /tasks/oom event for the container.
+func (r *Runtime) noteOOMEvent(ctx context.Context, c client.Container) {
 	r.mu.Lock()
 	r.oomSeen[c.ID()] = true
 	r.mu.Unlock()
-	_, _ = c.SetLabels(ctx, map[string]string{LabelOOMKilled: "true"})
+	_, _ = c.SetLabels(ctx, map[string]string{LabelOOMEvent: "true"})
 }
