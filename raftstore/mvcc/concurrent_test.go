@@ -61,6 +61,22 @@ func TestConcurrentReaders(t *testing.T) {
 				case 2:
 					_ = s.LeaseKeys(1)
 					_ = s.Size()
+					// A read-only txn runs under the read lock.
+					resp, res, err := s.Txn(&pb.TxnRequest{
+						Compare: []*pb.Compare{cmp("pair/a", pb.Compare_VERSION, pb.Compare_GREATER, 0)},
+						Success: []*pb.RequestOp{opGet("pair/", "pair0")},
+					})
+					if err != nil || len(res.Events) != 0 {
+						report(fmt.Errorf("read-only txn: %v %v", res, err))
+						return
+					}
+					if resp.Succeeded {
+						kvs := resp.Responses[0].GetResponseRange().Kvs
+						if len(kvs) != 2 || string(kvs[0].Value) != string(kvs[1].Value) {
+							report(fmt.Errorf("read-only txn saw half a txn: %v", keysOf(kvs)))
+							return
+						}
+					}
 				}
 			}
 		}(r)

@@ -22,8 +22,15 @@ func (s *Store) Txn(r *pb.TxnRequest) (*pb.TxnResponse, Result, error) {
 	if err := validateTxn(r); err != nil {
 		return nil, Result{Rev: s.Rev()}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if isReadOnly(r) {
+		// Only ranges: the read lock is enough, so such txns run in
+		// parallel with other reads (etcd uses a read view for them too).
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+	} else {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
 	path := s.compareToPath(r, nil)
 	if _, err := s.checkTxnOps(r, path); err != nil {
 		return nil, Result{Rev: s.rev}, err
@@ -31,12 +38,34 @@ func (s *Store) Txn(r *pb.TxnRequest) (*pb.TxnResponse, Result, error) {
 	w := s.beginWrite()
 	w.undoable = true
 	resp, _, err := w.applyTxn(r, path)
+	if len(w.events) == 0 {
+		// Nothing changed (always so for a read-only txn): there is
+		// nothing to undo or commit, and the store may not be written.
+		if err != nil {
+			return nil, Result{Rev: s.rev}, err
+		}
+		resp.Header = nil
+		return resp, Result{Rev: s.rev}, nil
+	}
 	if err != nil {
 		w.rollback()
 		return nil, Result{Rev: s.rev}, err
 	}
 	resp.Header = nil
 	return resp, w.commit(), nil
+}
+
+// isReadOnly reports whether both branches hold only ranges (a nested txn
+// counts as a write, as in etcd's IsTxnReadonly).
+func isReadOnly(r *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			if op.GetRequestRange() == nil {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // validateTxn rejects the shapes etcd's API layer rejects (empty keys,
