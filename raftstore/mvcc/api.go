@@ -22,7 +22,8 @@
 //     ErrCompacted.
 //
 // Concurrency: a Store is safe for concurrent use. Writes are expected from one
-// goroutine (the raft FSM); reads (Range, Events, HashKV) come from many.
+// goroutine (the raft FSM); reads (Range, Events, HashKV, LeaseKeys, txns
+// holding only ranges, Snapshot.WriteTo) come from many and run in parallel.
 package mvcc
 
 import (
