@@ -397,6 +397,16 @@ func TestFilterInterPodAffinity(t *testing.T) {
 			want: []string{"b1", "nozone"}, wantReasons: map[string]int{ReasonPodAntiAffinity: 2},
 		},
 		{
+			name: "an anti-affinity term without a selector selects nothing", nodes: nodes(), existing: []*corev1.Pod{cache},
+			pod:  mkPod("p", withAnti(corev1.PodAffinityTerm{TopologyKey: host})),
+			want: []string{"a1", "a2", "b1", "nozone"},
+		},
+		{
+			name: "an affinity term without a selector is never satisfied", nodes: nodes(), existing: []*corev1.Pod{cache},
+			pod:         mkPod("p", withAff(corev1.PodAffinityTerm{TopologyKey: zone})),
+			wantReasons: map[string]int{ReasonPodAffinity: 4},
+		},
+		{
 			name: "an existing pod's anti-affinity keeps the incoming pod away", nodes: nodes(),
 			existing: []*corev1.Pod{mkPod("loner", onNode("b1"), withAnti(podTerm(zone, map[string]string{"app": "web"})))},
 			pod:      mkPod("web", podLabels("app", "web")),

@@ -23,11 +23,12 @@ type labelKV struct{ key, value string }
 
 // requiredLabels returns an exact-label requirement of sel (key = value, or
 // key in (values)) that every selected pod must meet, for use as an index
-// key. ok is false when sel has none (or selects nothing at all).
+// key. ok is false when sel has none. A selector that selects nothing (a
+// nil labelSelector) is indexed under no value at all, so it visits no pod.
 func requiredLabels(sel labels.Selector) (key string, values []string, ok bool) {
 	reqs, selectable := sel.Requirements()
 	if !selectable {
-		return "", nil, false
+		return "", nil, true
 	}
 	for _, r := range reqs {
 		switch r.Operator() {

@@ -3,9 +3,11 @@ package sched
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestFitErrorMessage(t *testing.T) {
@@ -248,5 +250,37 @@ func TestSampleSpansZones(t *testing.T) {
 		if n < 90 || n > 110 {
 			t.Errorf("zone %s got %d of 300 pods: %v", z, n, placed)
 		}
+	}
+}
+
+func TestRequiredLabels(t *testing.T) {
+	cases := []struct {
+		name    string
+		sel     *metav1.LabelSelector
+		key     string
+		values  []string
+		indexed bool
+	}{
+		{"matchLabels", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}, "app", []string{"web"}, true},
+		{"In", &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: "tier", Operator: metav1.LabelSelectorOpIn, Values: []string{"b", "a"}},
+		}}, "tier", []string{"a", "b"}, true},
+		{"only NotIn", &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: "tier", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"a"}},
+		}}, "", nil, false},
+		{"empty selects everything", &metav1.LabelSelector{}, "", nil, false},
+		{"nil selects nothing", nil, "", nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sel, err := selectorWithKeys(tc.sel, nil, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, values, indexed := requiredLabels(sel)
+			if key != tc.key || !slices.Equal(values, tc.values) || indexed != tc.indexed {
+				t.Errorf("got %q %v %v, want %q %v %v", key, values, indexed, tc.key, tc.values, tc.indexed)
+			}
+		})
 	}
 }
