@@ -25,6 +25,50 @@ func metaOf(obj runtime.Object) (metav1.Object, error) {
 	return meta.Accessor(obj)
 }
 
+// EncodeList writes objects as one v1 List, the way kubectl get -o yaml
+// prints several objects. Each item gets its apiVersion and kind.
+func EncodeList(objs []runtime.Object, format string) ([]byte, error) {
+	items := make([]json.RawMessage, 0, len(objs))
+	for _, obj := range objs {
+		info, err := KindOf(obj)
+		if err != nil {
+			return nil, err
+		}
+		obj = obj.DeepCopyObject()
+		obj.GetObjectKind().SetGroupVersionKind(info.GVK)
+		raw, err := json.Marshal(obj)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, raw)
+	}
+	list := map[string]any{
+		"apiVersion": "v1",
+		"kind":       "List",
+		"items":      items,
+		"metadata":   map[string]any{"resourceVersion": ""},
+	}
+	return encodeJSONValue(list, format)
+}
+
+func encodeJSONValue(v any, format string) ([]byte, error) {
+	switch format {
+	case "json":
+		out, err := json.MarshalIndent(v, "", "    ")
+		if err != nil {
+			return nil, err
+		}
+		return append(out, '\n'), nil
+	case "yaml", "yml":
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		return yaml.JSONToYAML(raw)
+	}
+	return nil, fmt.Errorf("unsupported output format %q: want yaml or json", format)
+}
+
 // Encode writes obj as "yaml" or "json" (indented, as kubectl's -o json),
 // with apiVersion and kind set from its Go type. obj is not modified.
 func Encode(obj runtime.Object, format string) ([]byte, error) {
@@ -34,19 +78,5 @@ func Encode(obj runtime.Object, format string) ([]byte, error) {
 	}
 	obj = obj.DeepCopyObject()
 	obj.GetObjectKind().SetGroupVersionKind(info.GVK)
-	switch format {
-	case "json":
-		out, err := json.MarshalIndent(obj, "", "    ")
-		if err != nil {
-			return nil, err
-		}
-		return append(out, '\n'), nil
-	case "yaml", "yml":
-		raw, err := json.Marshal(obj)
-		if err != nil {
-			return nil, err
-		}
-		return yaml.JSONToYAML(raw)
-	}
-	return nil, fmt.Errorf("unsupported output format %q: want yaml or json", format)
+	return encodeJSONValue(obj, format)
 }

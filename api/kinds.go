@@ -70,6 +70,15 @@ func (k KindInfo) GroupResource() string {
 	return k.Resource + "." + k.GVK.Group
 }
 
+// ObjectRef is how kubectl names one object in messages and -o name:
+// "pod/web", "deployment.apps/web" (lowercase kind, then the group).
+func (k KindInfo) ObjectRef(name string) string {
+	if k.GVK.Group == "" {
+		return k.Singular + "/" + name
+	}
+	return k.Singular + "." + k.GVK.Group + "/" + name
+}
+
 // String is the kubectl-style resource name (deployments.apps).
 func (k KindInfo) String() string { return k.GroupResource() }
 
