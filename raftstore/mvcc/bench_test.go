@@ -1,6 +1,7 @@
 package mvcc
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 
@@ -120,6 +121,46 @@ func BenchmarkEventsCatchUp(b *testing.B) {
 		evs, _, err := s.Events(from, []byte("/registry/"), []byte("/registry0"), true, 100)
 		if err != nil || len(evs) != 100 {
 			b.Fatal(len(evs), err)
+		}
+	}
+}
+
+// BenchmarkSnapshotWriteRestore: encode and decode a 10k-key store with
+// some history (what a raft snapshot and a follower's install cost).
+func BenchmarkSnapshotWriteRestore(b *testing.B) {
+	s := rangeBenchStore(b)
+	for i := 0; i < 10000; i += 3 {
+		if _, _, err := s.Put(&pb.PutRequest{Key: benchKey(i), Value: benchValue}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		buf.Reset()
+		if _, err := s.WriteTo(&buf); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(buf.Len()))
+		if _, err := Restore(bytes.NewReader(buf.Bytes()), Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSnapshotTake: the O(1) image plus the copy-on-write cost it
+// adds to the next 100 writes.
+func BenchmarkSnapshotTake(b *testing.B) {
+	s := rangeBenchStore(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_ = s.Snapshot()
+		for j := 0; j < 100; j++ {
+			if _, _, err := s.Put(&pb.PutRequest{Key: benchKey((i*100 + j) % 10000), Value: benchValue}); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }

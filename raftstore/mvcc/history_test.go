@@ -283,3 +283,35 @@ func TestHashKV(t *testing.T) {
 		}
 	})
 }
+
+// TestEventPrevKvRule pins etcd's watch rule for PrevKv: the key as it was
+// at the revision before the event's, so a delete following a put of the
+// same key in one txn reports the value from before the txn.
+func TestEventPrevKvRule(t *testing.T) {
+	s := New(Options{})
+	mustPut(t, s, "k", "old") // 2
+	_, res, err := s.Txn(&pb.TxnRequest{Success: []*pb.RequestOp{opPut("k", "new"), opDel("k", ""), opPut("n", "1"), opDel("n", "")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`PUT k="new" c2 m3 v2 l0 prev(k="old" c2 m2 v1 l0)`,
+		`DELETE k="" c0 m3 v0 l0 prev(k="old" c2 m2 v1 l0)`,
+		`PUT n="1" c3 m3 v1 l0`,
+		`DELETE n="" c0 m3 v0 l0`,
+	}
+	if got := fmtEvents(res.Events); !eqStrings(got, want) {
+		t.Fatalf("result events\n%q\nwant\n%q", got, want)
+	}
+	evs, _, err := s.Events(3, []byte("\x00"), []byte("\x00"), true, 0)
+	if err != nil || !eqStrings(fmtEvents(evs), want) {
+		t.Fatalf("history events %q (%v)", fmtEvents(evs), err)
+	}
+	// A key deleted and re-created is a creation: no PrevKv.
+	mustDel(t, s, "zz", "")
+	mustPut(t, s, "k", "again")
+	evs, _, _ = s.Events(4, []byte("k"), nil, true, 0)
+	if got := fmtEvents(evs); len(got) != 1 || got[0] != `PUT k="again" c4 m4 v1 l0` {
+		t.Fatalf("re-creation event %q", got)
+	}
+}

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"sort"
+	"slices"
 
 	"github.com/google/btree"
 )
@@ -264,9 +264,11 @@ func Restore(rd io.Reader, opts Options) (*Store, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	sort.Slice(s.log, func(i, j int) bool {
-		a, b := s.log[i], s.log[j]
-		return a.main < b.main || (a.main == b.main && a.sub < b.sub)
+	slices.SortFunc(s.log, func(a, b logEntry) int {
+		if c := cmpInt64(a.main, b.main); c != 0 {
+			return c
+		}
+		return cmpInt64(a.sub, b.sub)
 	})
 	for i := 1; i < len(s.log); i++ {
 		if s.log[i].main == s.log[i-1].main && s.log[i].sub == s.log[i-1].sub {
