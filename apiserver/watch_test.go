@@ -224,7 +224,7 @@ func TestListPaging(t *testing.T) {
 }
 
 func TestWatchTooOldResourceVersion(t *testing.T) {
-	endpoints := apiservertest.StartEtcd(t) // compaction must not disturb other tests
+	endpoints := apiservertest.PrivateStore(t) // compaction must not disturb other tests
 	srv := apiservertest.Start(t, endpoints)
 	c := srv.Client()
 	ctx := ctxT(t)

@@ -57,7 +57,7 @@ func cm(name string) *corev1.ConfigMap {
 }
 
 func TestInformerFollowsChangesAcrossRestartAndCompaction(t *testing.T) {
-	endpoints := apiservertest.StartEtcd(t)
+	endpoints := apiservertest.PrivateStore(t)
 	srv := apiservertest.Start(t, endpoints)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

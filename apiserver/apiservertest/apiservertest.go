@@ -1,7 +1,11 @@
 // Package apiservertest runs an API server for tests against a store
-// backend: a real etcd (/usr/bin/etcd) started per test by default, or the
-// endpoints in $SKIFF_TEST_STORE_ENDPOINTS (e.g. Skiff's own store), so one
-// suite runs against both.
+// backend chosen by $SKIFF_TEST_STORE: "etcd" (the default: a real
+// /usr/bin/etcd started per test), "skiff" (a single-member raftstore in the
+// test process), or by $SKIFF_TEST_STORE_ENDPOINTS an existing store. One
+// suite thus runs against both:
+//
+//	go test ./apiserver/... ./client/... ./cmd/skiff/
+//	SKIFF_TEST_STORE=skiff go test ./apiserver/... ./client/... ./cmd/skiff/
 package apiservertest
 
 import (
@@ -24,11 +28,17 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/raftstore"
 )
 
-// StoreEnv names the variable holding comma-separated store endpoints to
-// test against instead of a private etcd.
-const StoreEnv = "SKIFF_TEST_STORE_ENDPOINTS"
+// Environment variables choosing the store backend of tests.
+const (
+	// BackendEnv is "etcd" (default) or "skiff".
+	BackendEnv = "SKIFF_TEST_STORE"
+	// StoreEnv holds comma-separated endpoints of an existing store to test
+	// against instead; it wins over BackendEnv.
+	StoreEnv = "SKIFF_TEST_STORE_ENDPOINTS"
+)
 
 // EtcdBinary is the etcd started by Store.
 var EtcdBinary = "/usr/bin/etcd"
@@ -44,14 +54,59 @@ func freePort(t testing.TB) int {
 }
 
 // Store returns the endpoints of a store for the test: those of
-// $SKIFF_TEST_STORE_ENDPOINTS, or of an etcd started now and killed at the
-// end of the test. A test that needs the store to itself (compaction) should
-// call StartEtcd.
+// $SKIFF_TEST_STORE_ENDPOINTS, or of a store of the $SKIFF_TEST_STORE
+// backend started now and stopped at the end of the test.
 func Store(t testing.TB) []string {
 	if env := os.Getenv(StoreEnv); env != "" {
 		return strings.Split(env, ",")
 	}
-	return StartEtcd(t)
+	return PrivateStore(t)
+}
+
+// PrivateStore starts a store of the $SKIFF_TEST_STORE backend for this
+// test alone (for tests that compact it).
+func PrivateStore(t testing.TB) []string {
+	switch b := os.Getenv(BackendEnv); b {
+	case "", "etcd":
+		return StartEtcd(t)
+	case "skiff":
+		return StartSkiffStore(t)
+	default:
+		t.Fatalf("%s=%q: want etcd or skiff", BackendEnv, b)
+		return nil
+	}
+}
+
+// StartSkiffStore runs a single-member raftstore in the test process on a
+// loopback port, with a temporary data dir, until the end of the test.
+func StartSkiffStore(t testing.TB) []string {
+	t.Helper()
+	cfg := raftstore.DefaultConfig()
+	cfg.Name = "test"
+	cfg.DataDir = filepath.Join(t.TempDir(), "store")
+	cfg.ListenClient = "127.0.0.1:0"
+	cfg.ListenPeer = "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := raftstore.New(cfg)
+	if err != nil {
+		t.Fatalf("raftstore: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Start(ctx); err != nil {
+		srv.Close()
+		t.Fatalf("raftstore start: %v", err)
+	}
+	if _, err := srv.WaitLeader(ctx); err != nil {
+		srv.Close()
+		t.Fatalf("raftstore leader: %v", err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	endpoint := "http://" + srv.ClientAddr()
+	if err := waitStore(endpoint, nil); err != nil {
+		t.Fatal(err)
+	}
+	return []string{endpoint}
 }
 
 // StartEtcd starts /usr/bin/etcd on loopback ports with a temporary data
