@@ -91,6 +91,20 @@ func validatePodSpec(s *corev1.PodSpec, p *field.Path, rules podRules) field.Err
 	for i, t := range s.Tolerations {
 		errs = append(errs, validateToleration(t, p.Child("tolerations").Index(i))...)
 	}
+	// Two containers cannot bind the same port on the node.
+	hostPorts := sets.New[string]()
+	for i, c := range s.Containers {
+		for j, port := range c.Ports {
+			if port.HostPort == 0 {
+				continue
+			}
+			key := fmt.Sprintf("%s/%s/%d", port.HostIP, port.Protocol, port.HostPort)
+			if hostPorts.Has(key) {
+				errs = append(errs, field.Duplicate(p.Child("containers").Index(i).Child("ports").Index(j).Child("hostPort"), key))
+			}
+			hostPorts.Insert(key)
+		}
+	}
 	if s.HostNetwork {
 		for i, c := range s.Containers {
 			for j, port := range c.Ports {

@@ -83,6 +83,8 @@ func TestValidate(t *testing.T) {
 				"spec.containers[0].ports[3].protocol: FieldValueNotSupported",
 				"spec.containers[0].ports[4].name: FieldValueInvalid",
 			}},
+		{name: "host port conflict", src: podHead + "  containers:\n  - {name: a, image: b, ports: [{containerPort: 80, hostPort: 8080}]}\n  - {name: c, image: b, ports: [{containerPort: 81, hostPort: 8080}, {containerPort: 82, hostPort: 8080, protocol: UDP}]}\n",
+			want: []string{"spec.containers[1].ports[0].hostPort: FieldValueDuplicate"}},
 		{name: "restart policy", src: podHead + "  restartPolicy: Sometimes\n  containers: [{name: c, image: b}]\n",
 			want: []string{"spec.restartPolicy: FieldValueNotSupported"}, msg: `supported values: "Always", "OnFailure", "Never"`},
 		{name: "dns none needs config", src: podHead + "  dnsPolicy: None\n  containers: [{name: c, image: b}]\n",
