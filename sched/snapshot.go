@@ -27,7 +27,8 @@ type Snapshot struct {
 
 	nodes map[string]*nodeInfo
 	// list holds the candidate nodes (those with a Node object) in a stable
-	// order; the scheduler walks it round-robin.
+	// order; the scheduler walks it with a stride, each cycle continuing
+	// where the previous one stopped.
 	list []*nodeInfo
 	pods map[string]*podInfo
 
