@@ -2,6 +2,7 @@ package containerd_test
 
 import (
 	"context"
+	"errors"
 	"syscall"
 	"testing"
 	"time"
@@ -87,4 +88,18 @@ func TestSuperviseRestartsKilledDaemon(t *testing.T) {
 		return d.Client().IsServing(ctx)
 	})
 	t.Logf("containerd back %v after SIGKILL (pid %d → %d)", time.Since(start).Round(time.Millisecond), old, d.PID())
+}
+
+// TestPullUnreachable: a registry that does not answer gives ErrImagePull
+// quickly (no registry is reachable from the test machines).
+func TestPullUnreachable(t *testing.T) {
+	nodetest.RequireNode(t)
+	d, _ := nodetest.StartDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := d.PullImage(ctx, "127.0.0.1:1/nothing:latest")
+	if !errors.Is(err, containerd.ErrImagePull) {
+		t.Fatalf("pull from a closed port: %v, want ErrImagePull", err)
+	}
+	t.Logf("error: %v", err)
 }

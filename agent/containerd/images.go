@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -78,4 +79,22 @@ func (d *Daemon) HasImage(ctx context.Context, ref string) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// ErrImagePull: the image could not be pulled from its registry.
+var ErrImagePull = errors.New("image pull failed")
+
+// PullImage pulls ref (already normalised) from its registry and unpacks
+// it. With no registry reachable it fails with ErrImagePull; the message
+// says how to import the image instead.
+func (d *Daemon) PullImage(ctx context.Context, ref string) error {
+	_, err := d.client.Pull(d.nsContext(ctx), ref,
+		client.WithPullUnpack,
+		client.WithPullSnapshotter(Snapshotter),
+		client.WithPlatformMatcher(platformMatcher()),
+	)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v (no registry? load it with `skiff image import FILE`)", ErrImagePull, ref, err)
+	}
+	return nil
 }

@@ -80,6 +80,21 @@ func (r *Runtime) Exec(ctx context.Context, uid, name string, opts ExecOptions) 
 	if err := proc.Start(ctx); err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", name, err)
 	}
+	if opts.TTY && opts.Resize != nil {
+		go func() {
+			for {
+				select {
+				case sz, ok := <-opts.Resize:
+					if !ok {
+						return
+					}
+					_ = proc.Resize(ctx, uint32(sz.Width), uint32(sz.Height))
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 	if opts.Stdin != nil {
 		go func() {
 			select {

@@ -110,7 +110,14 @@ type ExecOptions struct {
 	Stdin  io.Reader // nil: no stdin
 	Stdout io.Writer
 	Stderr io.Writer
-	TTY    bool
+	TTY    bool // one stream: output goes to Stdout
+	// Resize, with TTY, delivers terminal size changes until closed.
+	Resize <-chan TerminalSize
+}
+
+// TerminalSize is a terminal's size in characters.
+type TerminalSize struct {
+	Width, Height uint16
 }
 
 // ContainerStats are cgroup statistics of one container.

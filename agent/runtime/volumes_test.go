@@ -90,6 +90,13 @@ func TestInitContainersVolumesAndInput(t *testing.T) {
 		t.Errorf("hostPath file on the host: %q %v", b, err)
 	}
 
+	// A terminal exec gets a pty.
+	var ttyOut bytes.Buffer
+	code, err = rt.Exec(ctx(t, 20*time.Second), string(pod.UID), "app", runtime.ExecOptions{Cmd: []string{"tty"}, TTY: true, Stdout: &ttyOut})
+	if err != nil || code != 0 || !strings.Contains(ttyOut.String(), "/dev/pts/") {
+		t.Errorf("exec with TTY: %d %v %q", code, err, ttyOut.String())
+	}
+
 	// A pod whose image is not on the node.
 	bad := newPod("noimage", corev1.Container{Name: "c", Image: "example.com/nothing:1"})
 	if _, err := rt.RunPod(ctx(t, 60*time.Second), runtime.PodInput{Pod: bad}); !errors.Is(err, runtime.ErrImageNotFound) {
