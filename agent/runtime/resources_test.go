@@ -125,3 +125,18 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeCapacity(t *testing.T) {
+	c, err := NodeCapacity(t.TempDir(), 110)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage} {
+		if q := c[name]; q.Sign() <= 0 {
+			t.Errorf("%s = %s, want > 0", name, q.String())
+		}
+	}
+	if q := c[corev1.ResourcePods]; q.Value() != 110 {
+		t.Errorf("pods = %s", q.String())
+	}
+}
