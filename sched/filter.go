@@ -46,17 +46,15 @@ type cycle struct {
 	steps     []filterStep
 }
 
-// filterStep is one check of the pipeline. check appends the reasons node
-// ni fails (usually one) to out and returns it; nothing appended means the
+// filterStep is one check of the pipeline. It appends the reasons node ni
+// fails (usually one) to out and returns it; nothing appended means the
 // node passes.
-type filterStep struct {
-	name  string
-	check func(c *cycle, ni *nodeInfo, out []string) []string
-}
+type filterStep func(c *cycle, ni *nodeInfo, out []string) []string
 
-// The pipeline, in order. Steps a pod cannot fail (no host ports, no
-// volumes, no spread constraints, no inter-pod terms anywhere) are left out
-// of its pipeline altogether, so a plain pod runs four steps.
+// The pipeline, in order, named after the kube-scheduler plugins they
+// mirror. Steps a pod cannot fail (no host ports, no volumes, no spread
+// constraints, no inter-pod terms anywhere) are left out of its pipeline
+// altogether, so a plain pod runs four steps.
 //
 // The order is kube-scheduler's default filter order, and it is also
 // cheapest first: booleans, then a handful of taints and labels, then
@@ -68,15 +66,15 @@ type filterStep struct {
 // lifecycle controller taints a NotReady node; reporting that taint is what
 // Kubernetes (which has no readiness filter) says about such a node.
 var (
-	stepUnschedulable = filterStep{"NodeUnschedulable", checkUnschedulable}
-	stepTaints        = filterStep{"TaintToleration", checkTaints}
-	stepReady         = filterStep{"NodeReady", checkReady}
-	stepNodeAffinity  = filterStep{"NodeAffinity", checkNodeAffinity}
-	stepHostPorts     = filterStep{"NodePorts", checkHostPorts}
-	stepResources     = filterStep{"NodeResourcesFit", checkResources}
-	stepVolumes       = filterStep{"VolumeNodeAffinity", checkVolumes}
-	stepSpread        = filterStep{"PodTopologySpread", checkSpread}
-	stepPodAffinity   = filterStep{"InterPodAffinity", checkPodAffinity}
+	stepUnschedulable filterStep = checkUnschedulable // NodeUnschedulable
+	stepTaints        filterStep = checkTaints        // TaintToleration
+	stepReady         filterStep = checkReady         // (Skiff's own)
+	stepNodeAffinity  filterStep = checkNodeAffinity  // NodeAffinity
+	stepHostPorts     filterStep = checkHostPorts     // NodePorts
+	stepResources     filterStep = checkResources     // NodeResourcesFit
+	stepVolumes       filterStep = checkVolumes       // VolumeBinding's node affinity check
+	stepSpread        filterStep = checkSpread        // PodTopologySpread
+	stepPodAffinity   filterStep = checkPodAffinity   // InterPodAffinity
 )
 
 // filter runs the pod's pipeline on one node and returns the reasons it
@@ -92,8 +90,8 @@ func (c *cycle) filter(ni *nodeInfo, h *nodeHot, out []string) []string {
 			return out
 		}
 	}
-	for _, st := range c.steps {
-		if out = st.check(c, ni, out); len(out) > 0 {
+	for _, step := range c.steps {
+		if out = step(c, ni, out); len(out) > 0 {
 			return out
 		}
 	}

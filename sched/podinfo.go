@@ -236,7 +236,3 @@ func selectorWithKeys(ls *metav1.LabelSelector, own map[string]string, matchKeys
 	}
 	return s, nil
 }
-
-func (pi *podInfo) hasAffinityTerms() bool {
-	return len(pi.requiredAffinity)+len(pi.requiredAntiAffinity)+len(pi.preferredAffinity)+len(pi.preferredAnti) > 0
-}

@@ -62,18 +62,6 @@ func (r *resources) setMax(o *resources) {
 	}
 }
 
-func (r *resources) clone() resources {
-	c := *r
-	c.scalar = nil
-	for name, v := range r.scalar {
-		if c.scalar == nil {
-			c.scalar = make(map[corev1.ResourceName]int64, len(r.scalar))
-		}
-		c.scalar[name] = v
-	}
-	return c
-}
-
 // isScalar reports whether the scheduler accounts for name as an opaque
 // counted resource: extended resources (vendor.example/gpu) and hugepages.
 func isScalar(name corev1.ResourceName) bool {
