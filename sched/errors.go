@@ -29,6 +29,10 @@ var (
 	// compiled (a malformed label selector, say). Such a pod can never be
 	// scheduled until it is fixed, so it is not a FitError.
 	ErrInvalidPod = errors.New("invalid pod scheduling constraints")
+	// ErrUnsupported is returned by Schedule for a pod that needs something
+	// this scheduler does not do (dynamic resource claims), rather than
+	// placing it as if the need were not there.
+	ErrUnsupported = errors.New("unsupported by the scheduler")
 	// ErrInvalidConfig is returned by Config.Validate.
 	ErrInvalidConfig = errors.New("invalid scheduler config")
 )

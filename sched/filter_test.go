@@ -212,6 +212,14 @@ func TestFilterHostPorts(t *testing.T) {
 		{name: "wildcard wanted, IP held", nodes: nodes(), existing: on(hostPortOpt(tcp, "10.0.0.1", 80)), pod: mkPod("p", hostPortOpt(tcp, "0.0.0.0", 80)), wantReasons: conflict},
 		{name: "IP wanted, wildcard held", nodes: nodes(), existing: on(hostPortOpt(tcp, "", 80)), pod: mkPod("p", hostPortOpt(tcp, "10.0.0.1", 80)), wantReasons: conflict},
 		{
+			name: "a host-network pod binds its container ports", nodes: nodes(), existing: on(hostPortOpt(tcp, "", 8080)),
+			pod: mkPod("p", func(p *corev1.Pod) {
+				p.Spec.HostNetwork = true
+				p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080}}
+			}),
+			wantReasons: conflict,
+		},
+		{
 			name: "a removed pod frees its port", nodes: nodes(),
 			existing: on(hostPortOpt(tcp, "", 80), func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed }),
 			pod:      mkPod("p", hostPortOpt(tcp, "", 80)), want: []string{"n1"},

@@ -116,14 +116,21 @@ func newPodInfo(p *corev1.Pod, strict bool) (*podInfo, error) {
 	return pi, nil
 }
 
+// podHostPorts lists the host ports a pod binds. A pod on the host network
+// binds its container ports on the host whether or not hostPort says so
+// (the API's defaulting copies them; this does not rely on it).
 func podHostPorts(spec *corev1.PodSpec) []hostPort {
 	var out []hostPort
 	add := func(c *corev1.Container) {
 		for _, cp := range c.Ports {
-			if cp.HostPort <= 0 {
+			port := cp.HostPort
+			if port <= 0 && spec.HostNetwork {
+				port = cp.ContainerPort
+			}
+			if port <= 0 {
 				continue
 			}
-			hp := hostPort{protocol: cp.Protocol, port: cp.HostPort, ip: cp.HostIP}
+			hp := hostPort{protocol: cp.Protocol, port: port, ip: cp.HostIP}
 			if hp.protocol == "" {
 				hp.protocol = corev1.ProtocolTCP
 			}

@@ -170,8 +170,8 @@ func (s *Scheduler) Snapshot() *Snapshot { return s.snap }
 // Schedule picks a node for pod p without recording the decision; the
 // caller assumes it (Snapshot.AssumePod) or binds and lets the informer
 // add it. It returns a *FitError if no node fits, ErrNoNodesAvailable if
-// there are no nodes, ErrPodAlreadyBound, ErrSchedulingGated or
-// ErrInvalidPod for pods it must not or cannot schedule.
+// there are no nodes, ErrPodAlreadyBound, ErrSchedulingGated,
+// ErrUnsupported or ErrInvalidPod for pods it must not or cannot schedule.
 func (s *Scheduler) Schedule(p *corev1.Pod) (Result, error) {
 	s.snap.mu.Lock()
 	defer s.snap.mu.Unlock()
@@ -245,6 +245,9 @@ func (s *Scheduler) numFeasibleNodesToFind(n int) int {
 func (s *Scheduler) scheduleLocked(p *corev1.Pod) (Result, error) {
 	if p.Spec.NodeName != "" {
 		return Result{}, fmt.Errorf("%w: %s on %s", ErrPodAlreadyBound, podKey(p), p.Spec.NodeName)
+	}
+	if len(p.Spec.ResourceClaims) > 0 {
+		return Result{}, fmt.Errorf("%w: pod %s: spec.resourceClaims (dynamic resource allocation)", ErrUnsupported, podKey(p))
 	}
 	if len(p.Spec.SchedulingGates) > 0 {
 		return Result{}, fmt.Errorf("%w: %s waits for %s", ErrSchedulingGated, podKey(p), p.Spec.SchedulingGates[0].Name)

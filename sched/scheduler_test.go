@@ -123,6 +123,12 @@ func TestScheduleErrors(t *testing.T) {
 	if _, err := s.Schedule(gated); !errors.Is(err, ErrSchedulingGated) || IsUnschedulable(err) {
 		t.Errorf("gated pod: err = %v, want ErrSchedulingGated", err)
 	}
+	claims := mkPod("p", func(p *corev1.Pod) {
+		p.Spec.ResourceClaims = []corev1.PodResourceClaim{{Name: "gpu"}}
+	})
+	if _, err := s.Schedule(claims); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("pod with resource claims: err = %v, want ErrUnsupported", err)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
