@@ -131,9 +131,12 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, err
 }
 
-// snapReader decodes from an in-memory snapshot; the first error sticks.
+// snapReader decodes a snapshot as it streams in, keeping the checksum of
+// what it consumed; the first error sticks.
 type snapReader struct {
-	b   []byte
+	br  *bufio.Reader
+	crc uint32
+	one [1]byte
 	err error
 }
 
@@ -143,16 +146,48 @@ func (r *snapReader) fail(format string, args ...any) {
 	}
 }
 
+// failRead records a read error: the end of the input is a truncated
+// snapshot, anything else an I/O error.
+func (r *snapReader) failRead(what string, err error) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		r.fail("truncated at %s", what)
+	} else if r.err == nil {
+		r.err = fmt.Errorf("mvcc: reading snapshot: %w", err)
+	}
+}
+
+// ReadByte makes the reader an io.ByteReader for the varint decoders.
+func (r *snapReader) ReadByte() (byte, error) {
+	b, err := r.br.ReadByte()
+	if err == nil {
+		r.one[0] = b
+		r.crc = crc32.Update(r.crc, castagnoli, r.one[:])
+	}
+	return b, err
+}
+
+func (r *snapReader) full(p []byte, what string) {
+	if r.err != nil {
+		return
+	}
+	if _, err := io.ReadFull(r.br, p); err != nil {
+		r.failRead(what, err)
+		return
+	}
+	r.crc = crc32.Update(r.crc, castagnoli, p)
+}
+
 func (r *snapReader) varint(what string) int64 {
 	if r.err != nil {
 		return 0
 	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail("truncated or invalid %s", what)
-		return 0
+	v, err := binary.ReadVarint(r)
+	if err != nil {
+		r.failRead(what, err)
+		if r.err == nil {
+			r.fail("invalid %s", what)
+		}
 	}
-	r.b = r.b[n:]
 	return v
 }
 
@@ -160,47 +195,58 @@ func (r *snapReader) uvarint(what string) uint64 {
 	if r.err != nil {
 		return 0
 	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail("truncated or invalid %s", what)
-		return 0
+	v, err := binary.ReadUvarint(r)
+	if err != nil {
+		r.failRead(what, err)
+		if r.err == nil {
+			r.fail("invalid %s", what)
+		}
 	}
-	r.b = r.b[n:]
 	return v
 }
 
-// bytes returns a copy of the next length-prefixed byte string.
+// maxSnapBytes bounds one key or value; far above any request size limit.
+const maxSnapBytes = 1 << 32
+
+// bytes returns the next length-prefixed byte string, in its own
+// allocation. Large lengths are read in chunks, so a corrupt length costs
+// memory only for data that is really there.
 func (r *snapReader) bytes(what string) []byte {
 	n := r.uvarint(what + " length")
 	if r.err != nil {
 		return nil
 	}
-	if n > uint64(len(r.b)) {
-		r.fail("%s length %d beyond end of data", what, n)
+	if n > maxSnapBytes {
+		r.fail("%s length %d", what, n)
 		return nil
 	}
-	out := bytes.Clone(r.b[:n])
-	r.b = r.b[n:]
+	const chunk = 1 << 20
+	if n <= chunk {
+		out := make([]byte, n)
+		r.full(out, what)
+		return out
+	}
+	var out []byte
+	for rest := int(n); rest > 0 && r.err == nil; {
+		c := min(rest, chunk)
+		out = slices.Grow(out, c)[:len(out)+c]
+		r.full(out[len(out)-c:], what)
+		rest -= c
+	}
 	return out
 }
 
-// Restore builds a Store from a snapshot written by WriteTo. Any malformed
-// input returns an error wrapping ErrBadSnapshot.
+// Restore builds a Store from a snapshot written by WriteTo, reading r to
+// its end. Any malformed input returns an error wrapping ErrBadSnapshot.
 func Restore(rd io.Reader, opts Options) (*Store, error) {
-	data, err := io.ReadAll(rd)
-	if err != nil {
-		return nil, fmt.Errorf("mvcc: reading snapshot: %w", err)
+	r := &snapReader{br: bufio.NewReaderSize(rd, 64<<10)}
+	magic := make([]byte, len(snapMagic))
+	r.full(magic, "header")
+	if r.err == nil && string(magic) != snapMagic {
+		r.fail("missing header")
 	}
-	if len(data) < len(snapMagic)+4 || string(data[:len(snapMagic)]) != snapMagic {
-		return nil, fmt.Errorf("%w: missing header", ErrBadSnapshot)
-	}
-	body, sum := data[:len(data)-4], binary.BigEndian.Uint32(data[len(data)-4:])
-	if crc32.Checksum(body, castagnoli) != sum {
-		return nil, fmt.Errorf("%w: checksum mismatch", ErrBadSnapshot)
-	}
-	r := &snapReader{b: body[len(snapMagic):]}
 	if v := r.uvarint("format version"); r.err == nil && v != snapVersion {
-		return nil, fmt.Errorf("%w: unsupported format version %d", ErrBadSnapshot, v)
+		r.fail("unsupported format version %d", v)
 	}
 	s := New(opts)
 	s.rev = r.varint("revision")
@@ -221,13 +267,13 @@ func Restore(rd io.Reader, opts Options) (*Store, error) {
 		}
 		prev = ke.key
 		nv := r.uvarint("version count")
-		if r.err == nil && (nv == 0 || nv > uint64(len(r.b))) {
-			r.fail("key %q has %d versions", ke.key, nv)
+		if r.err == nil && nv == 0 {
+			r.fail("key %q has no versions", ke.key)
 		}
 		if r.err != nil {
 			break
 		}
-		ke.versions = make([]version, 0, nv)
+		ke.versions = make([]version, 0, min(nv, 64))
 		for j := uint64(0); j < nv && r.err == nil; j++ {
 			v := version{
 				mod:    r.varint("mod revision"),
@@ -237,6 +283,9 @@ func Restore(rd io.Reader, opts Options) (*Store, error) {
 				lease:  r.varint("lease"),
 			}
 			v.value = r.bytes("value")
+			if len(v.value) == 0 {
+				v.value = nil
+			}
 			if r.err != nil {
 				break
 			}
@@ -258,11 +307,23 @@ func Restore(rd io.Reader, opts Options) (*Store, error) {
 			s.attach(cur.lease, ke)
 		}
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.fail("%d trailing bytes", len(r.b))
-	}
 	if r.err != nil {
 		return nil, r.err
+	}
+	sum := r.crc
+	var trailer [4]byte
+	if _, err := io.ReadFull(r.br, trailer[:]); err != nil {
+		r.failRead("checksum", err)
+		return nil, r.err
+	}
+	if binary.BigEndian.Uint32(trailer[:]) != sum {
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrBadSnapshot)
+	}
+	if _, err := r.br.ReadByte(); err != io.EOF {
+		if err != nil {
+			return nil, fmt.Errorf("mvcc: reading snapshot: %w", err)
+		}
+		return nil, fmt.Errorf("%w: trailing bytes after the checksum", ErrBadSnapshot)
 	}
 	slices.SortFunc(s.log, func(a, b logEntry) int {
 		if c := cmpInt64(a.main, b.main); c != 0 {

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"io"
 	"math/rand"
 	"testing"
+	"testing/iotest"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
@@ -196,6 +198,24 @@ func TestRestoreRejectsGarbage(t *testing.T) {
 			}
 		})
 	}
+	t.Run("valid snapshot with trailing bytes", func(t *testing.T) {
+		if _, err := Restore(bytes.NewReader(append(bytes.Clone(valid), 'x')), Options{}); !errors.Is(err, ErrBadSnapshot) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("read error is not a bad snapshot", func(t *testing.T) {
+		boom := errors.New("disk on fire")
+		_, err := Restore(io.MultiReader(bytes.NewReader(valid[:100]), iotest.ErrReader(boom)), Options{})
+		if !errors.Is(err, boom) || errors.Is(err, ErrBadSnapshot) {
+			t.Fatalf("got %v, want the read error", err)
+		}
+	})
+	t.Run("one byte at a time", func(t *testing.T) {
+		r, err := Restore(iotest.OneByteReader(bytes.NewReader(valid)), Options{})
+		if err != nil || !bytes.Equal(snapshotOf(t, r), valid) {
+			t.Fatalf("restore from a slow reader: %v", err)
+		}
+	})
 	t.Run("every truncation", func(t *testing.T) {
 		for n := 0; n < len(valid); n += 1 + n/50 {
 			if _, err := Restore(bytes.NewReader(valid[:n]), Options{}); err == nil {
