@@ -114,6 +114,17 @@
 //
 // BenchmarkSchedule and BenchmarkScheduleBatch10k measure it.
 //
+// # Not here
+//
+// Binding, the queue of unbound pods, retries and events belong to the
+// scheduler loop, which needs the cluster client. Not implemented:
+// preemption, image locality, volume count limits and zones, binding of
+// unbound claims (a claim the snapshot does not know bound does not
+// constrain), and the zone half of owner spreading (zone spreading is
+// available through topologySpreadConstraints). Pods with dynamic resource
+// claims are refused with ErrUnsupported rather than placed as if they had
+// none; pods with scheduling gates with ErrSchedulingGated.
+//
 // # Concurrency
 //
 // Snapshot methods are safe for concurrent use; the informer handlers may
