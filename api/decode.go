@@ -305,14 +305,28 @@ func (d *decoder) object(n *yaml.Node, prefix string) {
 		d.list(n, prefix)
 		return
 	}
-	info, err := KindFor(gv.WithKind(kind))
+	var obj runtime.Object
+	var info KindInfo
+	legacy, isLegacy := legacyKinds[gv.WithKind(kind)]
+	if isLegacy {
+		obj = legacy.new()
+		info, err = KindFor(legacy.to)
+	} else {
+		info, err = KindFor(gv.WithKind(kind))
+		if err == nil {
+			obj = info.New()
+		}
+	}
 	if err != nil {
 		line := kindNode.Line
 		d.errorf(line, prefix+"kind", ErrUnknownKind, "%s", strings.TrimPrefix(err.Error(), ErrUnknownKind.Error()+": "))
 		return
 	}
-	obj := info.New()
 	w := &walker{d: d, lines: map[string]int{}, prefix: prefix}
+	if isLegacy {
+		w.newer = typeOfObject(info.New())
+		w.newerAPIVersion = info.APIVersion()
+	}
 	before := len(d.errs)
 	val := w.value(n, typeOfObject(obj), "", nil)
 	if len(d.errs) > before {
@@ -327,6 +341,9 @@ func (d *decoder) object(n *yaml.Node, prefix string) {
 		// this is a bug in the walk; still report it on the object.
 		d.errorf(n.Line, strings.TrimSuffix(prefix, "."), ErrWrongType, "%v", err)
 		return
+	}
+	if isLegacy {
+		obj = legacy.convert(obj, w.lines)
 	}
 	obj.GetObjectKind().SetGroupVersionKind(info.GVK)
 	d.objs = append(d.objs, Object{

@@ -583,16 +583,7 @@ func defaultHPA(h *autoscalingv2.HorizontalPodAutoscaler) {
 		h.Spec.MinReplicas = ptr(int32(1))
 	}
 	if len(h.Spec.Metrics) == 0 {
-		h.Spec.Metrics = []autoscalingv2.MetricSpec{{
-			Type: autoscalingv2.ResourceMetricSourceType,
-			Resource: &autoscalingv2.ResourceMetricSource{
-				Name: corev1.ResourceCPU,
-				Target: autoscalingv2.MetricTarget{
-					Type:               autoscalingv2.UtilizationMetricType,
-					AverageUtilization: ptr(int32(80)),
-				},
-			},
-		}}
+		h.Spec.Metrics = []autoscalingv2.MetricSpec{cpuUtilization(80)}
 	}
 	if b := h.Spec.Behavior; b != nil {
 		// Scale up fast (double, or 4 pods, every 15s); scale down slowly

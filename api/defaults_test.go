@@ -402,3 +402,16 @@ func eq[T any](t *testing.T, what string, got, want T) {
 		t.Errorf("%s = %v, want %v", what, got, want)
 	}
 }
+
+func TestDecodeAutoscalingV1(t *testing.T) {
+	obj := decodeOne(t, "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec:\n  scaleTargetRef: {kind: Deployment, name: d}\n  maxReplicas: 4\n  targetCPUUtilizationPercentage: 60\n")
+	h, ok := obj.(*autoscalingv2.HorizontalPodAutoscaler)
+	if !ok {
+		t.Fatalf("got %T, want autoscaling/v2 HorizontalPodAutoscaler", obj)
+	}
+	eq(t, "apiVersion", h.APIVersion, "autoscaling/v2")
+	eq(t, "metric", h.Spec.Metrics, []autoscalingv2.MetricSpec{cpuUtilization(60)})
+	eq(t, "maxReplicas", h.Spec.MaxReplicas, int32(4))
+	Default(h)
+	eq(t, "metrics not re-defaulted", len(h.Spec.Metrics), 1)
+}

@@ -49,6 +49,11 @@ type walker struct {
 	visits int
 	// exhausted is set once the visit budget is spent and reported.
 	exhausted bool
+	// newer is set when decoding an older API version: the served
+	// version's type and apiVersion, to suggest switching when a field
+	// exists only there.
+	newer           reflect.Type
+	newerAPIVersion string
 }
 
 // maxVisits bounds the nodes one document may expand to.
@@ -222,6 +227,9 @@ func (w *walker) unknownFieldHint(name string, t reflect.Type, fields *structFie
 	if strings.Contains(msg, "did you mean") {
 		return msg
 	}
+	if w.newer != nil && typeHasPath(w.newer, join(path, name)) {
+		return msg + fmt.Sprintf("; it is a field of apiVersion %s", w.newerAPIVersion)
+	}
 	// Misplaced one or two levels too deep: the field belongs to an
 	// enclosing object.
 	for i := len(anc) - 1; i >= 0 && i >= len(anc)-3; i-- {
@@ -251,6 +259,26 @@ func unknownFieldMsg(name string, known []string) string {
 		return msg + fmt.Sprintf(", did you mean %s?", quoteJoin(best))
 	}
 	return msg
+}
+
+// typeHasPath reports whether a field path (list indexes and map keys
+// ignored) names a field of t.
+func typeHasPath(t reflect.Type, path string) bool {
+	for _, seg := range strings.Split(path, ".") {
+		if i := strings.IndexByte(seg, '['); i >= 0 {
+			seg = seg[:i]
+		}
+		st := elemStruct(t)
+		if st == nil {
+			return false
+		}
+		ft, ok := fieldsOf(st).byName[seg]
+		if !ok {
+			return false
+		}
+		t = ft
+	}
+	return true
 }
 
 // findBelow searches struct types under t, breadth first to depth, for a
