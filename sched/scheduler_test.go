@@ -290,3 +290,35 @@ func TestRequiredLabels(t *testing.T) {
 		})
 	}
 }
+
+func TestFitErrorMayFitAfter(t *testing.T) {
+	all := []ClusterEvent{NodeAdded, NodeUpdated, PodAdded, PodRemoved, VolumeUpdated}
+	cases := []struct {
+		name    string
+		reasons []string
+		helped  []ClusterEvent
+	}{
+		{"resources", []string{"Insufficient cpu", ReasonTooManyPods}, []ClusterEvent{NodeAdded, NodeUpdated, PodRemoved}},
+		{"ports", []string{ReasonHostPorts}, []ClusterEvent{NodeAdded, NodeUpdated, PodRemoved}},
+		{"taints and cordon", []string{ReasonUntoleratedTaint("k", "v"), ReasonUnschedulable, ReasonNotReady, ReasonNodeAffinity}, []ClusterEvent{NodeAdded, NodeUpdated}},
+		{"affinity waits for a pod", []string{ReasonPodAffinity}, []ClusterEvent{NodeAdded, NodeUpdated, PodAdded}},
+		{"anti-affinity waits for a pod to go", []string{ReasonPodAntiAffinity, ReasonExistingAntiAffinity}, []ClusterEvent{NodeAdded, NodeUpdated, PodRemoved}},
+		{"spread moves both ways", []string{ReasonSpreadConstraints}, []ClusterEvent{NodeAdded, NodeUpdated, PodAdded, PodRemoved}},
+		{"missing topology label", []string{ReasonSpreadMissingLabel}, []ClusterEvent{NodeAdded, NodeUpdated}},
+		{"volumes", []string{ReasonVolumeNodeAffinity}, []ClusterEvent{NodeAdded, NodeUpdated, VolumeUpdated}},
+		{"mixed: any reason helped is enough", []string{ReasonUnschedulable, "Insufficient memory"}, []ClusterEvent{NodeAdded, NodeUpdated, PodRemoved}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fe := &FitError{NumAllNodes: len(tc.reasons), Reasons: map[string]int{}}
+			for _, r := range tc.reasons {
+				fe.Reasons[r] = 1
+			}
+			for _, ev := range all {
+				if got, want := fe.MayFitAfter(ev), slices.Contains(tc.helped, ev); got != want {
+					t.Errorf("MayFitAfter(%d) = %v, want %v", ev, got, want)
+				}
+			}
+		})
+	}
+}
