@@ -28,7 +28,9 @@
 //     weighted and summed.
 //   - FitError: "0/N nodes are available: ..." — per reason, the number of
 //     nodes rejected for it, rendered exactly as Kubernetes renders its
-//     FailedScheduling message.
+//     FailedScheduling message. MayFitAfter tells the loop which kinds of
+//     cluster change (ClusterEvent) could make the pod fit, so it requeues
+//     only those pods.
 //
 // # The pipeline, and why it is shaped so
 //
