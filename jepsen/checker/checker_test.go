@@ -296,3 +296,29 @@ func TestCheckLeases(t *testing.T) {
 		})
 	}
 }
+
+func TestResolveUnknown(t *testing.T) {
+	h := []Op{
+		put(0, "k", "a", 0, 1, OK, 2),
+		put(1, "k", "b", 2, 3, Info, 0), // applied at 3 (in the reference)
+		put(2, "k", "c", 2, 3, Info, 0), // never applied
+		cas(3, "k", 3, "d", 4, 5, Info, false, 0),
+		get(4, "k", "d", 6, 7, 4),
+	}
+	ref := []Event{ev("k", "a", 2, 2, 1), ev("k", "b", 3, 2, 2), ev("k", "d", 4, 2, 3)}
+	got := ResolveUnknown(h, ref)
+	if len(got) != 4 {
+		t.Fatalf("got %d ops, want 4 (the unapplied unknown write dropped)", len(got))
+	}
+	if got[1].Rev != 3 || got[2].Rev != 4 || !got[2].Succeeded {
+		t.Fatalf("resolved ops: %+v, %+v", got[1], got[2])
+	}
+	if _, err := CheckRegister(got, 10*time.Second); err != nil {
+		t.Fatalf("resolved history: %v", err)
+	}
+	// A write the reference places at a revision the reads contradict.
+	lying := []Event{ev("k", "a", 2, 2, 1), ev("k", "b", 5, 2, 2), ev("k", "d", 4, 2, 3)}
+	if _, err := CheckRegister(ResolveUnknown(h, lying), 10*time.Second); !errors.Is(err, ErrNotLinearizable) {
+		t.Fatalf("contradicting reference: got %v, want ErrNotLinearizable", err)
+	}
+}

@@ -57,6 +57,13 @@ func registerStep(st registerState, in registerInput, out registerOutput) (bool,
 		}
 		return true, registerState{Exists: true, Value: st.Value, ModRev: out.Rev}
 	case FPut:
+		if out.Unknown && out.Rev > 0 {
+			// Known to have been applied at out.Rev (ResolveUnknown).
+			if st.ModRev != -1 && out.Rev <= st.ModRev {
+				return false, st
+			}
+			return true, registerState{Exists: true, Value: in.Value, ModRev: out.Rev}
+		}
 		if out.Unknown {
 			return true, registerState{Exists: true, Value: in.Value, ModRev: -1}
 		}
@@ -67,6 +74,12 @@ func registerStep(st registerState, in registerInput, out registerOutput) (bool,
 	case FCAS:
 		// A missing key compares as mod_revision 0, as in etcd.
 		matches := revMatches(st.ModRev, in.ExpectRev)
+		if out.Unknown && out.Rev > 0 {
+			if !matches || (st.ModRev != -1 && out.Rev <= st.ModRev) {
+				return false, st
+			}
+			return true, registerState{Exists: true, Value: in.Value, ModRev: out.Rev}
+		}
 		if out.Unknown {
 			if matches {
 				return true, registerState{Exists: true, Value: in.Value, ModRev: -1}
@@ -118,6 +131,8 @@ func RegisterModel() porcupine.Model {
 			in, out := input.(registerInput), output.(registerOutput)
 			res := ""
 			switch {
+			case out.Unknown && out.Rev > 0:
+				res = fmt.Sprintf("unknown, applied @%d", out.Rev)
 			case out.Unknown:
 				res = "unknown"
 			case in.F == FGet && !out.Found:
@@ -178,7 +193,7 @@ func RegisterOperations(history []Op) []porcupine.Operation {
 			Metadata: opMeta{Key: o.Key, Process: o.Process, Node: o.Node},
 		}
 		if o.Type == Info {
-			op.Output = registerOutput{Unknown: true}
+			op.Output = registerOutput{Unknown: true, Rev: o.Rev}
 			op.Return = math.MaxInt64
 		} else {
 			op.Output = registerOutput{Found: o.Found, Value: o.Value, Succeeded: o.Succeeded, Rev: o.Rev}
@@ -186,6 +201,37 @@ func RegisterOperations(history []Op) []porcupine.Operation {
 		ops = append(ops, op)
 	}
 	return ops
+}
+
+// ResolveUnknown uses the reference history (a complete, already checked
+// watch from revision 1) to settle register writes whose outcome the client
+// never learnt: a write whose unique value is in the reference was applied
+// at that revision (it stays info, with Rev set, so porcupine must place it
+// and knows its revision); one whose value is absent never happened and is
+// dropped. Each pending-forever op multiplies porcupine's search, so after
+// crashes of every member this is the difference between a verdict and a
+// timeout. As in etcd's robustness tests, a store whose watch history lies
+// about such writes is still caught: reads then contradict it.
+func ResolveUnknown(history []Op, ref []Event) []Op {
+	applied := map[string]int64{}
+	for _, e := range ref {
+		if e.Type == "PUT" {
+			applied[e.Key+"\x00"+e.Value] = e.ModRev
+		}
+	}
+	out := make([]Op, 0, len(history))
+	for _, o := range history {
+		if o.Type == Info && (o.F == FPut || o.F == FCAS) {
+			rev, ok := applied[o.Key+"\x00"+o.Value]
+			if !ok {
+				continue
+			}
+			o.Rev = rev
+			o.Succeeded = o.F == FCAS
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 // RegisterResult is the outcome of CheckRegister; Info feeds Visualize.

@@ -343,7 +343,11 @@ func execute(ctx context.Context, o Options, r *rig.Rig, faults []nemesis.Fault,
 	if len(faultErrs) > 0 {
 		add("nemesis", errors.New(strings.Join(faultErrs, "; ")))
 	}
-	rr, regErr := checker.CheckRegister(history, o.CheckTimeout)
+	regHistory := history
+	if refErr == nil && ref != nil {
+		regHistory = checker.ResolveUnknown(history, ref)
+	}
+	rr, regErr := checker.CheckRegister(regHistory, o.CheckTimeout)
 	add("register", regErr)
 	_, setErr := checker.CheckSet(history)
 	if readErr != nil && setErr == nil {

@@ -229,6 +229,21 @@ func (w *Runner) registerClient(ctx context.Context, id, member int) {
 		if op.Type == checker.Info {
 			process += stride
 		}
+		if err != nil {
+			w.backoff(ctx)
+		}
+	}
+}
+
+// backoff waits a little after an error, so that a member that is down or
+// cut off does not turn into a flood of unknown-outcome operations (each
+// of which widens porcupine's search).
+func (w *Runner) backoff(ctx context.Context) {
+	t := time.NewTimer(250 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
@@ -268,6 +283,7 @@ func (w *Runner) setClient(ctx context.Context, id, member int) {
 		}
 		if op.Type == checker.Info {
 			process += stride
+			w.backoff(ctx)
 		}
 	}
 }
