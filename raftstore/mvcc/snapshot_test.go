@@ -270,3 +270,28 @@ func FuzzRestore(f *testing.F) {
 		}
 	})
 }
+
+func TestSnapshotLargeValues(t *testing.T) {
+	s := New(Options{})
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3<<16) // 3 MiB
+	if _, _, err := s.Put(&pb.PutRequest{Key: []byte("big"), Value: big}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Restore(bytes.NewReader(snapshotOf(t, s)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kvs := get(t, r, rangeReq("big", "")).Kvs; len(kvs) != 1 || !bytes.Equal(kvs[0].Value, big) {
+		t.Fatal("large value did not round-trip")
+	}
+	// A length far beyond the data is a truncation, not a 1 GiB allocation.
+	c := newCraft(3, 0, 1).key("a", 1)
+	for _, v := range []int64{2, 0, 2, 1, 0} {
+		c.b = binary.AppendVarint(c.b, v)
+	}
+	c.b = binary.AppendUvarint(c.b, 1<<30)
+	c.b = append(c.b, "short"...)
+	if _, err := Restore(bytes.NewReader(c.bytes()), Options{}); !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("got %v, want ErrBadSnapshot", err)
+	}
+}

@@ -381,3 +381,25 @@ func TestCheckTxn(t *testing.T) {
 		})
 	}
 }
+
+func TestTxnNilInnerRequests(t *testing.T) {
+	for name, op := range map[string]*pb.RequestOp{
+		"nil range":  {Request: &pb.RequestOp_RequestRange{}},
+		"nil put":    {Request: &pb.RequestOp_RequestPut{}},
+		"nil delete": {Request: &pb.RequestOp_RequestDeleteRange{}},
+		"nil txn":    {Request: &pb.RequestOp_RequestTxn{}},
+		"empty key":  opDel("", ""),
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := txnFixture(t)
+			before := stateOf(t, s)
+			if _, _, err := s.Txn(&pb.TxnRequest{Success: []*pb.RequestOp{opPut("c", "1"), op}}); err == nil {
+				t.Fatal("accepted")
+			}
+			if err := CheckTxn(&pb.TxnRequest{Success: []*pb.RequestOp{op}}, 8); err == nil {
+				t.Fatal("CheckTxn accepted")
+			}
+			sameState(t, "rejected txn", before, stateOf(t, s))
+		})
+	}
+}
