@@ -88,6 +88,8 @@ func validatePodSpec(s *corev1.PodSpec, p *field.Path, rules podRules) field.Err
 	if s.SchedulerName != "" {
 		errs = append(errs, dnsSubdomain(s.SchedulerName, p.Child("schedulerName"))...)
 	}
+	errs = append(errs, validateAffinity(s.Affinity, p.Child("affinity"))...)
+	errs = append(errs, validateTopologySpread(s.TopologySpreadConstraints, p.Child("topologySpreadConstraints"))...)
 	for i, t := range s.Tolerations {
 		errs = append(errs, validateToleration(t, p.Child("tolerations").Index(i))...)
 	}

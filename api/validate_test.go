@@ -114,6 +114,48 @@ func TestValidate(t *testing.T) {
 		{name: "tolerations", src: podHead + "  containers: [{name: c, image: b}]\n  tolerations: [{operator: Exists}, {key: k, operator: Exists, value: v}, {key: k, value: v, effect: NoSchedule, tolerationSeconds: 5}]\n",
 			want: []string{"spec.tolerations[1].operator: FieldValueInvalid", "spec.tolerations[2].effect: FieldValueInvalid"}},
 
+		{name: "affinity", src: podHead + `  containers: [{name: c, image: b}]
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+        - matchExpressions:
+          - {key: zone, operator: In}
+          - {key: gpu, operator: Exists, values: ["1"]}
+          - {key: cores, operator: Gt, values: [many]}
+          - {key: disk, operator: Near, values: [ssd]}
+          matchFields:
+          - {key: metadata.labels, operator: In, values: [n1]}
+      preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 0
+        preference: {matchExpressions: [{key: zone, operator: In, values: [a]}]}
+    podAntiAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+      - labelSelector: {matchLabels: {app: web}}
+      preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 50
+        podAffinityTerm: {topologyKey: kubernetes.io/hostname, labelSelector: {matchExpressions: [{key: app, operator: In}]}}
+  topologySpreadConstraints:
+  - {maxSkew: 0, topologyKey: zone, whenUnsatisfiable: DoNotSchedule}
+  - {maxSkew: 1, topologyKey: zone, whenUnsatisfiable: DoNotSchedule, minDomains: 2}
+  - {maxSkew: 1, topologyKey: '', whenUnsatisfiable: Sometimes, minDomains: 3}
+`,
+			want: []string{
+				"spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: FieldValueInvalid",
+				"spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values: FieldValueRequired",
+				"spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[1].values: FieldValueForbidden",
+				"spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[2].values[0]: FieldValueInvalid",
+				"spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[3].operator: FieldValueNotSupported",
+				"spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchFields[0].key: FieldValueNotSupported",
+				"spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.labelSelector.matchExpressions[0].values: FieldValueRequired",
+				"spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey: FieldValueRequired",
+				"spec.topologySpreadConstraints[0].maxSkew: FieldValueInvalid",
+				"spec.topologySpreadConstraints[1]: FieldValueDuplicate",
+				"spec.topologySpreadConstraints[2].minDomains: FieldValueInvalid",
+				"spec.topologySpreadConstraints[2].topologyKey: FieldValueRequired",
+				"spec.topologySpreadConstraints[2].whenUnsatisfiable: FieldValueNotSupported",
+			}},
+
 		// Services.
 		{name: "valid nodeport service", src: "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: NodePort\n  ports: [{port: 80, nodePort: 30000}]\n"},
 		{name: "nodePort out of range", src: "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: NodePort\n  ports: [{port: 80, nodePort: 32768}]\n",
