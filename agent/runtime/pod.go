@@ -330,10 +330,22 @@ func (r *Runtime) StartContainer(ctx context.Context, in PodInput, name string) 
 	}
 	for _, p := range prev {
 		st := r.containerStatus(ctx, p)
-		if st.State == StateRunning || st.State == StateCreated {
+		if st.State == StateRunning {
 			return st, fmt.Errorf("%w: %s/%s container %s (%s)", ErrAlreadyRunning, pod.Namespace, pod.Name, name, st.ID)
 		}
-		if st.RestartCount+1 > restart {
+		if st.State == StateCreated || st.StartedAt.IsZero() {
+			// Created but never started (the agent stopped in between):
+			// replace it without counting a restart.
+			if st.RestartCount > restart {
+				restart = st.RestartCount
+			}
+			if lt := st.LastTermination; lt != nil {
+				labels[LabelLastExitCode] = strconv.Itoa(int(lt.ExitCode))
+				labels[LabelLastReason] = lt.Reason
+				labels[LabelLastStartedAt] = formatTime(lt.StartedAt)
+				labels[LabelLastFinishedAt] = formatTime(lt.FinishedAt)
+			}
+		} else if st.RestartCount+1 > restart {
 			restart = st.RestartCount + 1
 			labels[LabelLastExitCode] = strconv.Itoa(int(st.ExitCode))
 			labels[LabelLastReason] = st.Reason
@@ -586,11 +598,7 @@ func (r *Runtime) stopPodLocked(ctx context.Context, uid string, grace time.Dura
 func (r *Runtime) RemovePod(ctx context.Context, uid string, grace time.Duration) error {
 	unlock := r.lockPod(uid)
 	defer unlock()
-	err := r.removePodLocked(r.ns(ctx), uid, grace)
-	r.mu.Lock()
-	delete(r.podLock, uid)
-	r.mu.Unlock()
-	return err
+	return r.removePodLocked(r.ns(ctx), uid, grace)
 }
 
 func (r *Runtime) removePodLocked(ctx context.Context, uid string, grace time.Duration) error {

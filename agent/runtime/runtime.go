@@ -124,8 +124,8 @@ type Runtime struct {
 	net    *network
 
 	mu      sync.Mutex
-	podLock map[string]*sync.Mutex // per pod UID
-	oomSeen map[string]bool        // container IDs with a /tasks/oom event
+	podLock map[string]*podMutex // per pod UID, while anyone holds or waits
+	oomSeen map[string]bool      // container IDs with a /tasks/oom event
 
 	events chan Event
 	stop   context.CancelFunc
@@ -152,7 +152,7 @@ func New(ctx context.Context, c *client.Client, cfg Config) (*Runtime, error) {
 		cfg:     cfg,
 		client:  c,
 		net:     n,
-		podLock: map[string]*sync.Mutex{},
+		podLock: map[string]*podMutex{},
 		oomSeen: map[string]bool{},
 		events:  make(chan Event, 256),
 		stop:    cancel,
@@ -176,14 +176,29 @@ func (r *Runtime) ns(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, r.cfg.Namespace)
 }
 
+type podMutex struct {
+	sync.Mutex
+	refs int // holders and waiters; the entry goes when it drops to 0
+}
+
+// lockPod serialises operations on one pod and returns the unlock.
 func (r *Runtime) lockPod(uid string) func() {
 	r.mu.Lock()
 	l, ok := r.podLock[uid]
 	if !ok {
-		l = &sync.Mutex{}
+		l = &podMutex{}
 		r.podLock[uid] = l
 	}
+	l.refs++
 	r.mu.Unlock()
 	l.Lock()
-	return l.Unlock
+	return func() {
+		l.Unlock()
+		r.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(r.podLock, uid)
+		}
+		r.mu.Unlock()
+	}
 }
