@@ -522,10 +522,12 @@ func TestCPULimitThrottles(t *testing.T) {
 }
 
 // TestStopHonoursSIGTERM: a container that traps SIGTERM exits at once
-// with its own code instead of waiting out the grace period.
+// with its own code instead of waiting out the grace period. It also runs
+// without the CRI logger (LoggerBinary ""): the shim writes raw output.
 func TestStopHonoursSIGTERM(t *testing.T) {
 	e := setup(t)
-	rt := e.rt
+	e.cfg.LoggerBinary = ""
+	rt := e.newRuntime(t, e.d)
 	pod := newPod("polite", corev1.Container{
 		Name: "polite", Image: "busybox",
 		Command: []string{"sh", "-c", `trap 'echo bye; exit 3' TERM; echo ready; while true; do sleep 0.1; done`},
@@ -553,5 +555,9 @@ func TestStopHonoursSIGTERM(t *testing.T) {
 	ps, _ := rt.PodStatus(ctx(t, 10*time.Second), uid)
 	if c, _ := ps.Container("polite"); c.ExitCode != 3 || c.Reason != "Error" {
 		t.Errorf("after SIGTERM: %+v, want exit 3", c)
+	}
+	var out bytes.Buffer
+	if err := rt.Logs(ctx(t, 10*time.Second), uid, "polite", false, crilog.ReadOptions{Tail: -1}, &out, &out); err != nil || out.String() != "ready\nbye\n" {
+		t.Errorf("raw log read back: %v %q", err, out.String())
 	}
 }
