@@ -85,7 +85,7 @@ HashKV on every member. It needs root.
 
 Faults: ` + strings.Join(nemesis.Names, ", ") + `, random.`,
 	}
-	cmd.AddCommand(newJepsenRunCmd(), newJepsenSmokeCmd(), newJepsenSuiteCmd(), newJepsenReportCmd(), newJepsenPlantedCmd(), newJepsenCleanupCmd())
+	cmd.AddCommand(newJepsenRunCmd(), newJepsenSmokeCmd(), newJepsenSuiteCmd(), newJepsenReportCmd(), newJepsenPlantedCmd(), newJepsenCleanupCmd(), newJepsenCheckCmd())
 	return cmd
 }
 
@@ -130,7 +130,7 @@ func newJepsenRunCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&o.Time, "time", 30*time.Second, "workload duration, faults included")
 	cmd.Flags().DurationVar(&o.Quiet, "quiet", 4*time.Second, "time between faults")
 	cmd.Flags().DurationVar(&o.Hold, "hold", 6*time.Second, "how long each fault lasts")
-	cmd.Flags().DurationVar(&o.CheckTimeout, "check-timeout", 60*time.Second, "porcupine's budget; running out is a failure")
+	cmd.Flags().DurationVar(&o.CheckTimeout, "check-timeout", 3*time.Minute, "porcupine's budget; running out is a failure")
 	cmd.Flags().StringVar(&o.Out, "out", "", "run directory (default out/jepsen/run-<time>)")
 	cmd.Flags().BoolVar(&o.UnsafeFollowerReads, "unsafe-follower-reads", false, "planted bug: start Skiff members with --unsafe-follower-reads")
 	cmd.Flags().BoolVar(&o.SerializableReads, "serializable-reads", false, "planted bug: register reads are serializable (local, no read-index)")
@@ -367,4 +367,35 @@ func newJepsenCleanupCmd() *cobra.Command {
 			return rig.CleanupStale(cmd.Context(), rig.DefaultPrefix, os.Stdout)
 		},
 	}
+}
+
+func newJepsenCheckCmd() *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "check DIR",
+		Short: "Re-run the history checks of a run directory (e.g. with a longer porcupine budget)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			checks, err := runner.Recheck(args[0], timeout)
+			if err != nil {
+				return err
+			}
+			failed := 0
+			for _, c := range checks {
+				if c.Err == "" {
+					fmt.Printf("PASS %s\n", c.Name)
+				} else {
+					fmt.Printf("FAIL %s: %s\n", c.Name, c.Err)
+					failed++
+				}
+			}
+			fmt.Printf("%d passed, %d failed\n", len(checks)-failed, failed)
+			if failed > 0 {
+				return errors.New("checks failed")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "check-timeout", 5*time.Minute, "porcupine's budget; running out is a failure")
+	return cmd
 }

@@ -3,7 +3,8 @@
 // and writes the run directory:
 //
 //	history.jsonl   every client operation (checker.Op, JSON lines)
-//	watch.json      what every watcher saw, and the reference history
+//	watch.json      what every watcher saw (full streams when the check failed)
+//	reference.json  the full watch history from revision 1 after the heal
 //	porcupine.html  porcupine's visualization of the register check
 //	timeline.json   the faults with their start and end
 //	latency.svg     latency of every op and throughput over time, faults shaded
@@ -71,7 +72,7 @@ func (o *Options) defaults() error {
 		o.Hold = 6 * time.Second
 	}
 	if o.CheckTimeout == 0 {
-		o.CheckTimeout = 60 * time.Second
+		o.CheckTimeout = 3 * time.Minute
 	}
 	if o.Out == "" {
 		return errors.New("no output directory")
@@ -415,8 +416,9 @@ func execute(ctx context.Context, o Options, r *rig.Rig, faults []nemesis.Fault,
 	}
 	watchOut := map[string]any{"final_revision": finalRev, "hashes": hashes, "hash_errors": hashErrs, "watchers": wsum, "reference_events": len(ref)}
 	if watchErr != nil {
-		watchOut["reference"], watchOut["watcher_streams"] = ref, ws
+		watchOut["watcher_streams"] = ws
 	}
+	errs = append(errs, writeJSON(filepath.Join(o.Out, "reference.json"), ref))
 	errs = append(errs, writeJSON(filepath.Join(o.Out, "watch.json"), watchOut))
 	errs = append(errs, writeFile(filepath.Join(o.Out, "latency.svg"), func(w io.Writer) error {
 		return Plot(w, history, res.Faults, o.Time, fmt.Sprintf("%s, nemesis %s", res.Scenario(), res.Nemesis))
@@ -542,6 +544,47 @@ func writeFile(path string, fill func(io.Writer) error) error {
 		return fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}
 	return f.Close()
+}
+
+// Recheck runs the history checks again on a run directory (history.jsonl
+// and reference.json), e.g. with a longer porcupine budget. The watchers'
+// own checks need their streams, kept only when they failed, so they are
+// not repeated here.
+func Recheck(dir string, timeout time.Duration) ([]Check, error) {
+	f, err := os.Open(filepath.Join(dir, "history.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	history, err := checker.ReadJSONL(f)
+	if err != nil {
+		return nil, err
+	}
+	var ref []checker.Event
+	if b, err := os.ReadFile(filepath.Join(dir, "reference.json")); err == nil {
+		if err := json.Unmarshal(b, &ref); err != nil {
+			return nil, fmt.Errorf("reference.json: %w", err)
+		}
+	}
+	var checks []Check
+	add := func(name string, err error) {
+		c := Check{Name: name}
+		if err != nil {
+			c.Err = err.Error()
+		}
+		checks = append(checks, c)
+	}
+	regHistory := history
+	if ref != nil {
+		regHistory = checker.ResolveUnknown(history, ref)
+		add("reference", checker.CheckReference(ref, history))
+	}
+	_, err = checker.CheckRegister(regHistory, timeout)
+	add("register", err)
+	_, err = checker.CheckSet(history)
+	add("set", err)
+	add("lease", checker.CheckLeases(history, ref))
+	return checks, nil
 }
 
 // ReadResult loads a run directory's result.json.
