@@ -44,7 +44,7 @@ type Options struct {
 	Quiet   time.Duration // between faults (default 4s)
 	Hold    time.Duration // how long each fault lasts (default 6s)
 	Out     string        // run directory
-	// CheckTimeout bounds porcupine; Unknown is a failure (default 60s).
+	// CheckTimeout bounds porcupine; Unknown is a failure (default 3m).
 	CheckTimeout time.Duration
 	// UnsafeFollowerReads runs Skiff with the planted stale-read bug;
 	// SerializableReads makes the register clients' gets serializable
