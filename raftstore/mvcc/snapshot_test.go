@@ -251,7 +251,16 @@ func TestRestoreRejectsGarbage(t *testing.T) {
 // FuzzRestore checks that no input makes Restore panic, and that whatever
 // it accepts is a usable store that snapshots to the same bytes.
 func FuzzRestore(f *testing.F) {
-	f.Add(snapshotOf(f, richStore(f)))
+	small := New(Options{})
+	for _, k := range []string{"a", "b", "a", "c"} {
+		mustPut(f, small, k, "v")
+	}
+	mustDel(f, small, "b", "")
+	if err := small.Compact(3); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(snapshotOf(f, small))
+	// richStore(f) is too large a seed for the fuzzer to mutate quickly.
 	f.Add(newCraft(3, 0, 1).key("a", 1).version(2, 0, 2, 1, 0, "v").bytes())
 	f.Add([]byte(snapMagic))
 	f.Fuzz(func(t *testing.T, data []byte) {
