@@ -42,14 +42,18 @@ var (
 	ErrFutureRev = errors.New("mvcc: required revision is a future revision")
 	// ErrLeaseNotFound: a put names a lease that LeaseExists says is absent.
 	ErrLeaseNotFound = errors.New("mvcc: lease not found")
-	// ErrKeyNotFound: ignore_value or ignore_lease on a key that does not exist.
+	// ErrKeyNotFound: ignore_value or ignore_lease on a key that does not
+	// exist; also (wrapped) an empty request op in a txn, which etcd answers
+	// with the same error.
 	ErrKeyNotFound = errors.New("mvcc: key not found")
 	// ErrDuplicateKey: a txn branch writes the same key twice (CheckTxn).
 	ErrDuplicateKey = errors.New("mvcc: duplicate key given in txn request")
 	// ErrTooManyOps: a txn has more ops in one branch than allowed (CheckTxn).
 	ErrTooManyOps = errors.New("mvcc: too many operations in txn request")
 	// ErrUnsupported is wrapped when a request uses a form the Store does
-	// not implement; the message names the field.
+	// not implement; the message names the field. ErrEmptyKey,
+	// ErrValueProvided, ErrLeaseProvided and ErrInvalidSortOption (store.go)
+	// wrap it too: all are InvalidArgument in etcd.
 	ErrUnsupported = errors.New("mvcc: unsupported request")
 )
 
