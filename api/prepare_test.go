@@ -4,7 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -70,5 +72,52 @@ func TestGenerateJobSelector(t *testing.T) {
 	GenerateJobSelector(long)
 	if _, ok := long.Spec.Template.Labels[JobNameLabel]; ok {
 		t.Errorf("a 64-character name was put in a label value")
+	}
+}
+
+func TestPodQOSClass(t *testing.T) {
+	tests := []struct {
+		name       string
+		containers string // YAML list of containers
+		want       corev1.PodQOSClass
+	}{
+		{"nothing", "[{name: a, image: b}]", corev1.PodQOSBestEffort},
+		{"only extended resources", "[{name: a, image: b, resources: {limits: {example.com/gpu: 1}}}]", corev1.PodQOSBestEffort},
+		{"limits only, defaulted requests", "[{name: a, image: b, resources: {limits: {cpu: 1, memory: 1Gi}}}]", corev1.PodQOSGuaranteed},
+		{"requests below limits", "[{name: a, image: b, resources: {requests: {cpu: 500m}, limits: {cpu: 1, memory: 1Gi}}}]", corev1.PodQOSBurstable},
+		{"cpu only", "[{name: a, image: b, resources: {limits: {cpu: 1}}}]", corev1.PodQOSBurstable},
+		{"one of two containers without limits", "[{name: a, image: b, resources: {limits: {cpu: 1, memory: 1Gi}}}, {name: c, image: b}]", corev1.PodQOSBurstable},
+		{"requests only", "[{name: a, image: b, resources: {requests: {memory: 64Mi}}}]", corev1.PodQOSBurstable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := loadDefaulted(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: "+tt.containers+"\n").(*corev1.Pod)
+			if got := PodQOSClass(&p.Spec); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPrepareForCreate(t *testing.T) {
+	p := loadDefaulted(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a, image: b}]\nstatus: {phase: Running, podIP: 10.0.0.1}\n").(*corev1.Pod)
+	PrepareForCreate(p)
+	eq(t, "pod status", p.Status, corev1.PodStatus{Phase: corev1.PodPending, QOSClass: corev1.PodQOSBestEffort})
+
+	d := loadDefaulted(t, deployHead+"status: {replicas: 3, readyReplicas: 3}\n").(*appsv1.Deployment)
+	PrepareForCreate(d)
+	eq(t, "deployment status", d.Status, appsv1.DeploymentStatus{})
+
+	n := loadDefaulted(t, "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus: {capacity: {cpu: 4}}\n").(*corev1.Node)
+	PrepareForCreate(n)
+	eq(t, "node keeps its status", n.Status.Capacity.Cpu().String(), "4")
+
+	j := loadDefaulted(t, "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j, uid: u-2}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: b}]\n").(*batchv1.Job)
+	PrepareForCreate(j)
+	if j.Spec.Selector == nil || j.Spec.Selector.MatchLabels[JobControllerUIDLabel] != "u-2" {
+		t.Errorf("job selector not generated: %+v", j.Spec.Selector)
+	}
+	if errs := Validate(j); len(errs) > 0 {
+		t.Errorf("prepared job invalid: %v", errs.ToAggregate())
 	}
 }
