@@ -72,7 +72,7 @@ func (r *Runtime) Exec(ctx context.Context, uid, name string, opts ExecOptions) 
 	if err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", name, err)
 	}
-	defer proc.Delete(context.WithoutCancel(ctx))
+	defer proc.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
 	exited, err := proc.Wait(ctx)
 	if err != nil {
 		return -1, err

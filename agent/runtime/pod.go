@@ -99,6 +99,9 @@ func (r *Runtime) RunSandbox(ctx context.Context, in PodInput) (_ *PodStatus, er
 	if pod.Spec.Hostname != "" {
 		hostname = pod.Spec.Hostname
 	}
+	if len(hostname) > 63 {
+		hostname = strings.TrimRight(hostname[:63], "-.") // the kubelet's rule
+	}
 	if err := r.writePodFiles(uid, hostname, ip.String()); err != nil {
 		return nil, err
 	}
@@ -278,6 +281,12 @@ func (r *Runtime) image(ctx context.Context, ref string) (client.Image, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	// Images imported by other tools may not be unpacked for our snapshotter.
+	if ok, err := img.IsUnpacked(ctx, r.cfg.Snapshotter); err == nil && !ok {
+		if err := img.Unpack(ctx, r.cfg.Snapshotter); err != nil {
+			return nil, fmt.Errorf("unpack %s for %s: %w", full, r.cfg.Snapshotter, err)
+		}
 	}
 	return img, nil
 }

@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -95,6 +96,20 @@ func TestInitContainersVolumesAndInput(t *testing.T) {
 	code, err = rt.Exec(ctx(t, 20*time.Second), string(pod.UID), "app", runtime.ExecOptions{Cmd: []string{"tty"}, TTY: true, Stdout: &ttyOut})
 	if err != nil || code != 0 || !strings.Contains(ttyOut.String(), "/dev/pts/") {
 		t.Errorf("exec with TTY: %d %v %q", code, err, ttyOut.String())
+	}
+
+	// Cancelling an exec kills its process.
+	cctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := rt.Exec(cctx, string(pod.UID), "app", runtime.ExecOptions{Cmd: []string{"sleep", "300"}}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("cancelled exec: %v, want DeadlineExceeded", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("cancelled exec returned after %v", took)
+	}
+	if out, _ := exec(t, rt, string(pod.UID), "app", "sh", "-c", "ps -o args | grep '^sleep 300' || true"); strings.TrimSpace(out) != "" {
+		t.Errorf("cancelled exec's process still runs: pids %q", out)
 	}
 
 	// A pod whose image is not on the node.
