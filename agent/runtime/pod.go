@@ -30,17 +30,27 @@ const runcRuntime = "io.containerd.runc.v2"
 var pauseArgs = []string{"sleep", "2147483647"}
 
 // RunPod runs a whole pod: the sandbox, then each init container to
-// successful completion in order, then every app container. It is the
-// simple path; the agent's pod workers can instead call RunSandbox and
-// StartContainer themselves to apply restart policies and back-off.
+// successful completion in order, then every app container. It is
+// idempotent: containers that already exist are not started again (a
+// completed init container is skipped, a running one waited for), so a
+// RunPod cut short can simply be called again. It is the simple path; the
+// agent's pod workers can call RunSandbox and StartContainer themselves to
+// apply restart policies and back-off.
 func (r *Runtime) RunPod(ctx context.Context, in PodInput) (*PodStatus, error) {
-	if _, err := r.RunSandbox(ctx, in); err != nil {
+	st, err := r.RunSandbox(ctx, in)
+	if err != nil {
 		return nil, err
 	}
 	uid := string(in.Pod.UID)
 	for _, c := range in.Pod.Spec.InitContainers {
-		if _, err := r.StartContainer(ctx, in, c.Name); err != nil {
-			return nil, err
+		cur, exists := st.Container(c.Name)
+		if !exists || cur.State == StateCreated {
+			if _, err := r.StartContainer(ctx, in, c.Name); err != nil {
+				return nil, err
+			}
+		}
+		if exists && cur.State == StateExited && cur.ExitCode == 0 {
+			continue
 		}
 		code, err := r.WaitContainer(ctx, uid, c.Name)
 		if err != nil {
@@ -51,6 +61,9 @@ func (r *Runtime) RunPod(ctx context.Context, in PodInput) (*PodStatus, error) {
 		}
 	}
 	for _, c := range in.Pod.Spec.Containers {
+		if cur, exists := st.Container(c.Name); exists && cur.State != StateCreated {
+			continue
+		}
 		if _, err := r.StartContainer(ctx, in, c.Name); err != nil {
 			return nil, err
 		}

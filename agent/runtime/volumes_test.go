@@ -69,6 +69,16 @@ func TestInitContainersVolumesAndInput(t *testing.T) {
 			t.Errorf("init container %s: %+v, want Exited Completed", c.Name, c)
 		}
 	}
+	// RunPod again changes nothing: no init container runs twice.
+	again, err := rt.RunPod(ctx(t, 60*time.Second), in)
+	if err != nil {
+		t.Fatalf("second RunPod: %v", err)
+	}
+	for i, c := range again.Containers {
+		if c.ID != st.Containers[i].ID || c.RestartCount != 0 {
+			t.Errorf("second RunPod changed %s: %+v, was %+v", c.Name, c, st.Containers[i])
+		}
+	}
 	app, _ := st.Container("app")
 	nodetest.Poll(t, 10*time.Second, "app log shows init order, configMap file and resolved env", func() (bool, error) {
 		b, err := os.ReadFile(app.LogPath)
