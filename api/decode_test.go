@@ -265,7 +265,7 @@ func TestDecodeErrors(t *testing.T) {
 				"  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n" +
 				"  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n" +
 				"  f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
-			want: []string{`b.yaml:5: data: document expands to more than 1048576 values`},
+			want: []string{`b.yaml:5: data: document expands to more than 100000 values through aliases`},
 		},
 		{
 			name: "every error of every document", file: "m.yaml", sentinel: ErrUnknownField,

@@ -43,8 +43,8 @@ type walker struct {
 	lines  map[string]int
 	prefix string
 	// active holds the anchors being expanded on the current path: an
-	// alias to one of them is a cycle. visits bounds the expansion of
-	// aliases (a few anchors can describe a huge document).
+	// alias to one of them is a cycle. visits counts the nodes walked
+	// through aliases, which a few anchors can multiply without bound.
 	active map[*yaml.Node]bool
 	visits int
 	// exhausted is set once the visit budget is spent and reported.
@@ -56,18 +56,21 @@ type walker struct {
 	newerAPIVersion string
 }
 
-// maxVisits bounds the nodes one document may expand to.
-const maxVisits = 1 << 20
+// maxVisits bounds the nodes one document may expand to through aliases;
+// what is written out in full is bounded by the input's size already.
+const maxVisits = 100000
 
 // enter follows an alias and accounts for the visit. It returns the node
 // to walk and a function to call when done, or ok=false (already reported)
 // if the node must not be walked.
 func (w *walker) enter(n *yaml.Node, path string) (target *yaml.Node, leave func(), ok bool) {
-	w.visits++
+	if len(w.active) > 0 || n.Kind == yaml.AliasNode {
+		w.visits++
+	}
 	if w.visits > maxVisits {
 		if !w.exhausted {
 			w.exhausted = true
-			w.errorf(n, path, ErrSyntax, "document expands to more than %d values (aliases of aliases?)", maxVisits)
+			w.errorf(n, path, ErrSyntax, "document expands to more than %d values through aliases", maxVisits)
 		}
 		return nil, nil, false
 	}
