@@ -3,6 +3,7 @@ package containerd_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -102,4 +103,45 @@ func TestPullUnreachable(t *testing.T) {
 		t.Fatalf("pull from a closed port: %v, want ErrImagePull", err)
 	}
 	t.Logf("error: %v", err)
+}
+
+func TestCheckHostNamesPackages(t *testing.T) {
+	err := containerd.CheckHost("/nonexistent/containerd", "/nonexistent/cni")
+	if !errors.Is(err, containerd.ErrMissingDependency) {
+		t.Fatalf("CheckHost with missing binaries: %v", err)
+	}
+	for _, want := range []string{"/nonexistent/containerd (Debian package containerd)", "containernetworking-plugins", "apt-get install"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}
+
+// TestExistingSocket: with Socket set nothing is started or adopted, and
+// Stop leaves the daemon alone.
+func TestExistingSocket(t *testing.T) {
+	nodetest.RequireNode(t)
+	d, _ := nodetest.StartDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := containerd.DefaultConfig("")
+	cfg.Socket = d.Address()
+	ext, err := containerd.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ext.PID() != 0 || ext.Adopted() {
+		t.Errorf("socket mode: pid %d adopted %v, want neither", ext.PID(), ext.Adopted())
+	}
+	if err := ext.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := d.Client().IsServing(ctx); !ok {
+		t.Fatalf("Stop in socket mode stopped the daemon: %v", err)
+	}
+	cfg.Socket = "/nonexistent/containerd.sock"
+	cfg.StartTimeout = 300 * time.Millisecond
+	if _, err := containerd.Open(ctx, cfg); err == nil {
+		t.Error("Open on a missing socket succeeded")
+	}
 }
