@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -99,7 +100,8 @@ func (v Validator) ValidateObject(obj runtime.Object) field.ErrorList {
 		return field.ErrorList{field.InternalError(nil, err)}
 	}
 	errs := apivalidation.ValidateObjectMeta(om, info.Namespaced, nameRule(info), field.NewPath("metadata"))
-	return append(errs, v.validateSpec(obj)...)
+	errs = append(errs, v.validateSpec(obj)...)
+	return append(errs, validateStatus(obj)...)
 }
 
 // nameRule is the rule each kind's names follow in Kubernetes.
@@ -270,4 +272,14 @@ func supported[T ~string](value T, p *field.Path, allowed ...T) field.ErrorList 
 		}
 	}
 	return field.ErrorList{field.NotSupported(p, value, allowed)}
+}
+
+// sortedKeys returns a map's keys in order, for deterministic errors.
+func sortedKeys[K ~string, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	return keys
 }

@@ -244,6 +244,12 @@ func TestValidate(t *testing.T) {
 			want: []string{"spec.podCIDR: FieldValueInvalid", "spec.taints[1]: FieldValueDuplicate", "spec.taints[2].effect: FieldValueRequired"}},
 		{name: "endpoints", src: "apiVersion: v1\nkind: Endpoints\nmetadata: {name: e}\nsubsets:\n- addresses: [{ip: 10.0.0.1}, {ip: nope}]\n  ports: [{port: 80}]\n",
 			want: []string{"subsets[0].addresses[1].ip: FieldValueInvalid"}},
+		{name: "pod status", src: podHead + "  containers: [{name: c, image: b}]\nstatus:\n  phase: Sleeping\n  podIP: 10.0.0.1\n  podIPs: [{ip: 10.0.0.2}]\n  containerStatuses: [{name: c, restartCount: -1}]\n",
+			want: []string{"status.containerStatuses[0].restartCount: FieldValueInvalid", "status.phase: FieldValueNotSupported", "status.podIPs[0].ip: FieldValueInvalid"}},
+		{name: "deployment status", src: deployHead + "status: {replicas: 2, readyReplicas: 3, availableReplicas: 1, updatedReplicas: -1}\n",
+			want: []string{"status.readyReplicas: FieldValueInvalid", "status.updatedReplicas: FieldValueInvalid"}},
+		{name: "node status", src: "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus:\n  capacity: {cpu: -1}\n  addresses: [{type: InternalIP, address: nope}, {type: Hostname, address: n1}]\n",
+			want: []string{"status.addresses[0].address: FieldValueInvalid", "status.capacity[cpu]: FieldValueInvalid"}},
 		{name: "event namespace", src: "apiVersion: v1\nkind: Event\nmetadata: {name: e.1, namespace: a}\ninvolvedObject: {namespace: b}\ntype: Bad\n",
 			want: []string{"involvedObject.namespace: FieldValueInvalid", "type: FieldValueNotSupported"}},
 	}
