@@ -6,6 +6,7 @@ import (
 	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/events"
 	"github.com/containerd/typeurl/v2"
 )
 
@@ -18,16 +19,22 @@ import (
 // containerd restarts).
 func (r *Runtime) Events() <-chan Event { return r.events }
 
-// watchEvents subscribes to containerd's task exit and OOM topics and
-// re-subscribes after the daemon restarts, until ctx is cancelled.
-func (r *Runtime) watchEvents(ctx context.Context) {
-	defer close(r.done)
-	filters := []string{
+func (r *Runtime) eventFilters() []string {
+	return []string{
 		fmt.Sprintf(`topic=="/tasks/exit",namespace==%q`, r.cfg.Namespace),
 		fmt.Sprintf(`topic=="/tasks/oom",namespace==%q`, r.cfg.Namespace),
 	}
+}
+
+// watchEvents reads the subscription New made (so that no event of a pod
+// started right after New is missed), and re-subscribes after the daemon
+// restarts, until ctx is cancelled.
+func (r *Runtime) watchEvents(ctx context.Context, envs <-chan *events.Envelope, errs <-chan error) {
+	defer close(r.done)
 	for ctx.Err() == nil {
-		envs, errs := r.client.Subscribe(ctx, filters...)
+		if envs == nil {
+			envs, errs = r.client.Subscribe(ctx, r.eventFilters()...)
+		}
 	stream:
 		for {
 			select {
@@ -46,6 +53,7 @@ func (r *Runtime) watchEvents(ctx context.Context) {
 				r.handleEvent(r.ns(ctx), env.Timestamp, v)
 			}
 		}
+		envs, errs = nil, nil
 		select {
 		case <-ctx.Done():
 			return

@@ -158,7 +158,8 @@ func New(ctx context.Context, c *client.Client, cfg Config) (*Runtime, error) {
 		stop:    cancel,
 		done:    make(chan struct{}),
 	}
-	go r.watchEvents(wctx)
+	envs, errs := c.Subscribe(wctx, r.eventFilters()...)
+	go r.watchEvents(wctx, envs, errs)
 	return r, nil
 }
 
