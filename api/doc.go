@@ -56,6 +56,23 @@
 // A Validator carries the cluster settings that change what is valid (the
 // NodePort range). Load chains the three for `skiff apply -f`.
 //
+// PrepareForCreate holds the rest of what Kubernetes' create path does to
+// an object (status cleared, a Pod Pending with its QoS class, a Job's
+// generated selector); the API server calls it, then Default, then
+// Validate. Status written by Skiff's components is validated too
+// (counters, IPs), so their bugs show where they happen.
+//
+// Manifests for autoscaling/v1 HorizontalPodAutoscaler, which Kubernetes
+// still serves, decode strictly against that version and are converted to
+// autoscaling/v2, the served version, as Kubernetes stores them.
+//
+// # Also here
+//
+// Label and field selectors (ParseLabelSelector, ParseFieldSelector with
+// each kind's selectable fields, Matches), kubectl explain from the types'
+// own field documentation (Explain), and Encode/EncodeList for -o yaml and
+// -o json.
+//
 // The rules are written here from the types' documented semantics and
 // Kubernetes' behaviour, using apimachinery's validation helpers (names,
 // labels, selectors, object metadata); they cover what users of these
