@@ -349,8 +349,9 @@ func (s *Server) update(ctx context.Context, k Kind, obj runtime.Object, mode up
 			return nil, false, client.NewInvalid(k.GVK().GroupKind(), name, errs)
 		}
 		key := s.objectKey(k, ns, name)
-		// A deleted object whose last finalizer is gone goes away.
-		if nm.GetDeletionTimestamp() != nil && len(nm.GetFinalizers()) == 0 &&
+		// A deleted object whose last finalizer is gone goes away (a
+		// Namespace only through its sweep).
+		if k.Kind != "Namespace" && nm.GetDeletionTimestamp() != nil && len(nm.GetFinalizers()) == 0 &&
 			(nm.GetDeletionGracePeriodSeconds() == nil || *nm.GetDeletionGracePeriodSeconds() == 0) {
 			if dryRun {
 				return next, true, nil

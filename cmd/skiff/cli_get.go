@@ -148,6 +148,7 @@ func runGet(cmd *cobra.Command, gf *getFlags, args []string) error {
 		all        []runtime.Object
 		lastListRV string
 		printed    bool
+		widths     []int
 	)
 	now := time.Now()
 	for _, r := range reqs {
@@ -213,6 +214,7 @@ func runGet(cmd *cobra.Command, gf *getFlags, args []string) error {
 			if err := t.write(out, !gf.noHeaders); err != nil {
 				return err
 			}
+			widths = t.widths()
 		}
 	}
 	if gf.output == "yaml" || gf.output == "json" {
@@ -231,7 +233,7 @@ func runGet(cmd *cobra.Command, gf *getFlags, args []string) error {
 		return fmt.Errorf("%d of the requested objects were not found", failed)
 	}
 	if gf.watch {
-		return watchAndPrint(cmd, gf, c, reqs[0], ns, lastListRV, shown == 0)
+		return watchAndPrint(cmd, gf, c, reqs[0], ns, lastListRV, widths)
 	}
 	return nil
 }
@@ -273,7 +275,7 @@ func printObjects(w io.Writer, objs []runtime.Object, format string, single bool
 // watchAndPrint follows changes after rv and prints each as a row (or a
 // document), until interrupted. It resumes after a broken stream, and
 // relists when the version is too old.
-func watchAndPrint(cmd *cobra.Command, gf *getFlags, c *client.Client, r getRequest, ns, rv string, needHeader bool) error {
+func watchAndPrint(cmd *cobra.Command, gf *getFlags, c *client.Client, r getRequest, ns, rv string, widths []int) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	out := cmd.OutOrStdout()
@@ -327,10 +329,18 @@ func watchAndPrint(cmd *cobra.Command, gf *getFlags, c *client.Client, r getRequ
 			default:
 				t := buildTable(r.info, []runtime.Object{obj}, printOptions{wide: gf.output == "wide", showLabels: gf.showLabels,
 					withNamespace: gf.allNamespaces && r.info.Namespaced}, time.Now())
-				if err := t.write(out, needHeader && !gf.noHeaders); err != nil {
+				if widths == nil {
+					// Nothing was listed: this row sets the widths.
+					widths = t.widths()
+					if !gf.noHeaders {
+						if err := (table{headers: t.headers, rows: [][]string{t.headers}}).writeRowsAligned(out, widths); err != nil {
+							return err
+						}
+					}
+				}
+				if err := t.writeRowsAligned(out, widths); err != nil {
 					return err
 				}
-				needHeader = false
 			}
 		}
 	}

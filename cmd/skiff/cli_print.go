@@ -404,3 +404,47 @@ func (t table) write(w io.Writer, headers bool) error {
 	}
 	return tw.Flush()
 }
+
+// widths are the column widths write gives t (cell width + 3 spaces).
+func (t table) widths() []int {
+	w := make([]int, len(t.headers))
+	for i, h := range t.headers {
+		w[i] = len(h)
+	}
+	for _, r := range t.rows {
+		for i, c := range r {
+			if i < len(w) && len(c) > w[i] {
+				w[i] = len(c)
+			}
+		}
+	}
+	for i := range w {
+		w[i] += 3
+	}
+	return w
+}
+
+// writeRowsAligned writes t's rows padded to at least widths, so rows
+// printed later (get -w) line up under a table printed before.
+func (t table) writeRowsAligned(out io.Writer, widths []int) error {
+	for _, r := range t.rows {
+		var b strings.Builder
+		for i, c := range r {
+			if i == len(r)-1 {
+				b.WriteString(c)
+				break
+			}
+			w := len(c) + 3
+			if i < len(widths) && widths[i] > w {
+				w = widths[i]
+			}
+			b.WriteString(c)
+			b.WriteString(strings.Repeat(" ", w-len(c)))
+		}
+		b.WriteByte('\n')
+		if _, err := io.WriteString(out, b.String()); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -208,5 +211,70 @@ spec:
 	out, _, err = runCLI(t, cfg, "", "cluster-info")
 	if err != nil || !strings.Contains(out, "running at https://127.0.0.1:") {
 		t.Errorf("cluster-info: %v\n%s", err, out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a poller.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestGetWatchPrintsChanges(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	cfg := srv.ConfigPath
+	if _, _, err := runCLI(t, cfg, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n", "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	root := &cobra.Command{Use: "skiff", SilenceUsage: true, SilenceErrors: true}
+	root.AddCommand(newGetCmd())
+	var out syncBuffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"get", "configmaps", "-w", "--kubeconfig", cfg})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("get -w: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("get -w did not stop when its context ended")
+		}
+	}()
+	waitOutput := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			if strings.Contains(out.String(), want) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("get -w output never showed %q:\n%s", want, out.String())
+	}
+	waitOutput("one    0      ")
+	if _, _, err := runCLI(t, cfg, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: two\ndata: {a: b}\n", "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput("two    1      ")
+	if strings.Count(out.String(), "NAME") != 1 {
+		t.Errorf("header printed more than once:\n%s", out.String())
 	}
 }
