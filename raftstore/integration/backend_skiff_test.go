@@ -67,9 +67,23 @@ func (n *skiffNode) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("new %s: %w", n.cfg.Name, err)
 	}
-	if err := srv.Start(ctx); err != nil {
+	// Start must honour its context; a Start that blocks past the deadline
+	// is reported as such instead of hanging the test binary.
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Start(ctx) }()
+	var err2 error
+	select {
+	case err2 = <-errc:
+	case <-ctx.Done():
+		select {
+		case err2 = <-errc:
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("start %s: Start still blocked 5s after its context ended (%v); data dir %s", n.cfg.Name, ctx.Err(), n.cfg.DataDir)
+		}
+	}
+	if err2 != nil {
 		srv.Close()
-		return fmt.Errorf("start %s: %w", n.cfg.Name, err)
+		return fmt.Errorf("start %s: %w", n.cfg.Name, err2)
 	}
 	n.mu.Lock()
 	n.srv = srv
