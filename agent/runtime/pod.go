@@ -393,7 +393,7 @@ func (r *Runtime) StartContainer(ctx context.Context, in PodInput, name string) 
 	labels[LabelLogPath] = logPath
 
 	pausePid := sbTask.Pid()
-	specOpts, err := r.containerSpecOpts(ctx, in, spec, img, id, pausePid, sbLabels[LabelNetns])
+	specOpts, err := r.containerSpecOpts(ctx, in, spec, img, id, pausePid, sbLabels[LabelNetns], sbLabels[LabelPodIP])
 	if err != nil {
 		return ContainerStatus{}, err
 	}

@@ -140,3 +140,40 @@ func TestNodeCapacity(t *testing.T) {
 		t.Errorf("pods = %s", q.String())
 	}
 }
+
+func TestDownwardEnv(t *testing.T) {
+	pod := podOf(rr(map[string]string{"cpu": "250m"}, map[string]string{"cpu": "500m", "memory": "64Mi"}))
+	pod.Name, pod.Namespace, pod.UID = "web", "prod", "u1"
+	pod.Labels = map[string]string{"app": "web"}
+	pod.Spec.NodeName = "node-1"
+	c := &pod.Spec.Containers[0]
+	c.Name = "c"
+	field := func(p string) corev1.EnvVar {
+		return corev1.EnvVar{Name: "X", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: p}}}
+	}
+	res := func(r, div string) corev1.EnvVar {
+		sel := &corev1.ResourceFieldSelector{Resource: r}
+		if div != "" {
+			sel.Divisor = resource.MustParse(div)
+		}
+		return corev1.EnvVar{Name: "X", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: sel}}
+	}
+	for _, tc := range []struct {
+		env  corev1.EnvVar
+		want string
+	}{
+		{field("metadata.name"), "web"}, {field("metadata.namespace"), "prod"}, {field("spec.nodeName"), "node-1"},
+		{field("status.podIP"), "10.0.0.7"}, {field("status.hostIP"), "192.168.1.2"}, {field("metadata.labels['app']"), "web"},
+		{res("limits.memory", "1Mi"), "64"}, {res("limits.cpu", "1m"), "500"}, {res("requests.cpu", ""), "1"},
+	} {
+		c.Env = []corev1.EnvVar{tc.env}
+		got, err := containerEnv(PodInput{Pod: pod}, c, podFields{podIP: "10.0.0.7", hostIP: "192.168.1.2"})
+		if err != nil || len(got) != 1 || got[0] != "X="+tc.want {
+			t.Errorf("%+v: got %v %v, want X=%s", tc.env.ValueFrom, got, err, tc.want)
+		}
+	}
+	c.Env = []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}}}}
+	if _, err := containerEnv(PodInput{Pod: pod}, c, podFields{}); err == nil {
+		t.Error("an unresolved secretKeyRef was accepted")
+	}
+}

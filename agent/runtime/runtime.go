@@ -75,6 +75,8 @@ type Config struct {
 	LoggerBinary string
 	// ResolvConf is copied into every pod as /etc/resolv.conf.
 	ResolvConf string
+	// NodeIP is what fieldRef status.hostIP resolves to.
+	NodeIP string
 }
 
 // DefaultConfig is a runtime under dataDir for the node pod CIDR podCIDR.

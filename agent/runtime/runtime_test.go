@@ -183,7 +183,9 @@ func TestPodLifecycle(t *testing.T) {
 	pod := newPod("web",
 		corev1.Container{
 			Name: "httpd", Image: "nginx",
-			Env:          []corev1.EnvVar{{Name: "GREETING", Value: "hello"}, {Name: "MESSAGE", Value: "$(GREETING) from skiff"}},
+			Env: []corev1.EnvVar{{Name: "GREETING", Value: "hello"}, {Name: "MESSAGE", Value: "$(GREETING) from skiff"},
+				{Name: "MY_POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+				{Name: "MY_MEM_MI", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory", Divisor: resource.MustParse("1Mi")}}}},
 			Resources:    limits("500m", "64Mi"),
 			VolumeMounts: []corev1.VolumeMount{{Name: "cache", MountPath: "/cache"}, {Name: "scratch", MountPath: "/scratch"}},
 		},
@@ -235,7 +237,8 @@ func TestPodLifecycle(t *testing.T) {
 
 	// Env, with $(VAR) expansion, visible inside.
 	out, code := exec(t, rt, uid, "httpd", "env")
-	if code != 0 || !strings.Contains(out, "MESSAGE=hello from skiff") || !strings.Contains(out, "PORT=80") {
+	if code != 0 || !strings.Contains(out, "MESSAGE=hello from skiff") || !strings.Contains(out, "PORT=80") ||
+		!strings.Contains(out, "MY_POD_IP="+st.IP+"\n") || !strings.Contains(out, "MY_MEM_MI=64\n") {
 		t.Errorf("exec env: code %d, output:\n%s", code, out)
 	}
 	// Both containers share IPC and UTS with the pause process.

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	client "github.com/containerd/containerd"
 	"github.com/containerd/containerd/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // validatePod rejects, loudly, what this runtime does not do.
@@ -61,17 +63,19 @@ func findContainer(pod *corev1.Pod, name string) (*corev1.Container, bool, error
 	return nil, false, fmt.Errorf("%w: pod %s/%s has no container %q", ErrContainerNotFound, pod.Namespace, pod.Name, name)
 }
 
+// podFields are the pod-local values fieldRef env entries can name.
+type podFields struct {
+	podIP, hostIP string
+}
+
 // containerEnv is the container's environment as KEY=VALUE, in order.
-func containerEnv(in PodInput, c *corev1.Container) ([]string, error) {
+// fieldRef and resourceFieldRef entries are resolved here (they need only
+// the pod and its sandbox); configMap and secret references must come
+// resolved from the caller in PodInput.Env.
+func containerEnv(in PodInput, c *corev1.Container, f podFields) ([]string, error) {
 	vars, resolved := in.Env[c.Name]
 	if !resolved {
 		vars = c.Env
-		for _, e := range vars {
-			if e.ValueFrom != nil {
-				return nil, fmt.Errorf("%w: container %s env %s uses valueFrom, which the caller must resolve (PodInput.Env)",
-					ErrInvalidInput, c.Name, e.Name)
-			}
-		}
 		if len(c.EnvFrom) > 0 {
 			return nil, fmt.Errorf("%w: container %s uses envFrom, which the caller must resolve (PodInput.Env)",
 				ErrInvalidInput, c.Name)
@@ -81,10 +85,94 @@ func containerEnv(in PodInput, c *corev1.Container) ([]string, error) {
 	out := make([]string, 0, len(vars))
 	for _, e := range vars {
 		v := expandVars(e.Value, values)
+		if e.ValueFrom != nil {
+			var err error
+			switch {
+			case e.ValueFrom.FieldRef != nil:
+				v, err = fieldValue(in.Pod, e.ValueFrom.FieldRef.FieldPath, f)
+			case e.ValueFrom.ResourceFieldRef != nil:
+				v, err = resourceValue(in.Pod, c, e.ValueFrom.ResourceFieldRef)
+			default:
+				err = fmt.Errorf("%w: configMapKeyRef and secretKeyRef must be resolved by the caller (PodInput.Env)", ErrInvalidInput)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("container %s env %s: %w", c.Name, e.Name, err)
+			}
+		}
 		values[e.Name] = v
 		out = append(out, e.Name+"="+v)
 	}
 	return out, nil
+}
+
+// fieldValue resolves the downward API fields a container env can name.
+func fieldValue(pod *corev1.Pod, path string, f podFields) (string, error) {
+	switch path {
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(pod.UID), nil
+	case "spec.nodeName":
+		return pod.Spec.NodeName, nil
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, nil
+	case "status.podIP", "status.podIPs":
+		return f.podIP, nil
+	case "status.hostIP", "status.hostIPs":
+		return f.hostIP, nil
+	}
+	for prefix, m := range map[string]map[string]string{"metadata.labels": pod.Labels, "metadata.annotations": pod.Annotations} {
+		if rest, ok := strings.CutPrefix(path, prefix+"['"); ok && strings.HasSuffix(rest, "']") {
+			return m[strings.TrimSuffix(rest, "']")], nil
+		}
+	}
+	return "", fmt.Errorf("%w: fieldRef %q", ErrUnsupported, path)
+}
+
+// resourceValue resolves a resourceFieldRef as the kubelet does: the value
+// divided by the divisor, rounded up; an unset limit reads as node
+// allocatable, which the runtime does not know, so it is refused.
+func resourceValue(pod *corev1.Pod, c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, error) {
+	if ref.ContainerName != "" && ref.ContainerName != c.Name {
+		found := false
+		for _, o := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+			if o.Name == ref.ContainerName {
+				c, found = &o, true
+				break
+			}
+		}
+		if !found {
+			return "", fmt.Errorf("%w: resourceFieldRef names no container %q", ErrInvalidInput, ref.ContainerName)
+		}
+	}
+	kind, name, ok := strings.Cut(ref.Resource, ".")
+	if !ok {
+		return "", fmt.Errorf("%w: resourceFieldRef %q", ErrUnsupported, ref.Resource)
+	}
+	list := c.Resources.Limits
+	if kind == "requests" {
+		list = c.Resources.Requests
+	}
+	q, ok := list[corev1.ResourceName(name)]
+	if !ok && kind == "requests" {
+		q, ok = c.Resources.Limits[corev1.ResourceName(name)]
+	}
+	if !ok {
+		return "", fmt.Errorf("%w: resourceFieldRef %q is not set on the container (node allocatable is not known here)",
+			ErrUnsupported, ref.Resource)
+	}
+	div := ref.Divisor
+	if div.IsZero() {
+		div = resource.MustParse("1")
+	}
+	if name == string(corev1.ResourceCPU) {
+		m, d := q.MilliValue(), div.MilliValue()
+		return strconv.FormatInt((m+d-1)/d, 10), nil
+	}
+	v, d := q.Value(), div.Value()
+	return strconv.FormatInt((v+d-1)/d, 10), nil
 }
 
 // expandVars does Kubernetes' $(VAR) expansion: $(NAME) becomes the value
@@ -215,9 +303,9 @@ func (r *Runtime) volumeSource(uid string, v *corev1.Volume) string {
 
 // containerSpecOpts builds the OCI spec of an app or init container.
 func (r *Runtime) containerSpecOpts(ctx context.Context, in PodInput, c *corev1.Container, img client.Image,
-	id string, pausePid uint32, netns string) ([]oci.SpecOpts, error) {
+	id string, pausePid uint32, netns, podIP string) ([]oci.SpecOpts, error) {
 	pod := in.Pod
-	env, err := containerEnv(in, c)
+	env, err := containerEnv(in, c, podFields{podIP: podIP, hostIP: r.cfg.NodeIP})
 	if err != nil {
 		return nil, err
 	}
