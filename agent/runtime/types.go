@@ -12,9 +12,11 @@ import (
 type PodInput struct {
 	Pod *corev1.Pod
 	// Env is, per container name, the container's complete environment in
-	// order, with valueFrom (configMapKeyRef, secretKeyRef, fieldRef) and
-	// envFrom already resolved by the caller. A container missing here gets
-	// its spec's env, which must then hold plain values only.
+	// order, with configMapKeyRef, secretKeyRef and envFrom already resolved
+	// by the caller (entries may keep fieldRef and resourceFieldRef: the
+	// runtime resolves those, as only it knows the pod IP in time). A
+	// container missing here gets its spec's env, which must then need no
+	// cluster lookups.
 	Env map[string][]corev1.EnvVar
 	// VolumeFiles is, per volume name, the files of configMap, secret,
 	// downwardAPI and projected volumes (relative path → content), resolved
