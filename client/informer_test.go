@@ -154,3 +154,43 @@ func TestInformerFollowsChangesAcrossRestartAndCompaction(t *testing.T) {
 	stop()
 	<-done
 }
+
+func TestInformerFactorySharesInformers(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	c := srv.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Create(ctx, cm("x")); err != nil {
+		t.Fatal(err)
+	}
+	f := client.NewInformerFactory(c, 0)
+	a, err := f.For(&corev1.ConfigMap{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := f.For(&corev1.ConfigMap{}, "")
+	if a != b {
+		t.Fatal("two informers for one kind")
+	}
+	pods, _ := f.For(&corev1.Pod{}, "")
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	f.Start(runCtx)
+	if err := f.WaitForSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a.Get("default/x"); !ok {
+		t.Error("synced configmap informer lacks default/x")
+	}
+	if n := len(pods.List(nil)); n != 0 {
+		t.Errorf("pod informer has %d pods", n)
+	}
+	// An informer asked for after Start runs too.
+	late, _ := f.For(&corev1.Namespace{}, "")
+	if !late.WaitForSync(ctx) {
+		t.Fatal("informer created after Start never synced")
+	}
+	if _, ok := late.Get("kube-system"); !ok {
+		t.Error("namespace informer lacks kube-system")
+	}
+}
