@@ -332,3 +332,30 @@ func TestLeaderCloseKeepsWriting(t *testing.T) {
 		t.Fatalf("acknowledged writes before failover: got %v, %v; want 10", gr, err)
 	}
 }
+
+func TestRestartKeepsData(t *testing.T) {
+	cfg := testConfig(t, "solo")
+	s := startMember(t, cfg)
+	waitLeader(t, s)
+	c := newClient(t, s)
+	ctx := testCtx(t)
+	for i := 0; i < 20; i++ {
+		if _, err := c.Put(ctx, fmt.Sprintf("r/%d", i), "v"); err != nil {
+			t.Fatalf("put: %v", err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	cfg.ListenClient, cfg.ListenPeer = s.ClientAddr(), s.PeerAddr()
+	s2 := startMember(t, cfg)
+	waitLeader(t, s2)
+	c2 := newClient(t, s2)
+	gr, err := c2.Get(ctx, "r/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || gr.Count != 20 {
+		t.Fatalf("after restart: got %v, %v; want 20 keys", gr, err)
+	}
+	if s2.ID() != s.ID() {
+		t.Fatalf("member id changed across restart: %x then %x", s.ID(), s2.ID())
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
@@ -100,16 +99,16 @@ func (s *Server) startMetrics() error {
 	return nil
 }
 
-// timedLogStore times appends to the log store: each StoreLogs is one bolt
-// transaction ending in an fsync, the latency that bounds write throughput.
+// timedLogStore times appends to the log store: each StoreLogs is one
+// write ending in an fsync, the latency that bounds write throughput.
 type timedLogStore struct {
-	*raftboltdb.BoltStore
+	raft.LogStore
 	observe func(time.Duration)
 }
 
 func (t *timedLogStore) StoreLogs(logs []*raft.Log) error {
 	start := time.Now()
-	err := t.BoltStore.StoreLogs(logs)
+	err := t.LogStore.StoreLogs(logs)
 	t.observe(time.Since(start))
 	return err
 }

@@ -106,6 +106,16 @@ func (w *watchStream) run(ctx context.Context, reqs <-chan *pb.WatchRequest, rec
 	}
 }
 
+// barrier is a read-index barrier bounded in time: it runs on the stream's
+// only goroutine, so it must not hold the other watchers up for long.
+func (w *watchStream) barrier() error {
+	ctx, cancel := context.WithTimeout(w.stream.Context(), watchBarrierTimeout)
+	defer cancel()
+	return w.s.linearizableBarrier(ctx)
+}
+
+const watchBarrierTimeout = 3 * time.Second
+
 func (w *watchStream) send(resp *pb.WatchResponse) error {
 	return w.stream.Send(resp)
 }
@@ -126,8 +136,10 @@ func (w *watchStream) handle(req *pb.WatchRequest) error {
 		// the revision reported, so the client may trust it as a floor;
 		// and after a read-index barrier, so that floor covers every write
 		// acknowledged before the request, through any member.
-		if err := w.s.linearizableBarrier(w.stream.Context()); err != nil {
-			return err
+		// Without a leader there is no answer (a stale floor would be
+		// worse); the client may ask again.
+		if err := w.barrier(); err != nil {
+			return nil
 		}
 		rev, err := w.sync()
 		if err != nil {
@@ -139,15 +151,13 @@ func (w *watchStream) handle(req *pb.WatchRequest) error {
 }
 
 func (w *watchStream) create(c *pb.WatchCreateRequest) error {
-	if c.StartRevision > 0 {
-		// A replay from a revision the client learnt elsewhere (another
-		// member, a compaction it asked for) must see this member at
-		// least as current as that: one read-index barrier, as for a
-		// linearizable range.
-		if err := w.s.linearizableBarrier(w.stream.Context()); err != nil {
-			return err
-		}
-	}
+	// A watch starts from a state at least as new as every write
+	// acknowledged before it was created, through any member (a replay
+	// from a revision learnt elsewhere, a compaction just asked for, or
+	// "from now" just after a write): one read-index barrier, as for a
+	// linearizable range. Without a leader the watch still starts, from
+	// this member's state, as etcd's would.
+	_ = w.barrier()
 	st := w.s.fsm.kv()
 	rev := st.Rev()
 	id := c.WatchId

@@ -194,9 +194,8 @@ type ProposeResponse struct {
 	// gRPC code and message, so the caller rebuilds the same status.
 	Code  uint32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
 	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
-	// index is the entry's log index: the forwarding member waits until it
-	// has applied it too before answering, so its own reads see the write
-	// (as in etcd, where a proposer answers after its own apply).
+	// index is the entry's log index (for a forwarding member that wants to
+	// wait until it has applied the entry itself).
 	Index         uint64 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
