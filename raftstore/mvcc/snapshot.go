@@ -16,7 +16,7 @@ import (
 // Snapshot format, version 1 (integers are varints unless said otherwise):
 //
 //	magic "skiff-mvcc\n", uvarint format version
-//	rev, compactRev, uvarint number of keys
+//	rev, compactRev (-1 if never compacted), uvarint number of keys
 //	per key, in key order: uvarint len, key bytes, uvarint number of versions
 //	  per version, oldest first: mod, sub, create, ver, lease,
 //	  uvarint len, value bytes
@@ -252,7 +252,7 @@ func Restore(rd io.Reader, opts Options) (*Store, error) {
 	s.rev = r.varint("revision")
 	s.compactRev = r.varint("compaction revision")
 	nkeys := r.uvarint("key count")
-	if r.err == nil && (s.rev < 1 || s.compactRev < 0 || s.compactRev > s.rev) {
+	if r.err == nil && (s.rev < 1 || s.compactRev < -1 || s.compactRev > s.rev) {
 		r.fail("revision %d, compaction revision %d", s.rev, s.compactRev)
 	}
 	var prev []byte

@@ -132,9 +132,11 @@ func lessKey(a, b *keyEntry) bool { return bytes.Compare(a.key, b.key) < 0 }
 type Store struct {
 	opts Options
 
-	mu         sync.RWMutex
-	tree       *btree.BTreeG[*keyEntry]
-	rev        int64
+	mu   sync.RWMutex
+	tree *btree.BTreeG[*keyEntry]
+	rev  int64
+	// compactRev is the last compaction revision, -1 before the first
+	// compaction (etcd's compactMainRev: a first Compact(0) succeeds).
 	compactRev int64
 	// log holds every change with main revision > compactRev, in (main,
 	// sub) order; Events and Compact walk it.
@@ -175,10 +177,11 @@ const btreeDegree = 32
 // New returns an empty store at revision 1.
 func New(opts Options) *Store {
 	return &Store{
-		opts:   opts,
-		tree:   btree.NewG(btreeDegree, lessKey),
-		rev:    1,
-		leases: make(map[int64]map[*keyEntry]struct{}),
+		opts:       opts,
+		tree:       btree.NewG(btreeDegree, lessKey),
+		rev:        1,
+		compactRev: -1,
+		leases:     make(map[int64]map[*keyEntry]struct{}),
 	}
 }
 
@@ -193,7 +196,7 @@ func (s *Store) Rev() int64 {
 func (s *Store) CompactRev() int64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.compactRev
+	return max(s.compactRev, 0)
 }
 
 // Size returns the approximate bytes of keys and values of every kept

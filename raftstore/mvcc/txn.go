@@ -11,10 +11,11 @@ import (
 //  1. every compare on the taken path, nested txns included, is evaluated
 //     against the state before the txn (a nested txn's compares do not see
 //     the outer txn's writes);
-//  2. the ops on that path are checked against the same state, in order:
-//     a put with ignore_value/ignore_lease needs the key (ErrKeyNotFound),
-//     a put's lease must exist (ErrLeaseNotFound), a range's revision must
-//     be neither compacted nor in the future;
+//  2. the ops on that path are checked against the same state, puts first
+//     then ranges (etcd 3.5's order): a put with ignore_value/ignore_lease
+//     needs the key (ErrKeyNotFound), a put's lease must exist
+//     (ErrLeaseNotFound), a range's revision must be neither compacted nor
+//     in the future;
 //  3. the ops run in order; ranges see the txn's earlier writes.
 //
 // All changes share one main revision. Any error leaves the store unchanged.
@@ -220,41 +221,69 @@ func compareVersion(c *pb.Compare, v *version) bool {
 }
 
 // checkTxnOps checks the ops on the taken path against the current state
-// (no write has happened yet), in op order. It returns how many path
-// entries the nested txns consumed.
+// (no write has happened yet) as etcd 3.5 does: first every put on the
+// path, then every range, so a put error wins over a range error. It
+// returns how many path entries the nested txns consumed.
 func (s *Store) checkTxnOps(r *pb.TxnRequest, path []bool) (int, error) {
+	if _, err := s.walkPath(r, path, s.checkPut); err != nil {
+		return 0, err
+	}
+	return s.walkPath(r, path, s.checkRange)
+}
+
+// walkPath calls check for every non-txn op on the taken path, in order.
+func (s *Store) walkPath(r *pb.TxnRequest, path []bool, check func(op *pb.RequestOp) error) (int, error) {
 	used := 0
 	for _, op := range branch(r, path[0]) {
-		switch tv := op.Request.(type) {
-		case *pb.RequestOp_RequestRange:
-			rev := tv.RequestRange.Revision
-			switch {
-			case rev == 0:
-			case rev > s.rev:
-				return 0, ErrFutureRev
-			case rev < s.compactRev:
-				return 0, ErrCompacted
-			}
-		case *pb.RequestOp_RequestPut:
-			p := tv.RequestPut
-			if p.IgnoreValue || p.IgnoreLease {
-				if ke := s.lookup(p.Key); ke == nil || ke.live() == nil {
-					return 0, ErrKeyNotFound
-				}
-			}
-			if !s.leaseExists(p.Lease) {
-				return 0, ErrLeaseNotFound
-			}
-		case *pb.RequestOp_RequestTxn:
-			n, err := s.checkTxnOps(tv.RequestTxn, path[1:])
+		if tv, ok := op.Request.(*pb.RequestOp_RequestTxn); ok {
+			n, err := s.walkPath(tv.RequestTxn, path[1:], check)
 			if err != nil {
 				return 0, err
 			}
 			used += n + 1
 			path = path[n+1:]
+			continue
+		}
+		if err := check(op); err != nil {
+			return 0, err
 		}
 	}
 	return used, nil
+}
+
+// checkPut: ignore_value/ignore_lease need the key, and the lease must exist
+// (in that order, as etcd's checkPut).
+func (s *Store) checkPut(op *pb.RequestOp) error {
+	p := op.GetRequestPut()
+	if p == nil {
+		return nil
+	}
+	if p.IgnoreValue || p.IgnoreLease {
+		if ke := s.lookup(p.Key); ke == nil || ke.live() == nil {
+			return ErrKeyNotFound
+		}
+	}
+	if !s.leaseExists(p.Lease) {
+		return ErrLeaseNotFound
+	}
+	return nil
+}
+
+// checkRange: an explicit revision must be neither in the future nor
+// compacted (a read at the compaction revision itself is allowed).
+func (s *Store) checkRange(op *pb.RequestOp) error {
+	r := op.GetRequestRange()
+	if r == nil {
+		return nil
+	}
+	switch {
+	case r.Revision == 0:
+	case r.Revision > s.rev:
+		return ErrFutureRev
+	case r.Revision < s.compactRev:
+		return ErrCompacted
+	}
+	return nil
 }
 
 // applyTxn runs the ops of the branch path[0] chose and returns the

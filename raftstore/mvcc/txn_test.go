@@ -248,6 +248,11 @@ func TestTxnErrorsChangeNothing(t *testing.T) {
 		}, &pb.TxnRequest{Success: []*pb.RequestOp{
 			opPut("c", "1"), opGetReq(&pb.RangeRequest{Key: []byte("a"), Revision: 2}),
 		}}, ErrCompacted},
+		// etcd 3.5 checks every put on the path before any range, so the
+		// later put's error wins over the earlier range's.
+		{"put error reported before range error", nil, &pb.TxnRequest{Success: []*pb.RequestOp{
+			opGetReq(&pb.RangeRequest{Key: []byte("a"), Revision: 99}), opPutReq(&pb.PutRequest{Key: []byte("d"), Lease: 9}),
+		}}, ErrLeaseNotFound},
 		{"empty compare key", nil, &pb.TxnRequest{Compare: []*pb.Compare{{}}, Success: []*pb.RequestOp{opPut("c", "1")}}, ErrEmptyKey},
 		{"empty op", nil, &pb.TxnRequest{Success: []*pb.RequestOp{opPut("c", "1"), {}}}, ErrKeyNotFound},
 		{"empty key in the branch not taken", nil, &pb.TxnRequest{
