@@ -340,7 +340,7 @@ func TestPodLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
-	if took < time.Second || took > 5*time.Second {
+	if took < time.Second || took > 15*time.Second {
 		t.Errorf("stop with 1s grace took %v", took)
 	}
 	// The first runtime re-subscribed after the daemon restart: it sees the exit.
@@ -439,7 +439,7 @@ func TestOOMKilledAndRestart(t *testing.T) {
 	}
 	var ev runtime.Event
 	var sawOOM bool
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(90 * time.Second)
 	for ev.Kind != runtime.EventExited {
 		select {
 		case ev = <-rt.Events():
@@ -449,7 +449,7 @@ func TestOOMKilledAndRestart(t *testing.T) {
 			t.Logf("event %+v", ev)
 			sawOOM = sawOOM || ev.Kind == runtime.EventOOM
 		case <-deadline:
-			t.Fatal("no exit event within 30s")
+			t.Fatal("no exit event within 90s")
 		}
 	}
 	if !sawOOM {
@@ -552,7 +552,7 @@ func TestStopHonoursSIGTERM(t *testing.T) {
 	if err := rt.StopContainer(ctx(t, 30*time.Second), uid, "polite", 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > 3*time.Second {
+	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("stop of a SIGTERM-handling container took %v", took)
 	}
 	ps, _ := rt.PodStatus(ctx(t, 10*time.Second), uid)
