@@ -118,6 +118,9 @@ func (n *etcdNode) start() error {
 	if n.o.SnapshotThreshold > 0 {
 		args = append(args, "--snapshot-count", fmt.Sprint(n.o.SnapshotThreshold))
 	}
+	if n.o.AutoCompactionRetention > 0 {
+		args = append(args, "--auto-compaction-mode", "periodic", "--auto-compaction-retention", n.o.AutoCompactionRetention.String())
+	}
 	if n.o.ProgressNotifyInterval > 0 {
 		args = append(args, "--experimental-watch-progress-notify-interval", n.o.ProgressNotifyInterval.String())
 	}

@@ -46,6 +46,7 @@ func skiffConfig(t *testing.T, name string, o opts) raftstore.Config {
 		cfg.TrailingLogs = o.TrailingLogs
 	}
 	cfg.UnsafeFollowerReads = o.UnsafeFollowerReads
+	cfg.AutoCompactionRetention = o.AutoCompactionRetention
 	if o.SnapshotInterval > 0 {
 		cfg.SnapshotInterval = o.SnapshotInterval
 	}

@@ -174,6 +174,17 @@ func TestMembership(t *testing.T) {
 	load.checkAll(t, c, a, 30*time.Second)
 	load.checkAll(t, c, b, 30*time.Second)
 
+	// A joined member restarts on its data dir (with its Join setting still
+	// there, which must be ignored) and keeps up; the quorum holds meanwhile.
+	c.Kill(b)
+	load.waitMore(t, 20, 30*time.Second)
+	c.Restart(b)
+	load.waitMore(t, 20, 30*time.Second)
+	load.checkAll(t, c, b, 30*time.Second)
+	if ml, err := cli.MemberList(tctx(t, opTimeout)); err != nil || len(ml.Members) != 3 {
+		t.Errorf("member list after restarting a joined member: %v err %v, want 3 members", ml, err)
+	}
+
 	// Remove a follower that is not the first member.
 	victim := a
 	if c.Leader() == a {
@@ -215,6 +226,7 @@ func TestMembership(t *testing.T) {
 	for _, m := range c.Members() {
 		load.checkAll(t, c, m, 30*time.Second)
 	}
+
 	if load.errs > 0 {
 		t.Logf("%d writes failed (outcome unknown) during membership changes; last: %v", load.errs, load.last)
 	}
@@ -299,5 +311,25 @@ func TestMaintenance(t *testing.T) {
 	}
 	if len(al.Alarms) != 0 {
 		t.Errorf("alarms: %v, want none", al.Alarms)
+	}
+}
+
+// TestAutoCompaction: with periodic auto-compaction on, old revisions become
+// compacted without anyone asking, while the latest data stays.
+func TestAutoCompaction(t *testing.T) {
+	c := newCluster(t, 3, opts{AutoCompactionRetention: time.Second})
+	cli := c.Client()
+	r1 := mustPut(t, cli, "ac/a", "1").Header.Revision
+	c.eventually(60*time.Second, "revision "+fmt.Sprint(r1)+" compacted automatically", func() error {
+		// Keep writing so there is always something newer to keep.
+		mustPut(t, cli, "ac/b", time.Now().String())
+		_, err := cli.Get(tctx(t, opTimeout), "ac/a", clientv3.WithRev(r1-1))
+		if !errors.Is(err, rpctypes.ErrCompacted) {
+			return fmt.Errorf("range at %d: %v", r1-1, err)
+		}
+		return nil
+	})
+	if g := mustGet(t, cli, "ac/a"); len(g.Kvs) != 1 || string(g.Kvs[0].Value) != "1" {
+		t.Errorf("latest value after auto-compaction: %v", g.Kvs)
 	}
 }

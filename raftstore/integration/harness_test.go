@@ -31,6 +31,8 @@ type opts struct {
 	SnapshotInterval time.Duration
 	// ProgressNotifyInterval is the server's watch progress_notify period.
 	ProgressNotifyInterval time.Duration
+	// AutoCompactionRetention turns on periodic auto-compaction.
+	AutoCompactionRetention time.Duration
 	// UnsafeFollowerReads plants Skiff's stale-read bug (Skiff only).
 	UnsafeFollowerReads bool
 }
