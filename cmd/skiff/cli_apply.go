@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -13,19 +14,35 @@ import (
 
 // manifestCmd builds apply, create and replace: decode every manifest
 // first (one bad document applies nothing), then send each object.
-func manifestCmd(use, short, verb string, send func(ctx context.Context, c *client.Client, t target) (string, error)) *cobra.Command {
+func manifestCmd(use, short, verb string, send func(ctx context.Context, c *client.Client, t target, dryRun bool) (string, error)) *cobra.Command {
 	var (
-		cf cliFlags
-		ff fileFlags
+		cf     cliFlags
+		ff     fileFlags
+		dryRun string
 	)
 	cmd := &cobra.Command{
 		Use:   use + " -f FILENAME",
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			suffix, err := dryRunSuffix(dryRun)
+			if err != nil {
+				return err
+			}
 			objs, err := decodeManifests(&ff, cmd.InOrStdin())
 			if err != nil {
 				return err
+			}
+			if dryRun == "client" {
+				// Decoded strictly; nothing is sent.
+				ts, err := targets(objs, cf.namespace, "default")
+				if err != nil {
+					return err
+				}
+				for _, t := range ts {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s %s%s\n", t.display, pastTense(verb), suffix)
+				}
+				return nil
 			}
 			c, err := cf.client()
 			if err != nil {
@@ -39,19 +56,44 @@ func manifestCmd(use, short, verb string, send func(ctx context.Context, c *clie
 			return runAll(ts, cmd.OutOrStdout(), cmd.ErrOrStderr(), func(t target) (string, error) {
 				ctx, cancel := cf.request(cmd.Context())
 				defer cancel()
-				return send(ctx, c, t)
+				msg, err := send(ctx, c, t, dryRun == "server")
+				return msg + suffix, err
 			})
 		},
 	}
 	cf.register(cmd, false)
 	ff.register(cmd, verb)
+	cmd.Flags().StringVar(&dryRun, "dry-run", "none", "none, client (decode and check locally) or server (the server defaults and validates, stores nothing)")
+	cmd.Flags().Lookup("dry-run").NoOptDefVal = "client"
 	return cmd
+}
+
+func dryRunSuffix(mode string) (string, error) {
+	switch mode {
+	case "none", "":
+		return "", nil
+	case "client", "server":
+		return " (" + mode + " dry run)", nil
+	}
+	return "", fmt.Errorf("--dry-run=%s: want none, client or server", mode)
+}
+
+func pastTense(verb string) string {
+	switch verb {
+	case "apply":
+		return "configured"
+	case "create":
+		return "created"
+	case "replace":
+		return "replaced"
+	}
+	return verb + "d"
 }
 
 func newApplyCmd() *cobra.Command {
 	return manifestCmd("apply", "Create or update objects from manifests (kubectl apply: three-way merge)", "apply",
-		func(ctx context.Context, c *client.Client, t target) (string, error) {
-			resp, err := c.Raw().Apply(ctx, &skiffv1.ApplyRequest{Ref: t.ref, Object: t.data})
+		func(ctx context.Context, c *client.Client, t target, dry bool) (string, error) {
+			resp, err := c.Raw().Apply(ctx, &skiffv1.ApplyRequest{Ref: t.ref, Object: t.data, DryRun: dry})
 			if err != nil {
 				return "", err
 			}
@@ -67,8 +109,8 @@ func newApplyCmd() *cobra.Command {
 
 func newCreateCmd() *cobra.Command {
 	cmd := manifestCmd("create", "Create objects from manifests, or a namespace", "create",
-		func(ctx context.Context, c *client.Client, t target) (string, error) {
-			if _, err := c.Raw().Create(ctx, &skiffv1.CreateRequest{Ref: t.ref, Object: t.data}); err != nil {
+		func(ctx context.Context, c *client.Client, t target, dry bool) (string, error) {
+			if _, err := c.Raw().Create(ctx, &skiffv1.CreateRequest{Ref: t.ref, Object: t.data, DryRun: dry}); err != nil {
 				return "", err
 			}
 			return t.display + " created", nil
@@ -80,8 +122,8 @@ func newCreateCmd() *cobra.Command {
 
 func newReplaceCmd() *cobra.Command {
 	return manifestCmd("replace", "Replace objects by manifests (the objects must exist)", "replace",
-		func(ctx context.Context, c *client.Client, t target) (string, error) {
-			if _, err := c.Raw().Update(ctx, &skiffv1.UpdateRequest{Ref: t.ref, Object: t.data}); err != nil {
+		func(ctx context.Context, c *client.Client, t target, dry bool) (string, error) {
+			if _, err := c.Raw().Update(ctx, &skiffv1.UpdateRequest{Ref: t.ref, Object: t.data, DryRun: dry}); err != nil {
 				return "", err
 			}
 			return t.display + " replaced", nil
@@ -125,6 +167,8 @@ func newDeleteCmd() *cobra.Command {
 		cascade        string
 		grace          int64
 		wait           bool
+		selector       string
+		all            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "delete (-f FILENAME | KIND NAME...)",
@@ -163,10 +207,18 @@ func newDeleteCmd() *cobra.Command {
 				}
 			} else {
 				ctx, cancel := cf.request(cmd.Context())
-				ts, err = namedTargets(ctx, c, args)
+				if selector != "" || all {
+					ts, err = selectedTargets(ctx, c, args, selector, cf.allNamespaces)
+				} else {
+					ts, err = namedTargets(ctx, c, args)
+				}
 				cancel()
 				if err != nil {
 					return err
+				}
+				if len(ts) == 0 {
+					fmt.Fprintln(cmd.ErrOrStderr(), "No resources found")
+					return nil
 				}
 			}
 			return runAll(ts, cmd.OutOrStdout(), cmd.ErrOrStderr(), func(t target) (string, error) {
@@ -192,8 +244,10 @@ func newDeleteCmd() *cobra.Command {
 			})
 		},
 	}
-	cf.register(cmd, false)
+	cf.register(cmd, true)
 	ff.register(cmd, "delete")
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "delete the objects of KIND matching this label selector")
+	cmd.Flags().BoolVar(&all, "all", false, "delete every object of KIND in the namespace")
 	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "treat a missing object as deleted")
 	cmd.Flags().StringVar(&cascade, "cascade", "background", "background, foreground or orphan: what happens to dependents")
 	cmd.Flags().Int64Var(&grace, "grace-period", -1, "seconds to let the object terminate; -1 uses its own, 0 deletes at once")
@@ -208,6 +262,42 @@ func displayKind(display string) string {
 		}
 	}
 	return display
+}
+
+// selectedTargets lists the objects of one kind matching a selector.
+func selectedTargets(ctx context.Context, c *client.Client, args []string, selector string, allNS bool) ([]target, error) {
+	if len(args) != 1 {
+		return nil, errors.New("with -l or --all, give exactly one kind and no names")
+	}
+	r, err := c.ResolveResource(ctx, args[0])
+	if err != nil {
+		return nil, cliError(err)
+	}
+	ns := c.Namespace
+	if allNS {
+		ns = ""
+	}
+	var ts []target
+	cont := ""
+	for {
+		resp, err := c.Raw().List(ctx, &skiffv1.ListRequest{Ref: client.Ref(r, ns, ""), LabelSelector: selector, Limit: 500, ContinueToken: cont})
+		if err != nil {
+			return nil, cliError(err)
+		}
+		for _, item := range resp.Items {
+			var m struct {
+				Metadata struct{ Name, Namespace string } `json:"metadata"`
+			}
+			if err := json.Unmarshal(item, &m); err != nil {
+				return nil, err
+			}
+			ts = append(ts, target{ref: client.Ref(r, m.Metadata.Namespace, m.Metadata.Name),
+				display: kindDisplay(r.Singular, r.Group) + "/" + m.Metadata.Name})
+		}
+		if cont = resp.ContinueToken; cont == "" {
+			return ts, nil
+		}
+	}
 }
 
 // namedTargets turns "KIND NAME..." or "KIND/NAME..." into targets.

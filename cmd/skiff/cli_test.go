@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -276,5 +277,43 @@ func TestGetWatchPrintsChanges(t *testing.T) {
 	waitOutput("two    1      ")
 	if strings.Count(out.String(), "NAME") != 1 {
 		t.Errorf("header printed more than once:\n%s", out.String())
+	}
+}
+
+func TestDryRunAndDeleteBySelector(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	cfg := srv.ConfigPath
+	doc := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  labels: {app: %s}\n"
+	for _, mode := range []string{"server", "client"} {
+		out, stderr, err := runCLI(t, cfg, fmt.Sprintf(doc, "dry", "x"), "apply", "-f", "-", "--dry-run="+mode)
+		if err != nil || !strings.Contains(out, "configmap/dry") || !strings.Contains(out, "("+mode+" dry run)") {
+			t.Errorf("apply --dry-run=%s: %v %q %q", mode, err, out, stderr)
+		}
+		if _, _, err := runCLI(t, cfg, "", "get", "cm", "dry"); err == nil {
+			t.Errorf("--dry-run=%s stored the object", mode)
+		}
+	}
+	// Server dry run still validates.
+	if _, stderr, err := runCLI(t, cfg, fmt.Sprintf(doc, "Bad_Name", "x"), "create", "-f", "-", "--dry-run=server"); err == nil || !strings.Contains(stderr, "metadata.name") {
+		t.Errorf("server dry run of an invalid name: %v %q", err, stderr)
+	}
+	for i, app := range []string{"a", "a", "b"} {
+		if _, _, err := runCLI(t, cfg, fmt.Sprintf(doc, fmt.Sprintf("c%d", i), app), "apply", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, _, err := runCLI(t, cfg, "", "delete", "cm", "-l", "app=a")
+	if err != nil || out != "configmap \"c0\" deleted\nconfigmap \"c1\" deleted\n" {
+		t.Errorf("delete -l: %v %q", err, out)
+	}
+	out, _, err = runCLI(t, cfg, "", "get", "cm", "-o", "name")
+	if err != nil || out != "configmap/c2\n" {
+		t.Errorf("after delete -l: %v %q", err, out)
+	}
+	if _, _, err := runCLI(t, cfg, "", "delete", "cm", "--all"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, _ := runCLI(t, cfg, "", "get", "cm", "-o", "name"); out != "" {
+		t.Errorf("after delete --all: %q", out)
 	}
 }
