@@ -333,6 +333,14 @@ func TestPodLifecycle(t *testing.T) {
 	if out, code := exec(t, rt3, uid, "client", "echo", "alive"); code != 0 || strings.TrimSpace(out) != "alive" {
 		t.Errorf("exec after containerd restart: %d %q", code, out)
 	}
+	// The shim's logger outlived the daemon: the log keeps growing.
+	if fi, err := os.Stat(client.LogPath); err == nil {
+		size := fi.Size()
+		nodetest.Poll(t, 10*time.Second, "client log grows after the containerd restart", func() (bool, error) {
+			fi, err := os.Stat(client.LogPath)
+			return err == nil && fi.Size() > size, err
+		})
+	}
 
 	// Stop: httpd (PID 1 ignores SIGTERM) takes the whole grace, then SIGKILL.
 	start = time.Now()
