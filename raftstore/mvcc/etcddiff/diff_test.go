@@ -382,20 +382,101 @@ func TestDifferentialAgainstEtcd(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			runDiff(ctx, t, pb.NewKVClient(conn), pb.NewMaintenanceClient(conn), int64(seed), ops)
+			runDiff(ctx, t, clients{
+				kv: pb.NewKVClient(conn), maint: pb.NewMaintenanceClient(conn),
+				lease: pb.NewLeaseClient(conn), watch: pb.NewWatchClient(conn),
+			}, int64(seed), ops)
 		})
 	}
 }
 
-func runDiff(ctx context.Context, t *testing.T, kv pb.KVClient, maint pb.MaintenanceClient, seed int64, ops int) {
+type clients struct {
+	kv    pb.KVClient
+	maint pb.MaintenanceClient
+	lease pb.LeaseClient
+	watch pb.WatchClient
+}
+
+func fmtEvents(evs []*mvccpb.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, fmt.Sprintf("%s %s prev=%s", ev.Type, fmtKV(ev.Kv), fmtKV(ev.PrevKv)))
+	}
+	return out
+}
+
+// compareWatch replays history from a revision through an etcd watch with
+// prev_kv and compares it with Store.Events.
+func compareWatch(ctx context.Context, t *testing.T, c clients, s *mvcc.Store, from int64) {
+	t.Helper()
+	ours, _, err := s.Events(from, []byte{0}, []byte{0}, true, 0)
+	if err != nil {
+		t.Fatalf("Events(%d): %v", from, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	stream, err := c.watch.Watch(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{
+		Key: []byte{0}, RangeEnd: []byte{0}, StartRevision: from, PrevKv: true,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	var theirs []*mvccpb.Event
+	for len(theirs) < len(ours) {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("watch from %d: got %d of %d events: %v", from, len(theirs), len(ours), err)
+		}
+		if resp.Canceled {
+			t.Fatalf("watch from %d canceled: %s (compact revision %d)", from, resp.CancelReason, resp.CompactRevision)
+		}
+		theirs = append(theirs, resp.Events...)
+	}
+	t.Logf("watch from revision %d: %d events", from, len(ours))
+	got, want := fmtEvents(ours), fmtEvents(theirs)
+	if len(got) != len(want) {
+		t.Fatalf("watch from %d: %d events from etcd, %d from the Store", from, len(want), len(got))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("watch from %d, event %d:\netcd: %s\nours: %s", from, i, want[i], got[i])
+		}
+	}
+}
+
+func runDiff(ctx context.Context, t *testing.T, c clients, seed int64, ops int) {
+	kv, maint := c.kv, c.maint
 	s := mvcc.New(mvcc.Options{LeaseExists: func(id int64) bool { return id == 1000 || id == 1001 }})
 	g := &gen{rnd: rand.New(rand.NewSource(seed)), rev: s.Rev}
+	defer func() {
+		if !t.Failed() {
+			compareWatch(ctx, t, c, s, s.CompactRev()+1)
+		}
+	}()
 	for i := 0; i < ops; i++ {
 		var what string
 		var theirs, ours any
 		var theirErr, ourErr error
 		var theirRev int64
-		switch k := g.rnd.Intn(20); {
+		switch k := g.rnd.Intn(21); {
+		case k == 20:
+			// Lease revocation deletes the lease's keys in one
+			// revision; the lease is granted again right after.
+			id := int64(1000 + g.rnd.Intn(2))
+			what = fmt.Sprintf("revoke lease %d", id)
+			resp, err := c.lease.LeaseRevoke(ctx, &pb.LeaseRevokeRequest{ID: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			theirRev = hdrRev(resp.Header)
+			s.DeleteKeys(s.LeaseKeys(id))
+			if _, err := c.lease.LeaseGrant(ctx, &pb.LeaseGrantRequest{ID: id, TTL: 3600}); err != nil {
+				t.Fatal(err)
+			}
+			theirs, ours = &pb.CompactionResponse{}, &pb.CompactionResponse{}
 		case k < 5:
 			r := g.rangeReq()
 			what = r.String()
@@ -437,7 +518,7 @@ func runDiff(ctx context.Context, t *testing.T, kv pb.KVClient, maint pb.Mainten
 			if ourErr = mvcc.CheckTxn(r, etcdMaxTxnOps); ourErr == nil {
 				ours, _, ourErr = s.Txn(r)
 			}
-		default:
+		case k == 19:
 			rev := s.CompactRev() + g.rnd.Int63n(s.Rev()-s.CompactRev()+2)
 			r := &pb.CompactionRequest{Revision: rev}
 			what = r.String()
@@ -462,6 +543,9 @@ func runDiff(ctx context.Context, t *testing.T, kv pb.KVClient, maint pb.Mainten
 		}
 		if theirRev != s.Rev() {
 			t.Fatalf("op %d %s: etcd at revision %d, ours %d", i, what, theirRev, s.Rev())
+		}
+		if g.rnd.Intn(300) == 0 {
+			compareWatch(ctx, t, c, s, s.CompactRev()+1+g.rnd.Int63n(s.Rev()-s.CompactRev()))
 		}
 		if g.rnd.Intn(10) == 0 {
 			// Hash values differ by design; revisions and errors must not.
