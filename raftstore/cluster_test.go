@@ -3,6 +3,9 @@ package raftstore
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"log/slog"
 	"os"
 	"testing"
@@ -357,5 +360,33 @@ func TestRestartKeepsData(t *testing.T) {
 	}
 	if s2.ID() != s.ID() {
 		t.Fatalf("member id changed across restart: %x then %x", s.ID(), s2.ID())
+	}
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	cfg := testConfig(t, "metrics")
+	cfg.ListenMetrics = "127.0.0.1:0"
+	s := startMember(t, cfg)
+	waitLeader(t, s)
+	c := newClient(t, s)
+	ctx := testCtx(t)
+	if _, err := c.Put(ctx, "m", "1"); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.metricsAddr+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		"skiff_raft_term ", "skiff_raft_commit_index", "skiff_raft_applied_index", "skiff_raft_leader_changes_total",
+		"skiff_fsm_apply_batch_seconds_bucket", "skiff_disk_log_store_seconds_bucket",
+		`skiff_grpc_requests_total{code="OK",method="/etcdserverpb.KV/Put"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

@@ -3,7 +3,9 @@ package raftstore
 import (
 	"context"
 
+	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -70,8 +72,43 @@ func (m *maintenanceServer) Snapshot(*pb.SnapshotRequest, pb.Maintenance_Snapsho
 	return status.Error(codes.Unimplemented, "skiff: Maintenance.Snapshot is not implemented (snapshots are taken by Raft in the data dir)")
 }
 
+// MoveLeader hands leadership to another voter (raft's leadership
+// transfer). As etcd, only the leader accepts it.
 func (m *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "skiff: Maintenance.MoveLeader is not implemented")
+	s := m.s
+	if !s.IsLeader() {
+		return nil, rpctypes.ErrGRPCNotLeader
+	}
+	cf := s.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return nil, toGRPCError(err)
+	}
+	for _, srv := range cf.Configuration().Servers {
+		if srv.ID == formatMemberID(r.TargetID) && srv.Suffrage == raft.Voter && r.TargetID != s.id {
+			if err := s.raft.LeadershipTransferToServer(srv.ID, srv.Address).Error(); err != nil {
+				return nil, toGRPCError(err)
+			}
+			return &pb.MoveLeaderResponse{Header: s.header(s.fsm.kv().Rev())}, nil
+		}
+	}
+	return nil, rpctypes.ErrGRPCBadLeaderTransferee
+}
+
+// authServer answers that authentication is disabled, so tools that ask
+// (etcdctl auth status) get a clear answer; everything else is refused.
+type authServer struct {
+	pb.UnimplementedAuthServer
+	s *Server
+}
+
+var _ pb.AuthServer = (*authServer)(nil)
+
+func (a *authServer) AuthStatus(ctx context.Context, _ *pb.AuthStatusRequest) (*pb.AuthStatusResponse, error) {
+	return &pb.AuthStatusResponse{Header: a.s.header(a.s.fsm.kv().Rev()), Enabled: false}, nil
+}
+
+func (a *authServer) AuthEnable(ctx context.Context, _ *pb.AuthEnableRequest) (*pb.AuthEnableResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "skiff: authentication is not supported by the store (the API server authenticates its clients)")
 }
 
 func (m *maintenanceServer) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {

@@ -39,10 +39,10 @@ func newMetrics(s *Server) *metrics {
 			return float64(fn(s.raft))
 		}
 	}
-	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "raft", Name: "leader_changes_total", Help: "Times this member gained or lost leadership."})
+	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "raft", Name: "leader_changes_total", Help: "Leader changes seen by this member (a new leader known)."})
 	m.applyLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "skiff", Subsystem: "fsm", Name: "apply_batch_seconds", Help: "Time to apply one batch of committed entries.", Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10)})
 	m.applyBatch = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "skiff", Subsystem: "fsm", Name: "apply_batch_entries", Help: "Entries per applied batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)})
-	m.fsyncLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "skiff", Subsystem: "disk", Name: "log_store_seconds", Help: "Time to append (and fsync) log entries to the bolt log store.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})
+	m.fsyncLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "skiff", Subsystem: "disk", Name: "log_store_seconds", Help: "Time to append (and fsync) log entries to the raft log (raft-wal).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "grpc", Name: "requests_total", Help: "etcd API requests by method and gRPC code."}, []string{"method", "code"})
 	m.reg.MustRegister(
 		f("term", "Current Raft term.", raftVal((*raft.Raft).CurrentTerm)),
@@ -86,6 +86,7 @@ func (s *Server) startMetrics() error {
 	if err != nil {
 		return err
 	}
+	s.metricsAddr = ln.Addr().String()
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

@@ -38,22 +38,23 @@ type Server struct {
 	fsm *fsm
 
 	// Set by Start.
-	id         uint64
-	clientAddr string // resolved listen address
-	peerAddr   string
-	advClient  string
-	advPeer    string
-	raft       *raft.Raft
-	logStore   *timedLogStore
-	wal        *raftwal.WAL
-	walMeta    *walmeta.BoltMetaDB
-	trans      *raft.NetworkTransport
-	mux        *peerMux
-	clientLn   net.Listener
-	clientSrv  *grpc.Server
-	peerSrv    *grpc.Server
-	metricsSrv *http.Server
-	metrics    *metrics
+	id          uint64
+	clientAddr  string // resolved listen address
+	peerAddr    string
+	advClient   string
+	advPeer     string
+	raft        *raft.Raft
+	logStore    *timedLogStore
+	wal         *raftwal.WAL
+	walMeta     *walmeta.BoltMetaDB
+	trans       *raft.NetworkTransport
+	mux         *peerMux
+	clientLn    net.Listener
+	clientSrv   *grpc.Server
+	peerSrv     *grpc.Server
+	metricsSrv  *http.Server
+	metricsAddr string
+	metrics     *metrics
 
 	peers  peerClients
 	reads  *readIndexer
@@ -270,6 +271,7 @@ func (s *Server) startGRPC() {
 	pb.RegisterLeaseServer(s.clientSrv, &leaseServer{s: s})
 	pb.RegisterClusterServer(s.clientSrv, &clusterServer{s: s})
 	pb.RegisterMaintenanceServer(s.clientSrv, &maintenanceServer{s: s})
+	pb.RegisterAuthServer(s.clientSrv, &authServer{s: s})
 
 	s.peerSrv = grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxRecv),
@@ -424,12 +426,23 @@ func (s *Server) leadershipLoop(ctx context.Context) {
 		}
 	}
 	defer end()
+	// Every leader change this member sees, for the metric.
+	obs := make(chan raft.Observation, 16)
+	observer := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	s.raft.RegisterObserver(observer)
+	defer s.raft.DeregisterObserver(observer)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case o := <-obs:
+			if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != "" {
+				s.metrics.leaderChanges.Inc()
+			}
 		case isLeader := <-s.raft.LeaderCh():
-			s.metrics.leaderChanges.Inc()
 			end()
 			if !isLeader {
 				s.lessor.demote()
