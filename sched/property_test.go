@@ -439,3 +439,80 @@ func checkHot(t *testing.T, snap *Snapshot) {
 		}
 	}
 }
+
+// TestPropertyEventOrderDoesNotMatter: the snapshot is built from watch
+// events whose order across kinds is arbitrary (pods before their nodes,
+// deletions of pods never seen...). Two snapshots fed the same final state
+// in different orders, with the nodes listed in the same order, must make
+// the same decisions.
+func TestPropertyEventOrderDoesNotMatter(t *testing.T) {
+	for seed := uint64(1); seed <= 10; seed++ {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 7))
+			var nodes []*corev1.Node
+			for i := range 12 {
+				nodes = append(nodes, randomNode(r, i))
+			}
+			var bound []*corev1.Pod
+			for i := range 60 {
+				p := randomPod(r, i)
+				p.Spec.NodeName = nodes[r.IntN(len(nodes))].Name
+				bound = append(bound, p)
+			}
+			// In order: nodes, then pods.
+			a := NewSnapshot()
+			for _, n := range nodes {
+				a.AddNode(n)
+			}
+			for _, p := range bound {
+				if err := a.AddPod(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Shuffled: pods first (ghost nodes), some added twice, some
+			// added, removed and re-added, nodes in between.
+			b := NewSnapshot()
+			order := r.Perm(len(bound))
+			for k, i := range order {
+				if k == len(order)/2 {
+					for _, n := range nodes {
+						b.AddNode(n)
+					}
+				}
+				p := bound[i]
+				if err := b.AddPod(p); err != nil {
+					t.Fatal(err)
+				}
+				switch r.IntN(4) {
+				case 0:
+					b.RemovePod(p)
+					if err := b.AddPod(p); err != nil {
+						t.Fatal(err)
+					}
+				case 1:
+					if err := b.AddPod(p); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			b.RemovePod(mkPod("never-seen"))
+			checkHot(t, a)
+			checkHot(t, b)
+
+			sa, _ := New(a, DefaultConfig())
+			sb, _ := New(b, DefaultConfig())
+			var pods []*corev1.Pod
+			for i := range 40 {
+				pods = append(pods, randomPod(r, 1000+i))
+			}
+			pa, pb := sa.ScheduleBatch(pods), sb.ScheduleBatch(pods)
+			for i := range pods {
+				ga, gb := pa[i].Node, pb[i].Node
+				ea, eb := fmt.Sprint(pa[i].Err), fmt.Sprint(pb[i].Err)
+				if ga != gb || ea != eb {
+					t.Fatalf("pod %d: %q %v in order, %q %v shuffled", i, ga, ea, gb, eb)
+				}
+			}
+		})
+	}
+}
