@@ -17,9 +17,38 @@ import (
 // must know every field of every type (a field it lacked would be an
 // "unknown field" error on a manifest kubectl accepts).
 func TestDecodeAcceptsEveryField(t *testing.T) {
+	f := randomFiller(1)
+	rounds := 3
+	if testing.Short() {
+		rounds = 1
+	}
+	for _, k := range Kinds() {
+		for i := 0; i < rounds; i++ {
+			t.Run(fmt.Sprintf("%s/%d", k.GVK.Kind, i), func(t *testing.T) {
+				obj := k.New()
+				f.Fill(obj)
+				if b, _ := Encode(obj, "json"); len(b) < 200 {
+					t.Fatalf("random object too small to test anything:\n%s", b)
+				}
+				for _, format := range []string{"json", "yaml"} {
+					b, err := Encode(obj, format)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := Decode("random."+format, b); err != nil {
+						t.Fatalf("%s:\n%v", format, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// randomFiller fills objects with random but encodable values.
+func randomFiller(seed int64) *randfill.Filler {
 	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._"
 	quantities := []string{"0", "1", "100m", "1.5Gi", "2k", "3e3"}
-	f := randfill.NewWithSeed(1).NilChance(0.5).NumElements(1, 2).MaxDepth(12).Funcs(
+	return randfill.NewWithSeed(seed).NilChance(0.5).NumElements(1, 2).MaxDepth(12).Funcs(
 		func(s *string, c randfill.Continue) {
 			b := make([]byte, c.Intn(8))
 			for i := range b {
@@ -54,27 +83,26 @@ func TestDecodeAcceptsEveryField(t *testing.T) {
 		},
 		func(x *float64, c randfill.Continue) { *x = float64(c.Intn(1000)) / 8 },
 	)
-	rounds := 3
-	if testing.Short() {
-		rounds = 1
-	}
+}
+
+// TestNoPanicOnRandomObjects: defaulting, validation (create and update),
+// PrepareForCreate and the selectors' field extraction never panic, whatever
+// the object holds — they run in the API server on every request.
+func TestNoPanicOnRandomObjects(t *testing.T) {
+	f := randomFiller(2)
 	for _, k := range Kinds() {
-		for i := 0; i < rounds; i++ {
+		for i := 0; i < 3; i++ {
 			t.Run(fmt.Sprintf("%s/%d", k.GVK.Kind, i), func(t *testing.T) {
-				obj := k.New()
+				obj, old := k.New(), k.New()
 				f.Fill(obj)
-				if b, _ := Encode(obj, "json"); len(b) < 200 {
-					t.Fatalf("random object too small to test anything:\n%s", b)
-				}
-				for _, format := range []string{"json", "yaml"} {
-					b, err := Encode(obj, format)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if _, err := Decode("random."+format, b); err != nil {
-						t.Fatalf("%s:\n%v", format, err)
-					}
-				}
+				f.Fill(old)
+				Default(obj)
+				_ = Validate(obj)
+				_ = ValidateUpdate(obj, old)
+				_ = ValidateUpdate(obj, k.New())
+				_ = SelectableFields(obj)
+				PrepareForCreate(obj)
+				_ = Validate(k.New())
 			})
 		}
 	}
