@@ -92,7 +92,8 @@ type Result struct {
 //	// sort_order/sort_target, keys_only, count_only, min/max mod/create
 //	// revision filters (applied after fetching, before the limit, as etcd
 //	// does; Count ignores them). serializable is the caller's business.
-//	// An empty key is ErrEmptyKey, an unknown sort enum ErrUnsupported.
+//	// An empty key is ErrEmptyKey, an unknown sort target
+//	// ErrInvalidSortOption (an unknown sort order means no sort, as etcd).
 //	func (s *Store) Range(r *pb.RangeRequest) (*pb.RangeResponse, error)
 //
 //	// Writes: each is atomic and takes at most one new revision. The

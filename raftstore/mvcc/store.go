@@ -26,7 +26,8 @@ var (
 	ErrValueProvided = fmt.Errorf("%w: value is provided", ErrUnsupported)
 	// ErrLeaseProvided: a put sets ignore_lease and also carries a lease.
 	ErrLeaseProvided = fmt.Errorf("%w: lease is provided", ErrUnsupported)
-	// ErrInvalidSortOption: a range names an unknown sort order or target.
+	// ErrInvalidSortOption: a range names an unknown sort target (an
+	// unknown sort order means no sort, as in etcd).
 	ErrInvalidSortOption = fmt.Errorf("%w: invalid sort option", ErrUnsupported)
 )
 
@@ -418,9 +419,6 @@ func cmpInt64(a, b int64) int {
 func checkRangeRequest(r *pb.RangeRequest) error {
 	if len(r.Key) == 0 {
 		return ErrEmptyKey
-	}
-	if _, ok := pb.RangeRequest_SortOrder_name[int32(r.SortOrder)]; !ok {
-		return ErrInvalidSortOption
 	}
 	if _, ok := pb.RangeRequest_SortTarget_name[int32(r.SortTarget)]; !ok {
 		return ErrInvalidSortOption

@@ -369,7 +369,7 @@ func TestCheckTxn(t *testing.T) {
 		{"empty key", &pb.TxnRequest{Success: ops(put("", ""))}, 8, ErrEmptyKey},
 		{"empty op", &pb.TxnRequest{Success: ops(&pb.RequestOp{})}, 8, ErrKeyNotFound},
 		{"nested empty op", &pb.TxnRequest{Failure: ops(txn(ops(&pb.RequestOp{}), nil))}, 8, ErrKeyNotFound},
-		{"bad sort option", &pb.TxnRequest{Success: ops(opGetReq(&pb.RangeRequest{Key: []byte("a"), SortOrder: 5}))}, 8, ErrInvalidSortOption},
+		{"bad sort option", &pb.TxnRequest{Success: ops(opGetReq(&pb.RangeRequest{Key: []byte("a"), SortTarget: 5}))}, 8, ErrInvalidSortOption},
 		{"empty compare key", &pb.TxnRequest{Compare: []*pb.Compare{{}}}, 8, ErrEmptyKey},
 		{"ignore_value with value", &pb.TxnRequest{Success: ops(opPutReq(&pb.PutRequest{Key: []byte("a"), Value: []byte("v"), IgnoreValue: true}))}, 8, ErrValueProvided},
 		{"ignore_lease with lease", &pb.TxnRequest{Failure: ops(opPutReq(&pb.PutRequest{Key: []byte("a"), Lease: 1, IgnoreLease: true}))}, 8, ErrLeaseProvided},

@@ -118,6 +118,7 @@ func ourError(err error) string {
 		{mvcc.ErrValueProvided, rpctypes.ErrGRPCValueProvided},
 		{mvcc.ErrLeaseProvided, rpctypes.ErrGRPCLeaseProvided},
 		{mvcc.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
+		{mvcc.ErrInvalidSortOption, rpctypes.ErrGRPCInvalidSortOption},
 	} {
 		if errors.Is(err, m.sentinel) {
 			return status.Convert(m.grpc).Message()
@@ -319,6 +320,41 @@ func (g *gen) ops(depth int) []*pb.RequestOp {
 	return ops
 }
 
+// badTxn returns a txn etcd's API layer rejects (or, for a range with an
+// unknown sort option, that it may reject).
+func (g *gen) badTxn() *pb.TxnRequest {
+	r := g.txnReq(0)
+	var bad *pb.RequestOp
+	switch g.rnd.Intn(8) {
+	case 0:
+		bad = &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Value: []byte("v")}}}
+	case 1:
+		bad = &pb.RequestOp{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: &pb.DeleteRangeRequest{}}}
+	case 2:
+		bad = &pb.RequestOp{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{}}}
+	case 3:
+		bad = &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("a"), Value: []byte("v"), IgnoreValue: true}}}
+	case 4:
+		bad = &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("a"), Lease: 1000, IgnoreLease: true}}}
+	case 5:
+		bad = &pb.RequestOp{} // empty op
+	case 6:
+		r.Compare = append(r.Compare, &pb.Compare{Target: pb.Compare_VERSION})
+		return r
+	default:
+		for len(r.Success) <= etcdMaxTxnOps {
+			r.Success = append(r.Success, &pb.RequestOp{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: []byte("a")}}})
+		}
+		return r
+	}
+	if g.rnd.Intn(2) == 0 {
+		r.Success = append(r.Success, bad)
+	} else {
+		r.Failure = append(r.Failure, bad)
+	}
+	return r
+}
+
 func (g *gen) txnReq(depth int) *pb.TxnRequest {
 	r := &pb.TxnRequest{}
 	for n := g.rnd.Intn(3); n > 0; n-- {
@@ -461,7 +497,52 @@ func runDiff(ctx context.Context, t *testing.T, c clients, seed int64, ops int) 
 		var theirs, ours any
 		var theirErr, ourErr error
 		var theirRev int64
-		switch k := g.rnd.Intn(21); {
+		switch k := g.rnd.Intn(22); {
+		case k == 21 && g.rnd.Intn(2) == 0:
+			// A malformed plain request.
+			switch g.rnd.Intn(4) {
+			case 0:
+				// An unknown sort order means no sort (but a full fetch)
+				// in etcd. An unknown sort target is not sent: etcd 3.4
+				// panics on it, the Store answers ErrInvalidSortOption
+				// (TestRangeRejectsMalformed).
+				r := &pb.RangeRequest{Key: []byte("a"), RangeEnd: []byte{0}, Limit: g.rnd.Int63n(3),
+					SortOrder: pb.RangeRequest_SortOrder(3 + g.rnd.Intn(3)), SortTarget: pb.RangeRequest_SortTarget(g.rnd.Intn(5))}
+				what = r.String()
+				theirs, theirErr = kv.Range(ctx, r)
+				ours, ourErr = s.Range(r)
+			case 1:
+				r := &pb.RangeRequest{RangeEnd: []byte("z")}
+				what = r.String()
+				theirs, theirErr = kv.Range(ctx, r)
+				ours, ourErr = s.Range(r)
+			case 2:
+				r := &pb.PutRequest{Key: []byte("a"), Value: []byte("v"), IgnoreValue: g.rnd.Intn(2) == 0}
+				if !r.IgnoreValue {
+					r.Key = nil
+				}
+				what = r.String()
+				theirs, theirErr = kv.Put(ctx, r)
+				ours, _, ourErr = s.Put(r)
+			default:
+				r := &pb.DeleteRangeRequest{RangeEnd: []byte("z")}
+				what = r.String()
+				theirs, theirErr = kv.DeleteRange(ctx, r)
+				ours, _, ourErr = s.DeleteRange(r)
+			}
+			theirRev = s.Rev()
+		case k == 21:
+			// Malformed txns, rejected before anything happens.
+			r := g.badTxn()
+			what = r.String()
+			resp, err := kv.Txn(ctx, r)
+			theirs, theirErr = resp, err
+			if resp != nil {
+				theirRev = hdrRev(resp.Header)
+			}
+			if ourErr = mvcc.CheckTxn(r, etcdMaxTxnOps); ourErr == nil {
+				ours, _, ourErr = s.Txn(r)
+			}
 		case k == 20:
 			// Lease revocation deletes the lease's keys in one
 			// revision; the lease is granted again right after.
