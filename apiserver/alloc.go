@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"strconv"
 
@@ -104,8 +105,10 @@ func (s *Server) taken(ctx context.Context, prefix string) (map[string]bool, err
 
 // allocateService fills in svc's ClusterIP and NodePorts (keeping those of
 // old, the stored Service, on update) and returns the claims and releases to
-// commit with the write. Values are picked lowest-free-first.
-func (s *Server) allocateService(ctx context.Context, svc, old *corev1.Service) (*allocation, field.ErrorList, error) {
+// commit with the write. The first attempt picks the lowest free values
+// (predictable addresses on a quiet cluster); a retry after a lost race
+// scans from a random point, so concurrent writers spread out.
+func (s *Server) allocateService(ctx context.Context, svc, old *corev1.Service, attempt int) (*allocation, field.ErrorList, error) {
 	a := s.alloc
 	al := &allocation{explicit: map[string]string{}}
 	owner := svc.Namespace + "/" + svc.Name
@@ -125,8 +128,13 @@ func (s *Server) allocateService(ctx context.Context, svc, old *corev1.Service) 
 			if err != nil {
 				return nil, nil, err
 			}
-			for off := uint32(2); off < a.size-1; off++ {
-				if ip := a.ipAt(off); !taken[ip] {
+			span := a.size - 3 // offsets 2 .. size-2
+			start := uint32(0)
+			if attempt > 0 {
+				start = rand.Uint32N(span)
+			}
+			for i := uint32(0); i < span; i++ {
+				if ip := a.ipAt(2 + (start+i)%span); !taken[ip] {
 					svc.Spec.ClusterIP = ip
 					break
 				}
@@ -186,7 +194,13 @@ func (s *Server) allocateService(ctx context.Context, svc, old *corev1.Service) 
 						return nil, nil, err
 					}
 				}
-				for n := a.portMin; n <= a.portMax; n++ {
+				span := a.portMax - a.portMin + 1
+				start := 0
+				if attempt > 0 {
+					start = rand.IntN(span)
+				}
+				for i := 0; i < span; i++ {
+					n := a.portMin + (start+i)%span
 					if !taken[strconv.Itoa(n)] && !newPorts[int32(n)] {
 						p.NodePort = int32(n)
 						break

@@ -204,13 +204,16 @@ func (s *Server) placeObject(k Kind, ref *skiffv1.ResourceRef, m metav1.Object) 
 // create stores a prepared object.
 func (s *Server) create(ctx context.Context, k Kind, obj runtime.Object, m metav1.Object, dryRun bool) (runtime.Object, error) {
 	key := s.objectKey(k, m.GetNamespace(), m.GetName())
+	// Each attempt allocates afresh from the object as requested, so a value
+	// picked automatically by a lost attempt is not taken for a request.
+	requested := obj
 	for attempt := 0; attempt < maxRetries; attempt++ {
 		al := &allocation{}
-		if svc, ok := obj.(*corev1.Service); ok {
+		if svc, ok := requested.(*corev1.Service); ok {
 			svcCopy := svc.DeepCopy()
 			var errs field.ErrorList
 			var err error
-			al, errs, err = s.allocateService(ctx, svcCopy, nil)
+			al, errs, err = s.allocateService(ctx, svcCopy, nil, attempt)
 			if err != nil {
 				return nil, err
 			}
@@ -337,7 +340,7 @@ func (s *Server) update(ctx context.Context, k Kind, obj runtime.Object, mode up
 		al := &allocation{}
 		if svc, ok := next.(*corev1.Service); ok && mode == updateMain {
 			var errs field.ErrorList
-			al, errs, err = s.allocateService(ctx, svc, old.(*corev1.Service))
+			al, errs, err = s.allocateService(ctx, svc, old.(*corev1.Service), attempt)
 			if err != nil {
 				return nil, false, err
 			}
