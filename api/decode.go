@@ -274,7 +274,10 @@ func (d *decoder) document(root *yaml.Node) {
 }
 
 // object decodes one object mapping; prefix is "items[i]." inside a List.
-func (d *decoder) object(n *yaml.Node, prefix string) {
+//
+// itemOf, for an item of a typed list (PodList), is the list's apiVersion
+// and item kind: the API server omits them from list items.
+func (d *decoder) object(n *yaml.Node, prefix string, itemOf ...string) {
 	n = deref(n)
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n.Line, strings.TrimSuffix(prefix, "."), ErrWrongType,
@@ -283,6 +286,10 @@ func (d *decoder) object(n *yaml.Node, prefix string) {
 	}
 	apiVersion, avNode := scalarField(n, "apiVersion")
 	kind, kindNode := scalarField(n, "kind")
+	if len(itemOf) == 2 && avNode == nil && kindNode == nil {
+		apiVersion, kind = itemOf[0], itemOf[1]
+		avNode, kindNode = n, n
+	}
 	if avNode == nil || kindNode == nil || apiVersion == "" || kind == "" {
 		var missing []string
 		if avNode == nil || apiVersion == "" {
@@ -302,8 +309,15 @@ func (d *decoder) object(n *yaml.Node, prefix string) {
 		return
 	}
 	if gv.Group == "" && gv.Version == "v1" && kind == "List" {
-		d.list(n, prefix)
+		d.list(n, prefix, nil)
 		return
+	}
+	// A typed list (PodList, DeploymentList), as the API returns lists.
+	if item, ok := strings.CutSuffix(kind, "List"); ok {
+		if _, err := KindFor(gv.WithKind(item)); err == nil {
+			d.list(n, prefix, []string{apiVersion, item})
+			return
+		}
 	}
 	var obj runtime.Object
 	var info KindInfo
@@ -352,8 +366,9 @@ func (d *decoder) object(n *yaml.Node, prefix string) {
 	})
 }
 
-// list decodes a v1 List: only apiVersion, kind, metadata and items.
-func (d *decoder) list(n *yaml.Node, prefix string) {
+// list decodes a v1 List or a typed list: only apiVersion, kind, metadata
+// and items. itemOf is the apiVersion and kind of a typed list's items.
+func (d *decoder) list(n *yaml.Node, prefix string, itemOf []string) {
 	for _, kv := range pairs(n) {
 		k, v := kv[0], kv[1]
 		switch k.Value {
@@ -368,7 +383,7 @@ func (d *decoder) list(n *yaml.Node, prefix string) {
 				continue
 			}
 			for i, item := range v.Content {
-				d.object(item, fmt.Sprintf("%sitems[%d].", prefix, i))
+				d.object(item, fmt.Sprintf("%sitems[%d].", prefix, i), itemOf...)
 			}
 		default:
 			d.errorf(k.Line, prefix+k.Value, ErrUnknownField, "%s", unknownFieldMsg(k.Value, []string{"apiVersion", "kind", "metadata", "items"}))

@@ -55,6 +55,20 @@ items:
 			wantLines: []int{4, 7},
 		},
 		{
+			name: "typed list, items without apiVersion and kind",
+			src: `apiVersion: apps/v1
+kind: DeploymentList
+metadata: {resourceVersion: "12"}
+items:
+- metadata: {name: a}
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: b}
+`,
+			wantKinds: []string{"Deployment", "Deployment"},
+			wantLines: []int{5, 6},
+		},
+		{
 			name: "anchors, aliases and merge keys",
 			src: `apiVersion: v1
 kind: Pod
