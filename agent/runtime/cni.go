@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 )
 
 // network attaches pods to a node bridge with host-local addresses from the
@@ -58,7 +60,12 @@ func newNetwork(cfg Config) (*network, error) {
 		return nil, err
 	}
 	return &network{
-		cni:      libcni.NewCNIConfigWithCacheDir([]string{cfg.CNIBinDir}, filepath.Join(dataDir, "cache"), nil),
+		// An explicit exec: with nil, libcni sets one lazily on first use,
+		// which races when pods are set up concurrently.
+		cni: libcni.NewCNIConfigWithCacheDir([]string{cfg.CNIBinDir}, filepath.Join(dataDir, "cache"), &invoke.DefaultExec{
+			RawExec:       &invoke.RawExec{Stderr: os.Stderr},
+			PluginDecoder: version.PluginDecoder{},
+		}),
 		bridge:   bridge,
 		loopback: lo,
 		bridgeIf: cfg.BridgeName,

@@ -633,19 +633,25 @@ func (r *Runtime) removePodLocked(ctx context.Context, uid string, grace time.Du
 		return err
 	}
 	netns := r.netnsPath(uid)
+	errc := make(chan error, len(cs))
 	for _, c := range cs {
 		if c.ID() == sandboxID(uid) {
 			if l, err := c.Labels(ctx); err == nil && l[LabelNetns] != "" {
 				netns = l[LabelNetns]
 			}
 		}
-		if err := r.deleteContainer(ctx, c); err != nil {
+		go func(c client.Container) { errc <- r.deleteContainer(ctx, c) }(c)
+	}
+	for range cs {
+		if err := <-errc; err != nil {
 			errs = append(errs, err)
 		}
-		r.mu.Lock()
-		delete(r.oomSeen, c.ID())
-		r.mu.Unlock()
 	}
+	r.mu.Lock()
+	for _, c := range cs {
+		delete(r.oomSeen, c.ID())
+	}
+	r.mu.Unlock()
 	if err := r.net.teardown(ctx, sandboxID(uid), netns); err != nil {
 		errs = append(errs, err)
 	}
