@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -388,5 +389,74 @@ func TestMetricsEndpoint(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+// TestNoGoroutineLeak: a cluster that served writes, reads, watches and
+// leases leaves no goroutines behind once closed.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		var ms []*Server
+		first, err := New(testConfig(t, "g0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := first.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, first)
+		defer func() {
+			for _, m := range ms {
+				m.Close()
+			}
+		}()
+		if _, err := first.WaitLeader(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < 3; i++ {
+			s, err := New(testConfig(t, fmt.Sprintf("g%d", i), first.PeerAddr()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ms = append(ms, s)
+		}
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{ms[1].ClientAddr(), ms[2].ClientAddr()}, Logger: nopLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		wctx, wcancel := context.WithCancel(ctx)
+		defer wcancel()
+		wch := c.Watch(wctx, "g", clientv3.WithPrefix())
+		lg, err := c.Grant(ctx, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Put(ctx, "g1", "v", clientv3.WithLease(lg.ID)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Get(ctx, "g1"); err != nil {
+			t.Fatal(err)
+		}
+		<-wch
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= before+2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("goroutines: %d before, %d after close; stacks:\n%s", before, n, buf)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a counter
 	}
 }

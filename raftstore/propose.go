@@ -80,6 +80,10 @@ func (s *Server) proposeData(ctx context.Context, data []byte) (marshaler, []byt
 		ctx, cancel = context.WithTimeout(ctx, defaultProposeTimeout)
 		defer cancel()
 	}
+	// A member that cannot find a leader for this long answers
+	// ErrGRPCNoLeader (nothing was proposed) rather than holding the
+	// client until its deadline.
+	giveUp := time.Now().Add(s.noLeaderWindow())
 	for {
 		if s.raft.State() == raft.Leader {
 			res, _, err := s.applyLocal(ctx, data)
@@ -94,6 +98,9 @@ func (s *Server) proposeData(ctx context.Context, data []byte) (marshaler, []byt
 		}
 		// No leader known, or it moved before the entry was appended:
 		// nothing was proposed, so waiting and retrying is safe.
+		if time.Now().After(giveUp) {
+			return nil, nil, rpctypes.ErrGRPCNoLeader
+		}
 		if err := s.waitLeaderChange(ctx); err != nil {
 			return nil, nil, err
 		}
@@ -147,6 +154,12 @@ func (s *Server) forwardPropose(ctx context.Context, addr string, data []byte) (
 func isUnreachable(err error) bool {
 	st, ok := status.FromError(err)
 	return ok && st.Code() == codes.Unavailable && strings.Contains(st.Message(), "while dialing")
+}
+
+// noLeaderWindow is how long a request waits for a leader to appear: long
+// enough for an election or two.
+func (s *Server) noLeaderWindow() time.Duration {
+	return 3*s.cfg.ElectionTimeout + s.cfg.HeartbeatTimeout
 }
 
 // waitLeaderChange waits a little for a (new) leader, or fails with

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -241,9 +242,24 @@ func (s *Server) linearizableBarrier(ctx context.Context) error {
 	if s.cfg.UnsafeFollowerReads {
 		return nil
 	}
-	idx, err := s.reads.request(ctx, false)
-	if err != nil {
-		return err
+	// Reads change nothing, so a read index refused because leadership
+	// moved is simply asked again, for a while; after that the answer is
+	// ErrGRPCNoLeader, which etcd clients retry on their own for reads.
+	giveUp := time.Now().Add(s.noLeaderWindow())
+	for {
+		idx, err := s.reads.request(ctx, false)
+		if err == nil {
+			return s.waitApplied(ctx, idx)
+		}
+		if !errors.Is(err, rpctypes.ErrGRPCNotLeader) && !errors.Is(err, rpctypes.ErrGRPCLeaderChanged) &&
+			!errors.Is(err, rpctypes.ErrGRPCNoLeader) && !isUnreachable(err) {
+			return err
+		}
+		if time.Now().After(giveUp) {
+			return rpctypes.ErrGRPCNoLeader
+		}
+		if err := s.waitLeaderChange(ctx); err != nil {
+			return err
+		}
 	}
-	return s.waitApplied(ctx, idx)
 }
