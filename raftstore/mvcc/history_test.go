@@ -208,6 +208,15 @@ func TestCompaction(t *testing.T) {
 		if n := len(s.lookup([]byte("k")).versions); n > 8 {
 			t.Fatalf("hot key keeps %d versions", n)
 		}
+		for i := 0; i < 1000; i++ {
+			mustPut(t, s, "k", "x")
+		}
+		if err := s.Compact(s.Rev()); err != nil {
+			t.Fatal(err)
+		}
+		if ke := s.lookup([]byte("k")); len(ke.versions) != 1 || cap(ke.versions) > 16 {
+			t.Fatalf("after compacting 1000 versions: len %d cap %d", len(ke.versions), cap(ke.versions))
+		}
 	})
 }
 

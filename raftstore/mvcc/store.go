@@ -548,9 +548,16 @@ func (s *Store) compactKey(ke *keyEntry, rev int64) {
 	for j := 0; j < i; j++ {
 		s.size -= int64(len(ke.key) + len(vs[j].value))
 	}
-	n := copy(vs, vs[i:])
-	clear(vs[n:])
-	ke.versions = vs[:n]
+	n := len(vs) - i
+	if cap(vs) > 4*n+8 {
+		// A hot key's slice grew long since the last compaction: give
+		// the memory back instead of keeping the capacity.
+		ke.versions = append(make([]version, 0, n+2), vs[i:]...)
+	} else {
+		copy(vs, vs[i:])
+		clear(vs[n:])
+		ke.versions = vs[:n]
+	}
 	if n == 0 {
 		s.tree.Delete(ke)
 	}
