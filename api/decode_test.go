@@ -201,6 +201,11 @@ func TestDecodeErrors(t *testing.T) {
 			want: []string{`a.yaml:8: spec.containers[0].imagge: unknown field "imagge", did you mean "image"?`},
 		},
 		{
+			name: "field too high", file: "a.yaml", sentinel: ErrUnknownField,
+			src:  "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  image: nginx\n  containers: [{name: a, image: b}]\n",
+			want: []string{`a.yaml:6: spec.image: unknown field "image"; did you mean spec.containers[*].image?`},
+		},
+		{
 			name: "no hint for a stranger", file: "a.yaml", sentinel: ErrUnknownField,
 			src:  "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  colour: blue\n",
 			want: []string{`a.yaml:5: metadata.colour: unknown field "colour"`},

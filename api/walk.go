@@ -304,6 +304,9 @@ func findBelow(t reflect.Type, name string, depth int) string {
 				}
 				seen[ft] = true
 				p := join(it.path, fname)
+				if isList(f.byName[fname]) {
+					p += "[*]"
+				}
 				if _, ok := fieldsOf(ft).byName[name]; ok {
 					return join(p, name)
 				}
@@ -313,6 +316,14 @@ func findBelow(t reflect.Type, name string, depth int) string {
 		level = next
 	}
 	return ""
+}
+
+// isList reports whether a field holds a list (not []byte).
+func isList(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Slice && t != byteSliceType
 }
 
 // elemStruct returns the struct type a field holds (directly, by pointer,
