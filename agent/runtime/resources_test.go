@@ -177,3 +177,17 @@ func TestDownwardEnv(t *testing.T) {
 		t.Error("an unresolved secretKeyRef was accepted")
 	}
 }
+
+func TestKubeStatus(t *testing.T) {
+	cs := ContainerStatus{Name: "web", ID: "abc", Image: "nginx", State: StateExited, ExitCode: 137, Reason: "OOMKilled",
+		RestartCount: 2, LastTermination: &Termination{ExitCode: 1, Reason: "Error"}}
+	ks := cs.KubeStatus()
+	if ks.State.Terminated == nil || ks.State.Terminated.Reason != "OOMKilled" || ks.State.Terminated.ExitCode != 137 ||
+		ks.RestartCount != 2 || ks.ContainerID != "containerd://abc" || ks.LastTerminationState.Terminated.Reason != "Error" || ks.Ready {
+		t.Errorf("KubeStatus: %+v", ks)
+	}
+	cs.State = StateRunning
+	if ks := cs.KubeStatus(); ks.State.Running == nil || !*ks.Started {
+		t.Errorf("running: %+v", ks)
+	}
+}
