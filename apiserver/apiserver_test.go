@@ -254,3 +254,50 @@ func TestNamespaceDeletionSweeps(t *testing.T) {
 		t.Errorf("create in deleted namespace: got %v, want NotFound", err)
 	}
 }
+
+func TestInvalidCarriesFieldCauses(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	c := srv.Client()
+	ctx := ctxT(t)
+	bad := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "bad"}}
+	err := c.Create(ctx, bad)
+	if !client.IsInvalid(err) {
+		t.Fatalf("pod without containers: got %v, want Invalid", err)
+	}
+	se := client.FromError(err)
+	if se.Code.String() != "InvalidArgument" || se.Status.Code != 422 {
+		t.Errorf("invalid: grpc %s http %d", se.Code, se.Status.Code)
+	}
+	found := false
+	for _, cause := range se.Status.GetDetails().GetCauses() {
+		found = found || cause.Field == "spec.containers"
+	}
+	if !found {
+		t.Errorf("no cause names spec.containers: %v", se.Status.GetDetails().GetCauses())
+	}
+	// Binding a pod (spec.nodeName, once) is an update with a compare, so
+	// two schedulers cannot both bind it.
+	p := pod("default", "p", nil)
+	if err := c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	first, second := p.DeepCopy(), p.DeepCopy()
+	first.Spec.NodeName, second.Spec.NodeName = "n1", "n2"
+	if err := c.Update(ctx, first); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	if err := c.Update(ctx, second); !client.IsConflict(err) {
+		t.Fatalf("second bind: got %v, want Conflict", err)
+	}
+	err = client.RetryOnConflict(ctx, 3, func() error {
+		cur := &corev1.Pod{}
+		if err := c.Get(ctx, "default", "p", cur); err != nil {
+			return err
+		}
+		cur.Spec.NodeName = "n2"
+		return c.Update(ctx, cur)
+	})
+	if !client.IsInvalid(err) {
+		t.Fatalf("rebinding a bound pod: got %v, want Invalid", err)
+	}
+}
