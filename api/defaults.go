@@ -67,6 +67,15 @@ func Default(obj runtime.Object) {
 		if o.Type == "" {
 			o.Type = corev1.SecretTypeOpaque
 		}
+		// stringData is write-only: Kubernetes merges it into data (it
+		// wins over a data entry of the same key) and never stores it.
+		for k, v := range o.StringData {
+			if o.Data == nil {
+				o.Data = map[string][]byte{}
+			}
+			o.Data[k] = []byte(v)
+		}
+		o.StringData = nil
 	case *corev1.Namespace:
 		// The name label lets selectors pick namespaces by name.
 		if o.Name != "" {

@@ -291,9 +291,14 @@ spec:
 		},
 		{
 			name: "secret",
-			src:  "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n",
+			src:  "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {user: YWRtaW4=, password: b2xk}\nstringData: {password: new}\n",
 			check: func(t *testing.T, obj runtime.Object) {
-				eq(t, "type", obj.(*corev1.Secret).Type, corev1.SecretTypeOpaque)
+				s := obj.(*corev1.Secret)
+				eq(t, "type", s.Type, corev1.SecretTypeOpaque)
+				eq(t, "data", s.Data, map[string][]byte{"user": []byte("admin"), "password": []byte("new")})
+				if s.StringData != nil {
+					t.Errorf("stringData kept: %v", s.StringData)
+				}
 			},
 		},
 		{
