@@ -62,7 +62,10 @@
 // PrepareForCreate holds the rest of what Kubernetes' create path does to
 // an object (status cleared, a Pod Pending with its QoS class, a Job's
 // generated selector); the API server calls it, then Default, then
-// Validate. Status written by Skiff's components is validated too
+// Validate; AdmissionOptions.Admit adds, to new pods, what Kubernetes'
+// default admission plugins add (service account, tolerations of
+// not-ready and unreachable nodes for a configurable 300s, priority).
+// Status written by Skiff's components is validated too
 // (counters, IPs), so their bugs show where they happen.
 //
 // Manifests for autoscaling/v1 HorizontalPodAutoscaler, which Kubernetes
