@@ -56,8 +56,9 @@
 // ValidateUpdate includes everything Validate checks of the new object, as
 // Kubernetes' update validation does, so a caller runs one or the other, not
 // both; like Kubernetes it expects the new object to carry the stored
-// resourceVersion. A Validator carries the cluster settings that change what is valid (the
-// NodePort range). Load chains the three for `skiff apply -f`.
+// resourceVersion. A Validator carries the cluster settings that change
+// what is valid (the NodePort range). Load chains the three for
+// `skiff apply -f`.
 //
 // PrepareForCreate holds the rest of what Kubernetes' create path does to
 // an object (status cleared, a Pod Pending with its QoS class, a Job's
@@ -65,8 +66,8 @@
 // Validate; AdmissionOptions.Admit adds, to new pods, what Kubernetes'
 // default admission plugins add (service account, tolerations of
 // not-ready and unreachable nodes for a configurable 300s, priority).
-// Status written by Skiff's components is validated too
-// (counters, IPs), so their bugs show where they happen.
+// Status written by Skiff's components is validated too (counters, IPs),
+// so their bugs show where they happen.
 //
 // Manifests for autoscaling/v1 HorizontalPodAutoscaler, which Kubernetes
 // still serves, decode strictly against that version and are converted to
