@@ -354,6 +354,7 @@ func (d *Daemon) Close() error {
 // Stop closes the connection and stops the private daemon: SIGTERM, then
 // SIGKILL if it has not exited when ctx is done (or after 10 s). Shims and
 // containers keep running. Stop on a daemon reached by Socket only closes.
+// Cancel Supervise first, or it starts the daemon again.
 func (d *Daemon) Stop(ctx context.Context) error {
 	_ = d.Close()
 	pid := d.PID()
