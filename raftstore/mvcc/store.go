@@ -309,6 +309,9 @@ func (s *Store) rangeAt(r *pb.RangeRequest, curRev int64) (*pb.RangeResponse, er
 	if rev < s.compactRev {
 		return nil, ErrCompacted
 	}
+	if len(r.RangeEnd) == 0 {
+		return s.rangeOne(r, rev), nil
+	}
 	resp := &pb.RangeResponse{}
 	if r.CountOnly {
 		var n int64
@@ -369,6 +372,42 @@ func (s *Store) rangeAt(r *pb.RangeRequest, curRev int64) (*pb.RangeResponse, er
 		}
 	}
 	return resp, nil
+}
+
+// rangeOne is rangeAt for a single key: the same rules (filters drop the
+// key but leave Count at 1; limit and sort cannot change one result) with
+// no tree walk and the response, its KeyValue and its slice in one
+// allocation.
+func (s *Store) rangeOne(r *pb.RangeRequest, rev int64) *pb.RangeResponse {
+	var v *version
+	ke := s.lookup(r.Key)
+	if ke != nil {
+		v = ke.at(rev)
+	}
+	if v == nil {
+		return &pb.RangeResponse{}
+	}
+	type one struct {
+		resp pb.RangeResponse
+		kv   mvccpb.KeyValue
+		kvs  [1]*mvccpb.KeyValue
+	}
+	o := &one{}
+	o.resp.Count = 1
+	if r.CountOnly ||
+		(r.MaxModRevision != 0 && v.mod > r.MaxModRevision) ||
+		(r.MinModRevision != 0 && v.mod < r.MinModRevision) ||
+		(r.MaxCreateRevision != 0 && v.create > r.MaxCreateRevision) ||
+		(r.MinCreateRevision != 0 && v.create < r.MinCreateRevision) {
+		return &o.resp
+	}
+	o.kv = ke.kv(v)
+	if r.KeysOnly {
+		o.kv.Value = nil
+	}
+	o.kvs[0] = &o.kv
+	o.resp.Kvs = o.kvs[:]
+	return &o.resp
 }
 
 // sortKVs applies etcd's sort rules: results come in ascending key order, so
