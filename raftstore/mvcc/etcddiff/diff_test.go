@@ -197,7 +197,7 @@ type gen struct {
 	rev func() int64
 }
 
-var keys = []string{"a", "a/1", "a/2", "b", "c", "d", "e", "f"}
+var keys = []string{"a", "a\x00", "a/1", "a/2", "b", "c", "d", "\xff", "\xff\xff"}
 
 func (g *gen) key() string { return keys[g.rnd.Intn(len(keys))] }
 
