@@ -166,15 +166,35 @@ func shuffled(ms []*rig.Member) []*rig.Member {
 }
 
 func (p *partition) Start(ctx context.Context, r *rig.Rig) (string, error) {
-	ms := r.Members
-	n := len(ms)
-	var b blocked
-	var detail string
-	switch p.shape {
-	case "leader", "oneway":
-		l, err := leader(ctx, r)
-		if err != nil {
+	var l *rig.Member
+	if p.shape == "leader" || p.shape == "oneway" {
+		var err error
+		if l, err = leader(ctx, r); err != nil {
 			return "", err
+		}
+	}
+	b, detail, err := plan(p.shape, r.Members, l)
+	if err != nil {
+		return "", err
+	}
+	// Remember every member touched before applying, so that Stop heals
+	// even a partition that was only partly applied.
+	p.touched = nil
+	for m := range b {
+		p.touched = append(p.touched, m)
+	}
+	return detail, applyBlocked(ctx, b)
+}
+
+// plan computes which member drops packets from which, for a partition
+// shape; l is the leader for the leader-targeted shapes. Pure, for tests.
+func plan(shape string, ms []*rig.Member, l *rig.Member) (blocked, string, error) {
+	n := len(ms)
+	b := blocked{}
+	switch shape {
+	case "leader", "oneway":
+		if l == nil {
+			return nil, "", ErrNoLeader
 		}
 		var others []*rig.Member
 		for _, m := range ms {
@@ -182,37 +202,30 @@ func (p *partition) Start(ctx context.Context, r *rig.Rig) (string, error) {
 				others = append(others, m)
 			}
 		}
-		if p.shape == "leader" {
-			b = components(ms, []*rig.Member{l}, others)
-			detail = fmt.Sprintf("isolated leader %s from %s", l.Name, names(others))
-		} else {
-			// The leader hears nobody but can still send: its heartbeats
-			// arrive, the acknowledgements do not.
-			b = blocked{}
-			for _, o := range others {
-				b.cut(l, o, false)
-			}
-			detail = fmt.Sprintf("leader %s receives nothing from %s (one-way)", l.Name, names(others))
+		if shape == "leader" {
+			return components(ms, []*rig.Member{l}, others), fmt.Sprintf("isolated leader %s from %s", l.Name, names(others)), nil
 		}
+		// The leader hears nobody but can still send: its heartbeats
+		// arrive, the acknowledgements do not.
+		for _, o := range others {
+			b.cut(l, o, false)
+		}
+		return b, fmt.Sprintf("leader %s receives nothing from %s (one-way)", l.Name, names(others)), nil
 	case "halves":
 		s := shuffled(ms)
 		minority, majority := s[:n/2], s[n/2:]
-		b = components(ms, minority, majority)
-		detail = fmt.Sprintf("halves {%s} | {%s}", names(minority), names(majority))
+		return components(ms, minority, majority), fmt.Sprintf("halves {%s} | {%s}", names(minority), names(majority)), nil
 	case "ring":
 		// Majorities ring: every member sees its ring neighbours, so each
 		// sees a majority (for 5: itself and two), but no two see the same
 		// one. With 3 members a ring is a full mesh, so cut one link
-		// instead: the bridge shape, where two members each see a majority
-		// through the third.
+		// instead: two members each see a majority through the third.
 		s := shuffled(ms)
-		b = blocked{}
 		if n <= 3 {
 			if n >= 2 {
 				b.cut(s[0], s[1], true)
 			}
-			detail = fmt.Sprintf("ring (3 members: cut %s-%s)", s[0].Name, s[1].Name)
-			break
+			return b, fmt.Sprintf("ring (3 members: cut %s-%s)", s[0].Name, s[1].Name), nil
 		}
 		for i := range s {
 			for j := range s {
@@ -222,24 +235,14 @@ func (p *partition) Start(ctx context.Context, r *rig.Rig) (string, error) {
 				}
 			}
 		}
-		detail = fmt.Sprintf("majorities ring %s", names(s))
+		return b, fmt.Sprintf("majorities ring %s", names(s)), nil
 	case "bridge":
 		s := shuffled(ms)
 		h := n / 2
 		left, right := s[:h+1], s[h:]
-		b = components(ms, left, right)
-		detail = fmt.Sprintf("bridge {%s} | {%s} via %s", names(left), names(right), s[h].Name)
-	default:
-		return "", fmt.Errorf("%w: partition shape %q", ErrUnknownFault, p.shape)
+		return components(ms, left, right), fmt.Sprintf("bridge {%s} | {%s} via %s", names(left), names(right), s[h].Name), nil
 	}
-	if err := applyBlocked(ctx, b); err != nil {
-		return detail, err
-	}
-	p.touched = nil
-	for m := range b {
-		p.touched = append(p.touched, m)
-	}
-	return detail, nil
+	return nil, "", fmt.Errorf("%w: partition shape %q", ErrUnknownFault, shape)
 }
 
 func applyBlocked(ctx context.Context, b blocked) error {
