@@ -59,11 +59,13 @@ func (o *Object) SetNamespace(namespace string) error {
 // *FileErrors, each on its line; if there is any, no object is returned, so
 // a file with one bad document applies nothing.
 func (v Validator) Load(filename string, data []byte, namespace string) ([]Object, error) {
-	objs, err := Decode(filename, data)
-	if err != nil {
-		return nil, err
-	}
+	// Documents that decode are validated even when others do not, so
+	// that one run reports every problem of the file.
+	objs, decodeErrs := decodeFile(filename, data)
 	all := &FileErrors{File: filename}
+	if decodeErrs != nil {
+		all.Errors = append(all.Errors, decodeErrs.Errors...)
+	}
 	add := func(err error) {
 		var fe *FileErrors
 		if errors.As(err, &fe) {

@@ -102,10 +102,24 @@ func (o *Object) Name() string {
 // Decode does not default or validate; see Default and Validate, and
 // Object.Errors to place their errors in the file.
 func Decode(filename string, data []byte) ([]Object, error) {
+	objs, errs := decodeFile(filename, data)
+	if errs != nil {
+		return nil, errs
+	}
+	return objs, nil
+}
+
+// decodeFile returns the objects that decoded cleanly and, if any document
+// did not, the errors of the file.
+func decodeFile(filename string, data []byte) ([]Object, *FileErrors) {
 	d := &decoder{file: filename}
 	docs, err := splitDocuments(filename, data)
 	if err != nil {
-		return nil, err
+		var fe *FileErrors
+		if !errors.As(err, &fe) {
+			fe = &FileErrors{File: filename, Errors: []*FieldError{{File: filename, Msg: err.Error(), Err: ErrSyntax}}}
+		}
+		return nil, fe
 	}
 	nonEmpty := 0
 	for _, doc := range docs {
@@ -123,7 +137,7 @@ func Decode(filename string, data []byte) ([]Object, error) {
 		d.document(doc.root)
 	}
 	if len(d.errs) > 0 {
-		return nil, &FileErrors{File: filename, Errors: d.errs}
+		return d.objs, &FileErrors{File: filename, Errors: d.errs}
 	}
 	return d.objs, nil
 }
