@@ -28,6 +28,8 @@ func testConfig(t *testing.T, name string, join ...string) Config {
 	cfg.HeartbeatTimeout = 100 * time.Millisecond
 	cfg.ElectionTimeout = 200 * time.Millisecond
 	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
+	// PLANT_STALE=1 plants the stale-read bug, to see the read tests fail.
+	cfg.UnsafeFollowerReads = os.Getenv("PLANT_STALE") != ""
 	if os.Getenv("RAFTSTORE_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 	}
@@ -458,5 +460,33 @@ func TestNoGoroutineLeak(t *testing.T) {
 			t.Fatalf("goroutines: %d before, %d after close; stacks:\n%s", before, n, buf)
 		}
 		time.Sleep(50 * time.Millisecond) // polling a counter
+	}
+}
+
+func TestReadOnlyTxnViaFollowerIsLinearizable(t *testing.T) {
+	ms := startCluster(t, 3)
+	leader, followers := leaderAndFollowers(t, ms)
+	ctx := testCtx(t)
+	lc := newClient(t, leader)
+	fc := newClient(t, followers[0])
+	for i := 0; i < 20; i++ {
+		v := fmt.Sprint(i)
+		if _, err := lc.Put(ctx, "ro", v); err != nil {
+			t.Fatal(err)
+		}
+		// Right after the write is acknowledged by the leader, a
+		// read-only txn on a follower must see it.
+		tr, err := fc.Txn(ctx).If(clientv3.Compare(clientv3.Value("ro"), "=", v)).
+			Then(clientv3.OpGet("ro")).Else(clientv3.OpGet("ro")).Commit()
+		if err != nil {
+			t.Fatalf("read-only txn: %v", err)
+		}
+		got := tr.Responses[0].GetResponseRange().Kvs
+		if !tr.Succeeded || len(got) != 1 || string(got[0].Value) != v {
+			t.Fatalf("read-only txn after put %s: succeeded=%v kvs=%v; want the new value", v, tr.Succeeded, got)
+		}
+		if tr.Header.Revision < got[0].ModRevision {
+			t.Fatalf("header revision %d below the value's mod revision %d", tr.Header.Revision, got[0].ModRevision)
+		}
 	}
 }

@@ -109,6 +109,24 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 	if err := k.s.checkTxn(r); err != nil {
 		return nil, err
 	}
+	if ro, serializable := readOnlyTxn(r); ro {
+		// Only compares and ranges: nothing to commit. As etcd, serve it
+		// locally, after a read-index barrier unless every range asked
+		// for serializable (a txn of compares alone is linearizable
+		// here, stricter than etcd). mvcc evaluates it under one read
+		// lock, so it is atomic.
+		if !serializable {
+			if err := k.s.linearizableBarrier(ctx); err != nil {
+				return nil, err
+			}
+		}
+		resp, res, err := k.s.fsm.kv().Txn(r)
+		if err != nil {
+			return nil, toGRPCError(err)
+		}
+		resp.Header = k.s.header(res.Rev)
+		return resp, nil
+	}
 	resp, err := proposeAs[pb.TxnResponse](ctx, k.s, &pb.InternalRaftRequest{Txn: r})
 	if err != nil {
 		return nil, err
@@ -158,6 +176,26 @@ func walkTxn(r *pb.TxnRequest, f func(*pb.RequestOp)) {
 			f(op)
 		}
 	}
+}
+
+// readOnlyTxn reports whether both branches hold only ranges (a nested txn
+// counts as a write, as in etcd), and whether there is at least one range
+// and all of them are serializable.
+func readOnlyTxn(r *pb.TxnRequest) (readOnly, serializable bool) {
+	ranges, serial := 0, 0
+	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			rr := op.GetRequestRange()
+			if rr == nil {
+				return false, false
+			}
+			ranges++
+			if rr.Serializable {
+				serial++
+			}
+		}
+	}
+	return true, ranges > 0 && serial == ranges
 }
 
 // Compact proposes a compaction. It returns once the compaction is applied

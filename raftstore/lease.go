@@ -86,7 +86,7 @@ func (s *Server) leaderLease(ctx context.Context, id int64, keepAlive bool) (lea
 	defer cancel()
 	for {
 		if s.raft.State() == raft.Leader {
-			info, err := s.lessor.leaderLease(id, keepAlive)
+			info, err := s.leaderLeaseLocal(ctx, id, keepAlive)
 			if !errors.Is(err, rpctypes.ErrGRPCNotLeader) {
 				return info, err
 			}
@@ -107,6 +107,24 @@ func (s *Server) leaderLease(ctx context.Context, id int64, keepAlive bool) (lea
 			return leaseInfo{}, err
 		}
 	}
+}
+
+// leaderLeaseLocal consults this leader's lessor once the leader is ready:
+// a new leader that has not yet applied every committed grant would answer
+// "not found" for a live lease, and the client would drop it.
+func (s *Server) leaderLeaseLocal(ctx context.Context, id int64, keepAlive bool) (leaseInfo, error) {
+	for {
+		ch := s.fsm.changed.wait()
+		if s.fsm.appliedTerm.Load() == s.raft.CurrentTerm() {
+			break
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return leaseInfo{}, rpctypes.ErrGRPCNoLeader
+		}
+	}
+	return s.lessor.leaderLease(id, keepAlive)
 }
 
 // LeaseKeepAlive answers each keep-alive with the lease's TTL, or TTL 0 when

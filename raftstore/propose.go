@@ -295,7 +295,12 @@ func timeoutOf(ctx context.Context) time.Duration {
 // Lease answers keep-alives and time-to-live questions for followers: only
 // the leader keeps deadlines.
 func (p *peerServer) Lease(ctx context.Context, req *skiffv1.LeaseRequest) (*skiffv1.LeaseResponse, error) {
-	info, err := p.s.lessor.leaderLease(req.Id, req.KeepAlive)
+	if p.s.raft.State() != raft.Leader {
+		return nil, rpctypes.ErrGRPCNotLeader
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.s.noLeaderWindow())
+	defer cancel()
+	info, err := p.s.leaderLeaseLocal(ctx, req.Id, req.KeepAlive)
 	if err != nil {
 		return nil, err
 	}
