@@ -314,9 +314,9 @@ func namedTargets(ctx context.Context, c *client.Client, args []string) ([]targe
 		ts = append(ts, target{ref: client.Ref(r, c.Namespace, name), display: kindDisplay(r.Singular, r.Group) + "/" + name})
 		return nil
 	}
-	if kind, name, ok := cutSlash(args[0]); ok {
+	if _, _, ok := cutSlash(args[0]); ok {
 		for _, a := range args {
-			kind, name, ok = cutSlash(a)
+			kind, name, ok := cutSlash(a)
 			if !ok {
 				return nil, fmt.Errorf("there is no need to give a resource type as a separate argument when passing arguments in resource/name form (%q)", a)
 			}

@@ -214,8 +214,18 @@ func cliError(err error) error {
 	case client.ReasonInternalError, "":
 		return se
 	}
-	return fmt.Errorf("Error from server (%s): %s", se.Reason(), se.Error())
+	return serverError{se}
 }
+
+// serverError prints as kubectl prints a server's refusal:
+// "Error from server (NotFound): pods "x" not found".
+type serverError struct{ se *client.StatusError }
+
+func (e serverError) Error() string {
+	return "Error from server (" + e.se.Reason() + "): " + e.se.Error()
+}
+
+func (e serverError) Unwrap() error { return e.se }
 
 // runAll runs fn on every target, printing successes on out; the errors are
 // printed on errOut and turn into a non-zero exit.

@@ -350,7 +350,7 @@ func columnsFor(kind string) columns {
 
 // printOptions shape a table.
 type printOptions struct {
-	wide, showLabels, withNamespace, withKind, noHeaders bool
+	wide, showLabels, withNamespace, withKind bool
 }
 
 // buildTable lays out objects of one kind.
