@@ -231,6 +231,20 @@ func TestDecodeErrors(t *testing.T) {
 			want: []string{`a.yaml:5: spec.replicas: expected integer, got number 2.5`},
 		},
 		{
+			name: "int-or-string", file: "a.yaml", sentinel: ErrWrongType,
+			src: "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports:\n  - {port: 80, targetPort: 80.5}\n  - {port: 81, targetPort: 4294967296}\n  - {port: 82, targetPort: [80]}\n",
+			want: []string{
+				`a.yaml:6: spec.ports[0].targetPort: expected integer or string, got number 80.5`,
+				`a.yaml:7: spec.ports[1].targetPort: integer 4294967296 out of range for int32`,
+				`a.yaml:8: spec.ports[2].targetPort: expected integer or string, got list`,
+			},
+		},
+		{
+			name: "map where a string is expected", file: "a.yaml", sentinel: ErrWrongType,
+			src:  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  nested: {a: b}\n  list: [a]\n",
+			want: []string{`a.yaml:5: data[nested]: expected string, got object`, `a.yaml:6: data[list]: expected string, got list`},
+		},
+		{
 			name: "quoted boolean", file: "a.yaml", sentinel: ErrWrongType,
 			src:  "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  hostNetwork: \"true\"\n",
 			want: []string{`a.yaml:5: spec.hostNetwork: expected boolean, got string "true"; remove the quotes`},
