@@ -65,14 +65,17 @@ ENDPOINTS="${CLIENT[0]},${CLIENT[1]},${CLIENT[2]}"
 ctl() { timeout 20 "$ETCDCTL" --endpoints="$ENDPOINTS" --dial-timeout=3s --command-timeout=8s "$@"; }
 ctl1() { local ep=$1; shift; timeout 20 "$ETCDCTL" --endpoints="$ep" --dial-timeout=3s --command-timeout=8s "$@"; }
 
-# wait_serving EP: poll until the member at EP answers endpoint status (30s).
+# wait_serving EP PID: poll until the member at EP answers endpoint status,
+# for at most 30s, giving up at once if its process PID has exited.
 wait_serving() {
-  local ep=$1 i
-  for i in $(seq 150); do
-    ctl1 "$ep" endpoint status >/dev/null 2>&1 && return 0
+  local ep=$1 pid=$2 deadline=$((SECONDS + 30))
+  while [ $SECONDS -lt $deadline ]; do
+    kill -0 "$pid" 2>/dev/null || break
+    timeout 3 "$ETCDCTL" --endpoints="$ep" --dial-timeout=1s --command-timeout=2s endpoint status >/dev/null 2>&1 && return 0
     sleep 0.2
   done
-  echo "member at $ep did not come up; logs in $TMP" >&2
+  echo "member at $ep did not come up; member logs:" >&2
+  for f in "$TMP"/*.log; do echo "--- $f" >&2; tail -20 "$f" >&2; done
   return 1
 }
 
@@ -98,19 +101,20 @@ start_etcd() {
 if [ "$ETCD_MODE" = 1 ]; then
   echo "== starting 3 etcd members ($($ETCD --version | head -1))"
   for i in 0 1 2; do start_etcd "$i"; done
-  for i in 0 1 2; do wait_serving "${CLIENT[$i]}" || exit 1; done
+  for i in 0 1 2; do wait_serving "${CLIENT[$i]}" "${PIDS[$i]}" || exit 1; done
 else
   echo "== starting 3 skiff members ($BIN)"
   start_skiff 0 ""
-  wait_serving "${CLIENT[0]}" || exit 1
+  wait_serving "${CLIENT[0]}" "${PIDS[0]}" || exit 1
   start_skiff 1 "${PEER[0]}"
-  wait_serving "${CLIENT[1]}" || exit 1
+  wait_serving "${CLIENT[1]}" "${PIDS[1]}" || exit 1
   start_skiff 2 "${PEER[0]},${PEER[1]}"
-  wait_serving "${CLIENT[2]}" || exit 1
+  wait_serving "${CLIENT[2]}" "${PIDS[2]}" || exit 1
 fi
 
 # Wait until the member list shows three started members and one leader.
-for _ in $(seq 100); do
+deadline=$((SECONDS + 30))
+while [ $SECONDS -lt $deadline ]; do
   n=$(ctl member list 2>/dev/null | grep -c ', started, ')
   leaders=$(ctl endpoint status 2>/dev/null | awk -F', ' '$5 == "true"' | wc -l)
   [ "$n" = 3 ] && [ "$leaders" = 1 ] && break
