@@ -21,10 +21,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffhq/skiff/agent/containerd"
 	"github.com/skiffhq/skiff/agent/crilog"
 	"github.com/skiffhq/skiff/agent/internal/nodetest"
+	"github.com/skiffhq/skiff/agent/probe"
 	"github.com/skiffhq/skiff/agent/runtime"
 )
 
@@ -233,6 +235,28 @@ func TestPodLifecycle(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("page from %s lacks %q:\n%s", st.IP, want, body)
 		}
+	}
+
+	// Probes against the real pod: the httpd image serves /healthz; exec
+	// probes go through Exec.
+	httpdSpec := &pod.Spec.Containers[0]
+	target := probe.Target{PodIP: st.IP, Container: httpdSpec, Exec: func(c context.Context, cmd []string) (int, []byte, error) {
+		var b bytes.Buffer
+		code, err := rt.Exec(c, uid, "httpd", runtime.ExecOptions{Cmd: cmd, Stdout: &b, Stderr: &b})
+		return code, b.Bytes(), err
+	}}
+	for _, p := range []*corev1.Probe{
+		{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(80)}}, TimeoutSeconds: 5},
+		{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}}, TimeoutSeconds: 5},
+		{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"test", "-f", "/var/www/healthz"}}}, TimeoutSeconds: 10},
+	} {
+		if res, msg := probe.Run(context.Background(), p, target); res != probe.Success {
+			t.Errorf("probe %+v: %v %s", p.ProbeHandler, res, msg)
+		}
+	}
+	failing := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"false"}}}, TimeoutSeconds: 10}
+	if res, _ := probe.Run(context.Background(), failing, target); res != probe.Failure {
+		t.Errorf("exec probe `false`: %v, want Failure", res)
 	}
 
 	// Env, with $(VAR) expansion, visible inside.
