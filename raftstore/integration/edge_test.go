@@ -96,16 +96,21 @@ func testWatchHugeRevision(t *testing.T, c *Cluster) {
 	cli := c.Client()
 	const n = 2000
 	val := strings.Repeat("v", 1024)
+	var last int64
 	for i := 0; i < n; i += 100 {
 		var ops []clientv3.Op
 		for j := i; j < i+100; j++ {
 			ops = append(ops, clientv3.OpPut(fmt.Sprintf("eh/%05d", j), val))
 		}
-		if _, err := cli.Txn(tctx(t, opTimeout)).Then(ops...).Commit(); err != nil {
+		r, err := cli.Txn(tctx(t, opTimeout)).Then(ops...).Commit()
+		if err != nil {
 			t.Fatal(err)
 		}
+		last = r.Header.Revision
 	}
-	wch := cli.Watch(tctx(t, 60*time.Second), "eh/", clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithCreatedNotify())
+	// From the revision after the puts: a watch "from now" on a member that
+	// has not applied the last put yet would see it first.
+	wch := cli.Watch(tctx(t, 60*time.Second), "eh/", clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithCreatedNotify(), clientv3.WithRev(last+1))
 	if r := <-wch; !r.Created {
 		t.Fatalf("first response %+v, want created", r)
 	}
