@@ -39,6 +39,9 @@ type Config struct {
 
 	// BookmarkInterval is how often a watch that allows bookmarks gets one.
 	BookmarkInterval time.Duration
+	// CompactionInterval is how often the store's history is compacted to
+	// the revision of one interval earlier; 0 leaves it to the store.
+	CompactionInterval time.Duration
 	// Logger receives the server's logs; nil is slog.Default().
 	Logger *slog.Logger
 	// Scheme knows the kinds, their defaults and validation; nil uses
@@ -62,6 +65,7 @@ func DefaultConfig() Config {
 		DataDir:             "/var/lib/skiff/apiserver",
 		ContextName:         "skiff",
 		BookmarkInterval:    time.Minute,
+		CompactionInterval:  5 * time.Minute,
 		ServiceCIDR:         "10.96.0.0/12",
 		NodePortMin:         30000,
 		NodePortMax:         32767,
@@ -85,6 +89,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StoreDialTimeout <= 0 || c.StoreRequestTimeout <= 0 {
 		errs = append(errs, errors.New("store timeouts must be positive"))
+	}
+	if c.CompactionInterval < 0 {
+		errs = append(errs, errors.New("compaction interval must not be negative"))
 	}
 	if c.BookmarkInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("bookmark interval %s is below 100ms", c.BookmarkInterval))

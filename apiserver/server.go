@@ -225,6 +225,11 @@ func (s *Server) Run(ctx context.Context) error {
 	s.runCtx = runCtx
 	s.mu.Unlock()
 	s.resumeNamespaceSweeps(runCtx)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.runCompactor(runCtx)
+	}()
 
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(s.lis) }()

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 )
@@ -266,5 +267,40 @@ func TestWatchTooOldResourceVersion(t *testing.T) {
 	}
 	if se := client.FromError(errf()); se.Status.Code != 410 {
 		t.Errorf("expired code = %d, want 410", se.Status.Code)
+	}
+}
+
+func TestCompactorExpiresOldVersions(t *testing.T) {
+	endpoints := apiservertest.PrivateStore(t)
+	srv := apiservertest.Start(t, endpoints, func(c *apiserver.Config) { c.CompactionInterval = 200 * time.Millisecond })
+	c := srv.Client()
+	ctx := ctxT(t)
+	p := pod("default", "old", nil)
+	if err := c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	// Writes move the revision on; within a few intervals the version of
+	// the first write falls out of the history.
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; ; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("old resource version never expired: no compaction")
+		}
+		if err := c.Create(ctx, pod("default", fmt.Sprintf("p%d", i), nil)); err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		ch, errf, err := c.Watch(wctx, "default", &corev1.Pod{}, client.ListOptions{ResourceVersion: p.ResourceVersion})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		for range ch {
+		}
+		cancel()
+		if client.IsExpired(errf()) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
