@@ -87,6 +87,11 @@ func Default(obj runtime.Object) {
 		if o.Status.Phase == "" {
 			o.Status.Phase = corev1.NamespaceActive
 		}
+	case *corev1.Node:
+		// A node that reports no allocatable resources offers all it has.
+		if o.Status.Allocatable == nil && o.Status.Capacity != nil {
+			o.Status.Allocatable = o.Status.Capacity.DeepCopy()
+		}
 	case *corev1.ReplicationController:
 		defaultReplicationController(o)
 	case *corev1.LimitRange:

@@ -51,7 +51,7 @@ func GenerateJobSelector(job *batchv1.Job) {
 // PrepareForCreate does to a new object what Kubernetes' API server does
 // on create besides defaulting, before validation: a client cannot create
 // status, so status is cleared (a Pod starts Pending, with its QoS class;
-// a Namespace Active); a Job with a uid gets its generated selector. The
+// a Namespace Active, with the kubernetes finalizer); a Job with a uid gets its generated selector. The
 // API server calls it after assigning uid, then Default, then Validate.
 func PrepareForCreate(obj runtime.Object) {
 	switch o := obj.(type) {
@@ -60,6 +60,11 @@ func PrepareForCreate(obj runtime.Object) {
 		return
 	case *corev1.Namespace:
 		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+		// The namespace controller removes this finalizer once the
+		// namespace's contents are gone, and only then the namespace.
+		if len(o.Spec.Finalizers) == 0 {
+			o.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
+		}
 		return
 	case *batchv1.Job:
 		GenerateJobSelector(o)

@@ -111,6 +111,11 @@ func TestPrepareForCreate(t *testing.T) {
 	n := loadDefaulted(t, "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus: {capacity: {cpu: 4}}\n").(*corev1.Node)
 	PrepareForCreate(n)
 	eq(t, "node keeps its status", n.Status.Capacity.Cpu().String(), "4")
+	eq(t, "allocatable defaults to capacity", n.Status.Allocatable.Cpu().String(), "4")
+
+	ns := loadDefaulted(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n").(*corev1.Namespace)
+	PrepareForCreate(ns)
+	eq(t, "namespace finalizers", ns.Spec.Finalizers, []corev1.FinalizerName{corev1.FinalizerKubernetes})
 
 	j := loadDefaulted(t, "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j, uid: u-2}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: b}]\n").(*batchv1.Job)
 	PrepareForCreate(j)
