@@ -252,7 +252,7 @@ func TestValidate(t *testing.T) {
 		{name: "deployment status", src: deployHead + "status: {replicas: 2, readyReplicas: 3, availableReplicas: 1, updatedReplicas: -1}\n",
 			want: []string{"status.readyReplicas: FieldValueInvalid", "status.updatedReplicas: FieldValueInvalid"}},
 		{name: "node status", src: "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus:\n  capacity: {cpu: -1}\n  addresses: [{type: InternalIP, address: nope}, {type: Hostname, address: n1}]\n",
-			want: []string{"status.addresses[0].address: FieldValueInvalid", "status.capacity[cpu]: FieldValueInvalid"}},
+			want: []string{"status.addresses[0].address: FieldValueInvalid", "status.allocatable[cpu]: FieldValueInvalid", "status.capacity[cpu]: FieldValueInvalid"}},
 		{name: "event namespace", src: "apiVersion: v1\nkind: Event\nmetadata: {name: e.1, namespace: a}\ninvolvedObject: {namespace: b}\ntype: Bad\n",
 			want: []string{"involvedObject.namespace: FieldValueInvalid", "type: FieldValueNotSupported"}},
 	}
