@@ -317,3 +317,18 @@ func TestDryRunAndDeleteBySelector(t *testing.T) {
 		t.Errorf("after delete --all: %q", out)
 	}
 }
+
+func TestExplain(t *testing.T) {
+	root := &cobra.Command{Use: "skiff", SilenceUsage: true, SilenceErrors: true}
+	root.AddCommand(newExplainCmd())
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetArgs([]string{"explain", "deploy.spec.replicas"})
+	if err := root.Execute(); err != nil || !strings.Contains(out.String(), "FIELD: replicas <integer>") {
+		t.Errorf("explain deploy.spec.replicas: %v\n%s", err, out.String())
+	}
+	root.SetArgs([]string{"explain", "pod.spec.containerz"})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), `did you mean "containers"`) {
+		t.Errorf("explain of a misspelt field: %v", err)
+	}
+}
