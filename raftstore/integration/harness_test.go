@@ -185,13 +185,6 @@ func (c *Cluster) memberClient(m node) *clientv3.Client {
 	return c.Client(m.ClientAddr())
 }
 
-// ctx is a context bounded by d and by the end of the test.
-func (c *Cluster) ctx(d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	c.t.Cleanup(cancel)
-	return ctx
-}
-
 // status asks one member for its Maintenance Status.
 func (c *Cluster) status(m node) (*clientv3.StatusResponse, error) {
 	cli := c.memberClient(m)
