@@ -490,3 +490,26 @@ func TestReadOnlyTxnViaFollowerIsLinearizable(t *testing.T) {
 		}
 	}
 }
+
+func TestShutdownHandsOverLeadership(t *testing.T) {
+	ms := startCluster(t, 3)
+	leader, followers := leaderAndFollowers(t, ms)
+	ctx := testCtx(t)
+	if err := leader.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	// The transfer completed before Close: a follower already leads (or
+	// leads within a short time, without waiting for an election timeout
+	// to notice the old leader is gone).
+	deadline := time.Now().Add(5 * time.Second)
+	for !followers[0].IsLeader() && !followers[1].IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("no follower became leader after the leader's graceful shutdown")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c := newClient(t, followers...)
+	if _, err := c.Put(ctx, "after-shutdown", "v"); err != nil {
+		t.Fatalf("put after graceful shutdown: %v", err)
+	}
+}

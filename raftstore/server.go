@@ -262,7 +262,8 @@ func (s *Server) startGRPC() {
 		grpc.MaxRecvMsgSize(maxRecv),
 		grpc.MaxSendMsgSize(1<<31-1),
 		grpc.MaxConcurrentStreams(1<<20),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		// etcdctl pings every 2s by default: allow it.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(s.metrics.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.metrics.streamInterceptor),
 	)
@@ -340,6 +341,25 @@ func (s *Server) Close() error {
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
+}
+
+// Shutdown is the graceful Close: a leader first hands leadership to
+// another voter (bounded by ctx), so the cluster does not wait an election
+// timeout to notice it is gone. Then it closes.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.IsLeader() {
+		f := s.raft.LeadershipTransfer()
+		done := make(chan error, 1)
+		go func() { done <- f.Error() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				s.log.Info("leadership transfer before shutdown failed", "err", err)
+			}
+		case <-ctx.Done():
+		}
+	}
+	return s.Close()
 }
 
 // ClientAddr is the resolved host:port of the etcd v3 gRPC listener.

@@ -82,8 +82,10 @@ Talk to it with etcdctl:
 				"peer_url", "http://"+srv.PeerAddr(),
 				"try", fmt.Sprintf("etcdctl --endpoints=%s put foo bar && etcdctl --endpoints=%s get foo", srv.ClientAddr(), srv.ClientAddr()))
 			<-ctx.Done()
-			log.Info("shutting down")
-			return srv.Close()
+			log.Info("shutting down (handing over leadership first if leading)")
+			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer scancel()
+			return srv.Shutdown(sctx)
 		},
 	}
 	f := cmd.Flags()
