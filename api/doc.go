@@ -53,9 +53,10 @@
 // server. Validate and ValidateUpdate then check an object as Kubernetes'
 // API server does on create and update, returning field.ErrorList with
 // Kubernetes' paths and wording; Object.Errors places such a list on lines.
-// ValidateUpdate includes everything Validate checks of the new object, as
-// Kubernetes' update validation does, so a caller runs one or the other, not
-// both; like Kubernetes it expects the new object to carry the stored
+// On update an API server runs both: Validate reports what is wrong with
+// the new object, ValidateUpdate what is wrong with the change (identity,
+// immutable fields); the two lists never repeat each other. Like
+// Kubernetes, ValidateUpdate expects the new object to carry the stored
 // resourceVersion. A Validator carries the cluster settings that change
 // what is valid (the NodePort range). Load chains the three for
 // `skiff apply -f`.

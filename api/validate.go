@@ -81,7 +81,7 @@ func Validate(obj runtime.Object) field.ErrorList {
 }
 
 // ValidateUpdate checks an update with the default settings; see
-// Validator.ValidateObjectUpdate.
+// Validator.ValidateObjectUpdate. Run Validate on the new object too.
 func ValidateUpdate(newObj, oldObj runtime.Object) field.ErrorList {
 	return DefaultValidator().ValidateObjectUpdate(newObj, oldObj)
 }

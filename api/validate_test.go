@@ -350,6 +350,22 @@ func TestValidateUpdate(t *testing.T) {
 			want: []string{"spec.selector: FieldValueInvalid"},
 		},
 		{
+			name: "bad labels are reported once",
+			old:  deployHead,
+			mutate: func(o runtime.Object) {
+				d := o.(*appsv1.Deployment)
+				d.Labels = map[string]string{"bad key": "x"}
+				d.Generation = -1
+			},
+			want: []string{"metadata.generation: FieldValueInvalid", "metadata.generation: FieldValueInvalid", "metadata.labels: FieldValueInvalid"},
+		},
+		{
+			name:   "generation may not go back",
+			old:    strings.Replace(deployHead, "metadata: {name: d}", "metadata: {name: d, generation: 4}", 1),
+			mutate: func(o runtime.Object) { o.(*appsv1.Deployment).Generation = 3 },
+			want:   []string{"metadata.generation: FieldValueInvalid"},
+		},
+		{
 			name:   "name and namespace are immutable",
 			old:    deployHead,
 			mutate: func(o runtime.Object) { d := o.(*appsv1.Deployment); d.Name = "other"; d.Namespace = "prod" },
@@ -492,7 +508,16 @@ func TestValidateUpdate(t *testing.T) {
 			m.SetResourceVersion("7")
 			newObj := old.DeepCopyObject()
 			tt.mutate(newObj)
-			errs := ValidateUpdate(newObj, old)
+			// What the API server reports: the new object's own problems
+			// and the update's, which never repeat each other.
+			errs := append(Validate(newObj), ValidateUpdate(newObj, old)...)
+			seen := map[string]bool{}
+			for _, e := range errs {
+				if seen[e.Error()] {
+					t.Errorf("error reported twice: %v", e)
+				}
+				seen[e.Error()] = true
+			}
 			if got, want := summary(errs), strings.Join(sortedCopy(tt.want), "\n"); got != want {
 				t.Errorf("errors:\n%s\nwant:\n%s\nfull: %v", got, want, errs.ToAggregate())
 			}

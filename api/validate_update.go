@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"reflect"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -15,13 +16,16 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// ValidateObjectUpdate checks newObj as a replacement for oldObj: newObj
-// must be valid on its own (as on create), its identity (name, namespace,
-// uid, creationTimestamp) unchanged, and the fields Kubernetes makes
-// immutable for its kind unchanged: workload selectors, a Service's
-// cluster IP, most of a Pod's spec, a Job's template, the data of an
-// immutable Secret or ConfigMap, a binding's roleRef, and so on. Both
-// objects must be of the same kind and defaulted.
+// ValidateObjectUpdate reports what is wrong with replacing oldObj by
+// newObj, as opposed to what is wrong with newObj itself, which
+// ValidateObject reports: the object's identity (name, namespace, uid,
+// creationTimestamp) changed, resourceVersion missing, generation going
+// back, or a field Kubernetes makes immutable for the kind changed
+// (workload selectors, a Service's cluster IP, most of a Pod's spec, a
+// Job's template, the data of an immutable Secret or ConfigMap, a
+// binding's roleRef, ...). An API server runs both on every update, as
+// Kubernetes does, and their lists never overlap. Both objects must be of
+// the same kind and defaulted.
 func (v Validator) ValidateObjectUpdate(newObj, oldObj runtime.Object) field.ErrorList {
 	if reflect.TypeOf(newObj) != reflect.TypeOf(oldObj) {
 		return field.ErrorList{field.Invalid(field.NewPath("kind"), fmt.Sprintf("%T", newObj),
@@ -32,12 +36,29 @@ func (v Validator) ValidateObjectUpdate(newObj, oldObj runtime.Object) field.Err
 	if err1 != nil || err2 != nil {
 		return field.ErrorList{field.InternalError(nil, fmt.Errorf("object without metadata: %T", newObj))}
 	}
-	errs := apivalidation.ValidateObjectMetaUpdate(nm, om, field.NewPath("metadata"))
-	// The new object must be valid on its own; its metadata was checked
-	// against the old above, and is checked again for labels and names.
-	errs = append(errs, v.ValidateObject(newObj)...)
-	errs = append(errs, validateImmutableFields(newObj, oldObj)...)
-	return dedupe(errs)
+	var errs field.ErrorList
+	for _, e := range apivalidation.ValidateObjectMetaUpdate(nm, om, field.NewPath("metadata")) {
+		// The metadata update check also re-checks what ValidateObject
+		// checks of any object; leave those to it.
+		if !coveredByCreate(e) {
+			errs = append(errs, e)
+		}
+	}
+	return append(errs, validateImmutableFields(newObj, oldObj)...)
+}
+
+// coveredByCreate reports the metadata errors about content (not change)
+// that ValidateObject reports as well.
+func coveredByCreate(e *field.Error) bool {
+	if e.Field == "metadata.generation" {
+		return e.Type == field.ErrorTypeInvalid && strings.Contains(e.Detail, "greater than or equal to 0")
+	}
+	for _, p := range []string{"metadata.labels", "metadata.annotations", "metadata.ownerReferences", "metadata.managedFields"} {
+		if e.Field == p || strings.HasPrefix(e.Field, p+"[") || strings.HasPrefix(e.Field, p+".") {
+			return true
+		}
+	}
+	return false
 }
 
 func validateImmutableFields(newObj, oldObj runtime.Object) field.ErrorList {
@@ -111,20 +132,4 @@ func validateImmutableFields(newObj, oldObj runtime.Object) field.ErrorList {
 		return errs
 	}
 	return nil
-}
-
-// dedupe drops errors reported twice (metadata checks overlap between
-// create and update validation).
-func dedupe(errs field.ErrorList) field.ErrorList {
-	seen := map[string]bool{}
-	var out field.ErrorList
-	for _, e := range errs {
-		k := e.Error()
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		out = append(out, e)
-	}
-	return out
 }
