@@ -368,7 +368,14 @@ func TestLinearizableRevisionsAcrossRepeatedFailovers(t *testing.T) {
 	wcancel()
 	<-watchDone
 	seenAt := map[int64]wev{}
+	once := map[string]int64{}
 	for i, e := range watched {
+		// Values are unique: a write applied twice (say, a forwarded
+		// proposal retried after a leader change) shows up twice.
+		if prev, dup := once[e.key+"="+e.value]; dup {
+			t.Errorf("write %s=%q applied twice: at revisions %d and %d", e.key, e.value, prev, e.rev)
+		}
+		once[e.key+"="+e.value] = e.rev
 		if i > 0 && e.rev <= watched[i-1].rev {
 			t.Errorf("watch revisions not increasing: %v then %v", watched[i-1], e)
 		}

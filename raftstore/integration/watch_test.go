@@ -29,6 +29,7 @@ func TestWatch(t *testing.T) {
 		{"Cancel", testWatchCancel},
 		{"OnFollower", testWatchOnFollower},
 		{"Compacted", testWatchCompacted},
+		{"SlowConsumerAcrossCompaction", testWatchSlowConsumer},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, c) })
 	}
@@ -326,4 +327,54 @@ func testWatchCompacted(t *testing.T, c *Cluster) {
 	// From the compacted revision itself is fine.
 	wch = cli.Watch(tctx(t, 30*time.Second), "wx/a", clientv3.WithRev(r2))
 	wantEvents(t, "watch from the compaction revision", collect(t, wch, 1, 10*time.Second), ev{mvccpb.PUT, "wx/a", "2", r2})
+}
+
+// testWatchSlowConsumer: a watcher that does not read while many writes and
+// a compaction happen either gets every event, contiguous, or is cancelled
+// with the compaction revision; never a silent gap. Resuming from the
+// compaction revision then works.
+func testWatchSlowConsumer(t *testing.T, c *Cluster) {
+	cli := c.Client()
+	start := mustPut(t, cli, "ws/k", "first").Header.Revision
+	wch := cli.Watch(tctx(t, 60*time.Second), "ws/", clientv3.WithPrefix(), clientv3.WithRev(start))
+	want := []int64{start}
+	for i := 0; i < 500; i++ {
+		want = append(want, mustPut(t, cli, fmt.Sprintf("ws/%d", i%10), fmt.Sprint(i)).Header.Revision)
+	}
+	if _, err := cli.Compact(tctx(t, opTimeout), want[len(want)-1]); err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	deadline := time.After(30 * time.Second)
+	for len(got) < len(want) {
+		select {
+		case r, ok := <-wch:
+			if !ok {
+				t.Fatalf("watch closed after %d events", len(got))
+			}
+			if r.CompactRevision != 0 {
+				// Cancelled: what arrived before must be a prefix, and
+				// the compaction must be past it.
+				if len(got) > 0 && r.CompactRevision <= got[len(got)-1] {
+					t.Errorf("cancelled with compact revision %d after delivering up to %d", r.CompactRevision, got[len(got)-1])
+				}
+				t.Logf("slow watcher cancelled at compact revision %d after %d of %d events", r.CompactRevision, len(got), len(want))
+				rw := cli.Watch(tctx(t, 30*time.Second), "ws/", clientv3.WithPrefix(), clientv3.WithRev(r.CompactRevision))
+				if ev := collect(t, rw, 1, 10*time.Second); ev[0].rev != r.CompactRevision {
+					t.Errorf("resume from the compact revision %d: first event at %d", r.CompactRevision, ev[0].rev)
+				}
+				return
+			}
+			for _, e := range r.Events {
+				got = append(got, e.Kv.ModRevision)
+			}
+		case <-deadline:
+			t.Fatalf("slow watcher: %d of %d events in 30s", len(got), len(want))
+		}
+		for i := range got {
+			if i >= len(want) || got[i] != want[i] {
+				t.Fatalf("slow watcher: event %d at revision %d, want %d (a gap or a stray event)", i, got[i], want[min(i, len(want)-1)])
+			}
+		}
+	}
 }
