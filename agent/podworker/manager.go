@@ -41,6 +41,11 @@ type Config struct {
 	// OnStatus is called, from the pod's worker goroutine, each time a pod's
 	// status changes. It must not block for long.
 	OnStatus func(pod *corev1.Pod, status corev1.PodStatus)
+	// OnEvent, if set, is told what the kubelet would record as events:
+	// eventType Normal or Warning, reasons Scheduled-free set: Created,
+	// Started, Killing, BackOff, Unhealthy, Failed, OOMKilling, SandboxChanged.
+	// Called from the pod's worker goroutine; must not block for long.
+	OnEvent func(pod *corev1.Pod, eventType, reason, message string)
 	// Log receives one line per action and failure, with the pod's ns/name.
 	Log *slog.Logger
 }

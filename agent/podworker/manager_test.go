@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -177,5 +178,84 @@ func TestOrphansRemoved(t *testing.T) {
 	pods, err := rt.ListPods(ctx)
 	if err != nil || len(pods) != 0 {
 		t.Fatalf("after Sync(nil): %v %+v", err, pods)
+	}
+}
+
+// events records OnEvent calls.
+type events struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (e *events) on(pod *corev1.Pod, typ, reason, msg string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.got = append(e.got, reason)
+}
+
+func (e *events) has(reason string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.got {
+		if r == reason {
+			return true
+		}
+	}
+	return false
+}
+
+// TestOOMRestartAndAdoption: a container allocating past its limit shows
+// lastState OOMKilled and restarts, with an OOMKilling event; a second
+// manager on the same runtime (agent restart) adopts a healthy pod without
+// restarting it.
+func TestOOMRestartAndAdoption(t *testing.T) {
+	rt, _ := nodetest.Runtime(t, true)
+	st := &statuses{last: map[types.UID]corev1.PodStatus{}, seen: map[string]bool{}}
+	ev := &events{}
+	cfg := podworker.Config{Resync: 200 * time.Millisecond, Backoff: podstate.NewBackoff(time.Second, 2*time.Second, time.Minute),
+		OnStatus: st.on, OnEvent: ev.on}
+	m := podworker.New(rt, cfg)
+	mem := corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")}
+	hog := newPod("hog", corev1.RestartPolicyAlways, corev1.Container{Name: "hog", Image: "busybox", Resources: corev1.ResourceRequirements{Limits: mem},
+		Command: []string{"sh", "-c", `x=$(head -c 200000000 /dev/zero | tr '\0' a); sleep 3600`}})
+	calm := newPod("calm", corev1.RestartPolicyAlways, corev1.Container{Name: "c", Image: "nginx"})
+	ctx := context.Background()
+	if err := m.Sync(ctx, []*corev1.Pod{hog, calm}); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Poll(t, 60*time.Second, "hog restarted after OOMKilled", func() (bool, error) {
+		c := container(st.get(hog.UID), "hog")
+		lt := c.LastTerminationState.Terminated
+		return c.RestartCount >= 1 && lt != nil && lt.Reason == "OOMKilled", nil
+	})
+	if !ev.has("OOMKilling") || !ev.has("Started") {
+		t.Errorf("events %v lack OOMKilling or Started", ev.got)
+	}
+	var before corev1.ContainerStatus
+	nodetest.Poll(t, 30*time.Second, "calm pod running", func() (bool, error) {
+		before = container(st.get(calm.UID), "c")
+		return before.State.Running != nil, nil
+	})
+	m.Close()
+
+	st2 := &statuses{last: map[types.UID]corev1.PodStatus{}, seen: map[string]bool{}}
+	cfg.OnStatus = st2.on
+	m2 := podworker.New(rt, cfg)
+	defer m2.Close()
+	if err := m2.Sync(ctx, []*corev1.Pod{calm}); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Poll(t, 30*time.Second, "new manager reports the calm pod", func() (bool, error) {
+		c := container(st2.get(calm.UID), "c")
+		return c.State.Running != nil, nil
+	})
+	after := container(st2.get(calm.UID), "c")
+	if after.ContainerID != before.ContainerID || after.RestartCount != 0 {
+		t.Errorf("adopted container %s (restarts %d), want the same %s untouched", after.ContainerID, after.RestartCount, before.ContainerID)
+	}
+	// The hog pod, no longer desired and without a worker, is removed.
+	pods, err := rt.ListPods(ctx)
+	if err != nil || len(pods) != 1 || pods[0].UID != string(calm.UID) {
+		t.Errorf("pods after the second Sync: %v %+v", err, pods)
 	}
 }

@@ -29,6 +29,8 @@ type worker struct {
 	probes map[string]*probeState // by container name
 	// waiting holds the reason a container is not running, for the status.
 	waiting map[string]*corev1.ContainerStateWaiting
+	// oomReported: container instances whose OOM kill was told as an event.
+	oomReported map[string]bool
 }
 
 // probeState tracks the probes of one container instance.
@@ -42,7 +44,13 @@ type probeState struct {
 
 func newWorker(m *Manager, p *corev1.Pod) *worker {
 	return &worker{m: m, pod: p, wake: make(chan struct{}, 1), probes: map[string]*probeState{},
-		waiting: map[string]*corev1.ContainerStateWaiting{}}
+		waiting: map[string]*corev1.ContainerStateWaiting{}, oomReported: map[string]bool{}}
+}
+
+func (w *worker) event(pod *corev1.Pod, eventType, reason, format string, args ...any) {
+	if w.m.cfg.OnEvent != nil {
+		w.m.cfg.OnEvent(pod, eventType, reason, fmt.Sprintf(format, args...))
+	}
 }
 
 func (w *worker) kick() {
@@ -108,6 +116,7 @@ func (w *worker) remove(pod *corev1.Pod) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace+time.Minute)
 	defer cancel()
 	log := w.m.cfg.Log.With("pod", pod.Namespace+"/"+pod.Name)
+	w.event(pod, corev1.EventTypeNormal, "Killing", "Stopping pod (grace period %v)", grace)
 	if err := w.m.rt.RemovePod(ctx, string(pod.UID), grace); err != nil {
 		log.Error("remove pod", "err", err)
 		return
@@ -133,6 +142,7 @@ func (w *worker) pass(ctx context.Context, pod *corev1.Pod) {
 	ps, err := rt.PodStatus(ctx, uid)
 	if err == nil && ps.SandboxState != runtime.StateRunning {
 		log.Info("sandbox is not running; recreating the pod", "state", ps.SandboxState)
+		w.event(pod, corev1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
 		if err := rt.RemovePod(ctx, uid, 0); err != nil {
 			log.Error("remove dead sandbox", "err", err)
 			return
@@ -193,6 +203,11 @@ func (w *worker) ensure(ctx context.Context, in runtime.PodInput, ps *runtime.Po
 			delete(w.waiting, c.Name)
 			return false, nil
 		case runtime.StateExited:
+			if cur.OOMKilled && !w.oomReported[cur.ID] {
+				w.oomReported[cur.ID] = true
+				w.event(pod, corev1.EventTypeWarning, "OOMKilling", "Container %s was OOM-killed (memory limit %s)",
+					c.Name, c.Resources.Limits.Memory().String())
+			}
 			if isInit && cur.ExitCode == 0 {
 				delete(w.waiting, c.Name)
 				return true, nil
@@ -202,6 +217,9 @@ func (w *worker) ensure(ctx context.Context, in runtime.PodInput, ps *runtime.Po
 				return false, nil
 			}
 			if waiting, left := w.m.cfg.Backoff.Waiting(key, time.Now()); waiting {
+				if w.waiting[c.Name] == nil || w.waiting[c.Name].Reason != "CrashLoopBackOff" {
+					w.event(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s", c.Name)
+				}
 				w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
 					Message: fmt.Sprintf("back-off %v restarting failed container=%s pod=%s_%s(%s)",
 						left.Round(time.Second), c.Name, pod.Name, pod.Namespace, pod.UID)}
@@ -226,9 +244,12 @@ func (w *worker) ensure(ctx context.Context, in runtime.PodInput, ps *runtime.Po
 		delete(w.waiting, c.Name)
 		delete(w.probes, c.Name)
 		log.Info("container started", "container", c.Name, "restartCount", st.RestartCount)
+		w.event(pod, corev1.EventTypeNormal, "Created", "Created container %s", c.Name)
+		w.event(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	}
 	if err != nil {
 		log.Error("start container", "container", c.Name, "err", err)
+		w.event(pod, corev1.EventTypeWarning, "Failed", "Error: %s: %v", w.waiting[c.Name].Reason, err)
 	}
 	return false, err
 }
@@ -274,6 +295,8 @@ func (w *worker) runProbes(ctx context.Context, pod *corev1.Pod, ps *runtime.Pod
 		}
 		kill := func(why string) {
 			log.Info("killing container", "container", c.Name, "reason", why)
+			w.event(pod, corev1.EventTypeWarning, "Unhealthy", "%s", why)
+			w.event(pod, corev1.EventTypeNormal, "Killing", "Container %s failed its probe, will be restarted", c.Name)
 			if err := w.m.rt.StopContainer(ctx, string(pod.UID), c.Name, gracePeriod(pod)); err != nil {
 				log.Error("stop container", "container", c.Name, "err", err)
 			}
@@ -305,6 +328,9 @@ func (w *worker) runProbes(ctx context.Context, pod *corev1.Pod, ps *runtime.Pod
 			res, msg := probe.Run(ctx, c.ReadinessProbe, target)
 			if r, changed := st.ready.Observe(res); changed {
 				log.Info("readiness changed", "container", c.Name, "ready", r == probe.Success, "msg", msg)
+				if r == probe.Failure {
+					w.event(pod, corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed: %s", msg)
+				}
 			}
 		}
 	}
