@@ -23,7 +23,7 @@ func runCLI(t *testing.T, cfg string, stdin string, args ...string) (string, str
 	t.Helper()
 	root := &cobra.Command{Use: "skiff", SilenceUsage: true, SilenceErrors: true}
 	root.AddCommand(newApplyCmd(), newCreateCmd(), newReplaceCmd(), newDeleteCmd(), newGetCmd(),
-		newConfigCmd(), newClusterInfoCmd(), newAPIResourcesCmd())
+		newConfigCmd(), newClusterInfoCmd(), newAPIResourcesCmd(), newDescribeCmd())
 	var out, errOut bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
@@ -330,5 +330,58 @@ func TestExplain(t *testing.T) {
 	root.SetArgs([]string{"explain", "pod.spec.containerz"})
 	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), `did you mean "containers"`) {
 		t.Errorf("explain of a misspelt field: %v", err)
+	}
+}
+
+func TestDescribeShowsObjectAndEvents(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	cfg := srv.ConfigPath
+	data, err := os.ReadFile(filepath.Join(manifestsDir(t), "pod-definition.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := runCLI(t, cfg, string(data), "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply: %v %s", err, stderr)
+	}
+	name, _, err := runCLI(t, cfg, "", "get", "pods", "-o", "name")
+	if err != nil || !strings.HasPrefix(name, "pod/") {
+		t.Fatalf("get pods: %v %q", err, name)
+	}
+	name = strings.TrimPrefix(strings.TrimSpace(name), "pod/")
+	ev := fmt.Sprintf(`apiVersion: v1
+kind: Event
+metadata:
+  name: %s.1
+involvedObject:
+  kind: Pod
+  name: %s
+  namespace: default
+reason: Scheduled
+message: Successfully assigned default/%s to node1
+type: Normal
+source:
+  component: default-scheduler
+`, name, name, name)
+	if _, stderr, err := runCLI(t, cfg, ev, "create", "-f", "-"); err != nil {
+		t.Fatalf("create event: %v %s", err, stderr)
+	}
+	out, stderr, err := runCLI(t, cfg, "", "describe", "pod", name)
+	if err != nil {
+		t.Fatalf("describe: %v %s", err, stderr)
+	}
+	for _, want := range []string{"Name:", name, "Namespace:", "default", "Labels:", "app=my-app", "Containers:",
+		"Image:", "nginx", "Phase:", "Pending", "Events:", "Scheduled", "default-scheduler", "Successfully assigned"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("describe output lacks %q:\n%s", want, out)
+		}
+	}
+	if testing.Verbose() {
+		t.Log("\n" + out)
+	}
+	if strings.Contains(out, "last-applied-configuration") {
+		t.Errorf("describe shows the last-applied annotation:\n%s", out)
+	}
+	if _, stderr, err := runCLI(t, cfg, "", "describe", "pod", "nope"); err == nil || !strings.Contains(stderr, "NotFound") {
+		t.Errorf("describe missing pod: %v %q", err, stderr)
 	}
 }
