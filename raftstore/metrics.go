@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -57,7 +58,7 @@ func newMetrics(s *Server) *metrics {
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "skiff", Subsystem: "mvcc", Name: "revision", Help: "Current store revision."}, func() float64 { return float64(s.fsm.kv().Rev()) }),
 		m.leaderChanges, m.applyLatency, m.applyBatch, m.fsyncLatency, m.requests,
-		prometheus.NewGoCollector(),
+		collectors.NewGoCollector(),
 	)
 	return m
 }
