@@ -385,3 +385,69 @@ source:
 		t.Errorf("describe missing pod: %v %q", err, stderr)
 	}
 }
+
+func TestScaleLabelAnnotateRun(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	cfg := srv.ConfigPath
+	data, err := os.ReadFile(filepath.Join(manifestsDir(t), "deployment-definition.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := api.Decode("deployment-definition.yml", data)
+	if err != nil || len(objs) != 1 || objs[0].Kind.GVK.Kind != "Deployment" {
+		t.Fatalf("want one deployment in deployment-definition.yml (%v)", err)
+	}
+	name := objName(objs[0])
+	if _, stderr, err := runCLI(t, cfg, string(data), "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply: %v %s", err, stderr)
+	}
+	root := func(args ...string) (string, string, error) {
+		t.Helper()
+		r := &cobra.Command{Use: "skiff", SilenceUsage: true, SilenceErrors: true}
+		r.AddCommand(newScaleCmd(), metaMapCmd("label", "labels", "labeled"), metaMapCmd("annotate", "annotations", "annotated"), newRunCmd(), newGetCmd())
+		var out, errOut bytes.Buffer
+		r.SetOut(&out)
+		r.SetErr(&errOut)
+		r.SetArgs(append([]string{args[0], "--kubeconfig", cfg}, args[1:]...))
+		err := r.Execute()
+		return out.String(), errOut.String(), err
+	}
+	if out, stderr, err := root("scale", "deploy/"+name, "--replicas=5"); err != nil || out != "deployment.apps/"+name+" scaled\n" {
+		t.Fatalf("scale: %v %q %q", err, out, stderr)
+	}
+	out, _, err := root("get", "deploy", name, "-o", "json")
+	if err != nil || !strings.Contains(out, `"replicas": 5`) {
+		t.Errorf("replicas after scale: %v\n%s", err, out)
+	}
+	if out, _, err := root("label", "deploy", name, "tier=web"); err != nil || !strings.HasSuffix(out, " labeled\n") {
+		t.Fatalf("label: %v %q", err, out)
+	}
+	if _, stderr, err := root("label", "deploy", name, "tier=db"); err == nil || !strings.Contains(stderr+err.Error(), "--overwrite is false") {
+		t.Errorf("label without --overwrite: %v %q", err, stderr)
+	}
+	if _, _, err := root("label", "deploy", name, "tier=db", "--overwrite"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, _ = root("get", "deploy", "-l", "tier=db", "-o", "name")
+	if out != "deployment.apps/"+name+"\n" {
+		t.Errorf("selector after relabel: %q", out)
+	}
+	if _, _, err := root("label", "deploy", name, "tier-"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, _ = root("get", "deploy", "-l", "tier", "-o", "name"); out != "" {
+		t.Errorf("label not removed: %q", out)
+	}
+	if _, _, err := root("annotate", "deploy/"+name, "note=hello"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, _ = root("get", "deploy", name, "-o", "yaml"); !strings.Contains(out, "note: hello") {
+		t.Errorf("annotation missing:\n%s", out)
+	}
+	if out, stderr, err := root("run", "probe", "--image=busybox", "--", "sleep", "10"); err != nil || out != "pod/probe created\n" {
+		t.Fatalf("run: %v %q %q", err, out, stderr)
+	}
+	if out, _, _ = root("get", "pod", "probe", "-o", "yaml"); !strings.Contains(out, "run: probe") || !strings.Contains(out, "- sleep") {
+		t.Errorf("run pod:\n%s", out)
+	}
+}
