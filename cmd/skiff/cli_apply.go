@@ -115,8 +115,8 @@ func newCreateCmd() *cobra.Command {
 			}
 			return t.display + " created", nil
 		})
-	cmd.Use = "create -f FILENAME | create namespace NAME"
-	cmd.AddCommand(newCreateNamespaceCmd())
+	cmd.Use = "create -f FILENAME | create (namespace|configmap|secret generic|deployment) NAME"
+	cmd.AddCommand(newCreateNamespaceCmd(), newCreateConfigMapCmd(), newCreateSecretCmd(), newCreateDeploymentCmd())
 	return cmd
 }
 

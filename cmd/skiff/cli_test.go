@@ -451,3 +451,60 @@ func TestScaleLabelAnnotateRun(t *testing.T) {
 		t.Errorf("run pod:\n%s", out)
 	}
 }
+
+func TestCreateGeneratorsExposeAndEdit(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	cfg := srv.ConfigPath
+	run := func(args ...string) (string, string, error) {
+		t.Helper()
+		r := &cobra.Command{Use: "skiff", SilenceUsage: true, SilenceErrors: true}
+		r.AddCommand(newCreateCmd(), newExposeCmd(), newEditCmd(), newGetCmd())
+		var out, errOut bytes.Buffer
+		r.SetOut(&out)
+		r.SetErr(&errOut)
+		r.SetArgs(append(args, "--kubeconfig", cfg))
+		err := r.Execute()
+		return out.String(), errOut.String(), err
+	}
+	for _, c := range [][]string{
+		{"create", "configmap", "cfg", "--from-literal=mode=prod"},
+		{"create", "secret", "generic", "pw", "--from-literal=password=s3cret"},
+		{"create", "deployment", "web", "--image=nginx", "--port=8080"},
+	} {
+		if out, stderr, err := run(c...); err != nil || !strings.HasSuffix(out, " created\n") {
+			t.Fatalf("%v: %v %q %q", c, err, out, stderr)
+		}
+	}
+	if out, _, _ := run("get", "secret", "pw", "-o", "yaml"); !strings.Contains(out, "password: czNjcmV0") {
+		t.Errorf("secret data not base64 of the literal:\n%s", out)
+	}
+	out, stderr, err := run("expose", "deploy/web", "--port=80", "--target-port=8080", "--type=NodePort")
+	if err != nil || out != "service/web created\n" {
+		t.Fatalf("expose: %v %q %q", err, out, stderr)
+	}
+	out, _, _ = run("get", "svc", "web", "-o", "wide")
+	if !strings.Contains(out, "NodePort") || !strings.Contains(out, "app=web") || !strings.Contains(out, "80:3") {
+		t.Errorf("exposed service:\n%s", out)
+	}
+	t.Setenv("SKIFF_EDITOR", `sed -i 's/replicas: 1/replicas: 4/'`)
+	if out, stderr, err := run("edit", "deploy", "web"); err != nil || out != "deployment.apps/web edited\n" {
+		t.Fatalf("edit: %v %q %q", err, out, stderr)
+	}
+	if out, _, _ = run("get", "deploy", "web", "-o", "yaml"); !strings.Contains(out, "replicas: 4") {
+		t.Errorf("edit did not change replicas:\n%s", out)
+	}
+	// A bad edit is refused with the decoder's message and changes nothing.
+	t.Setenv("SKIFF_EDITOR", `sed -i 's/replicas: 4/replicaz: 5/'`)
+	_, _, err = run("edit", "deploy", "web")
+	if err == nil || !strings.Contains(err.Error(), "replicaz") || !strings.Contains(err.Error(), "kept in") {
+		t.Errorf("bad edit: %v", err)
+	}
+	if err != nil {
+		if i := strings.LastIndex(err.Error(), "kept in "); i >= 0 {
+			os.Remove(strings.TrimSpace(err.Error()[i+len("kept in "):]))
+		}
+	}
+	if out, _, _ = run("get", "deploy", "web", "-o", "yaml"); !strings.Contains(out, "replicas: 4") {
+		t.Errorf("a refused edit changed the object:\n%s", out)
+	}
+}
