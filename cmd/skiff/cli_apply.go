@@ -108,7 +108,7 @@ func newApplyCmd() *cobra.Command {
 }
 
 func newCreateCmd() *cobra.Command {
-	cmd := manifestCmd("create", "Create objects from manifests, or a namespace", "create",
+	cmd := manifestCmd("create", "Create objects from manifests, or a namespace, config map, secret or deployment", "create",
 		func(ctx context.Context, c *client.Client, t target, dry bool) (string, error) {
 			if _, err := c.Raw().Create(ctx, &skiffv1.CreateRequest{Ref: t.ref, Object: t.data, DryRun: dry}); err != nil {
 				return "", err

@@ -19,7 +19,7 @@ func newEditCmd() *cobra.Command {
 	var cf cliFlags
 	cmd := &cobra.Command{
 		Use:   "edit (KIND NAME | KIND/NAME)",
-		Short: "Edit an object in $EDITOR; the result is decoded strictly, validated and written if unchanged meanwhile",
+		Short: "Edit an object in $EDITOR and save it back (strictly decoded, validated)",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,7 +46,7 @@ func newGetCmd() *cobra.Command {
 	}
 	gf.register(cmd, true)
 	f := cmd.Flags()
-	f.StringVarP(&gf.output, "output", "o", "", "output format: wide, yaml, json or name")
+	f.StringVarP(&gf.output, "output", "o", "", "output format: wide, yaml, json, name or jsonpath=TEMPLATE")
 	f.StringVarP(&gf.selector, "selector", "l", "", "label selector (app=web,tier!=db)")
 	f.StringVar(&gf.fieldSel, "field-selector", "", "field selector (status.phase=Running)")
 	f.BoolVar(&gf.showLabels, "show-labels", false, "add a LABELS column")
@@ -120,10 +121,19 @@ func decodeTyped(info api.KindInfo, data []byte) (runtime.Object, error) {
 }
 
 func runGet(cmd *cobra.Command, gf *getFlags, args []string) error {
-	switch gf.output {
-	case "", "wide", "yaml", "json", "name":
+	var jp *jsonPath
+	switch {
+	case gf.output == "" || gf.output == "wide" || gf.output == "yaml" || gf.output == "json" || gf.output == "name":
+	case strings.HasPrefix(gf.output, "jsonpath="):
+		var err error
+		if jp, err = parseJSONPath(strings.TrimPrefix(gf.output, "jsonpath=")); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("unable to match a printer suitable for the output format %q, allowed formats are: json, name, wide, yaml", gf.output)
+		return fmt.Errorf("unable to match a printer suitable for the output format %q, allowed formats are: json, jsonpath=TEMPLATE, name, wide, yaml", gf.output)
+	}
+	if jp != nil && gf.watch {
+		return errors.New("-o jsonpath cannot be combined with --watch")
 	}
 	reqs, err := parseGetArgs(args)
 	if err != nil {
@@ -194,10 +204,12 @@ func runGet(cmd *cobra.Command, gf *getFlags, args []string) error {
 		}
 		cancel()
 		shown += len(objs)
-		switch gf.output {
-		case "yaml", "json":
+		switch {
+		case jp != nil:
 			all = append(all, objs...)
-		case "name":
+		case gf.output == "yaml" || gf.output == "json":
+			all = append(all, objs...)
+		case gf.output == "name":
 			for _, o := range objs {
 				fmt.Fprintf(out, "%s/%s\n", kindDisplay(r.info.Singular, r.info.GVK.Group), o.(interface{ GetName() string }).GetName())
 			}
@@ -217,12 +229,22 @@ func runGet(cmd *cobra.Command, gf *getFlags, args []string) error {
 			widths = t.widths()
 		}
 	}
-	if gf.output == "yaml" || gf.output == "json" {
+	if jp != nil {
+		var buf bytes.Buffer
+		if err := printObjects(&buf, all, "json", len(reqs) == 1 && len(reqs[0].names) == 1); err != nil {
+			return err
+		}
+		var doc any
+		if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+			return err
+		}
+		fmt.Fprint(out, jp.execute(doc))
+	} else if gf.output == "yaml" || gf.output == "json" {
 		if err := printObjects(out, all, gf.output, len(reqs) == 1 && len(reqs[0].names) == 1); err != nil {
 			return err
 		}
 	}
-	if shown == 0 && failed == 0 && !gf.watch && gf.output != "yaml" && gf.output != "json" {
+	if shown == 0 && failed == 0 && !gf.watch && jp == nil && gf.output != "yaml" && gf.output != "json" {
 		if gf.allNamespaces || (len(reqs) == 1 && !reqs[0].info.Namespaced) {
 			fmt.Fprintln(errOut, "No resources found")
 		} else {

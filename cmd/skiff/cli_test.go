@@ -147,6 +147,14 @@ spec:
 	if !strings.HasPrefix(out, "NAME   TYPE       CLUSTER-IP   EXTERNAL-IP   PORT(S)        AGE\nweb    NodePort   10.96.0.2    <none>        80:30000/TCP   ") {
 		t.Errorf("get svc:\n%s", out)
 	}
+	out, _, err = runCLI(t, cfg, "", "get", "svc", "web", "-o", "jsonpath={.spec.ports[0].nodePort}")
+	if err != nil || out != "30000" {
+		t.Errorf("get -o jsonpath: %v %q", err, out)
+	}
+	out, _, err = runCLI(t, cfg, "", "get", "svc,po", "-o", `jsonpath={range .items[*]}{.kind}/{.metadata.name} {end}`)
+	if err != nil || out != "Service/web Pod/web " {
+		t.Errorf("get -o jsonpath over a list: %v %q", err, out)
+	}
 	out, _, err = runCLI(t, cfg, "", "get", "po", "--show-labels")
 	if err != nil || !strings.HasPrefix(out, "NAME   READY   STATUS    RESTARTS   AGE   LABELS\nweb    0/1     Pending   0          ") || !strings.Contains(out, "app=web") {
 		t.Errorf("get po --show-labels: %v\n%s", err, out)
@@ -506,5 +514,37 @@ func TestCreateGeneratorsExposeAndEdit(t *testing.T) {
 	}
 	if out, _, _ = run("get", "deploy", "web", "-o", "yaml"); !strings.Contains(out, "replicas: 4") {
 		t.Errorf("a refused edit changed the object:\n%s", out)
+	}
+}
+
+func TestJSONPathSubset(t *testing.T) {
+	doc := map[string]any{"items": []any{
+		map[string]any{"metadata": map[string]any{"name": "a", "labels": map[string]any{"app": "x"}}, "spec": map[string]any{"ports": []any{map[string]any{"port": float64(80)}}}},
+		map[string]any{"metadata": map[string]any{"name": "b"}},
+	}}
+	for tmpl, want := range map[string]string{
+		`{.items[*].metadata.name}`:                                "a b",
+		`{.items[0].spec.ports[0].port}`:                           "80",
+		`{range .items[*]}{.metadata.name}{"\n"}{end}`:             "a\nb\n",
+		`names: {.items[-1].metadata.name}`:                        "names: b",
+		`{.items[0].metadata.labels}`:                              `{"app":"x"}`,
+		`{range .items[*]}[{.metadata.labels.app}]{end}`:           "[x][]",
+		`{$.items[1].metadata.name}`:                               "b",
+		`{.items[0].metadata['name']}`:                             "a",
+		`{range .items[*]}{range .spec.ports[*]}{.port}{end}{end}`: "80",
+	} {
+		jp, err := parseJSONPath(tmpl)
+		if err != nil {
+			t.Errorf("%s: %v", tmpl, err)
+			continue
+		}
+		if got := jp.execute(doc); got != want {
+			t.Errorf("%s = %q, want %q", tmpl, got, want)
+		}
+	}
+	for _, bad := range []string{"{.a", "{end}", "{range .items[*]}x", "{name}"} {
+		if _, err := parseJSONPath(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
 	}
 }
