@@ -62,9 +62,10 @@ func setup(t *testing.T) (*podworker.Manager, *runtime.Runtime, *statuses) {
 	rt, _ := nodetest.Runtime(t, true)
 	st := &statuses{last: map[types.UID]corev1.PodStatus{}, seen: map[string]bool{}}
 	m := podworker.New(rt, podworker.Config{
-		NodeIP:   "192.0.2.10",
-		Resync:   200 * time.Millisecond,
-		Backoff:  podstate.NewBackoff(time.Second, 2*time.Second, time.Minute),
+		NodeIP: "192.0.2.10",
+		Resync: 200 * time.Millisecond,
+		// Long enough that a pass sees the window even on a loaded machine.
+		Backoff:  podstate.NewBackoff(3*time.Second, 4*time.Second, time.Minute),
 		OnStatus: st.on,
 	})
 	t.Cleanup(m.Close)
