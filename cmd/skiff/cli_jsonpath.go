@@ -90,7 +90,7 @@ func parseJPNodes(s string, inRange bool) ([]jpNode, string, error) {
 func parseJPPath(p string) ([]string, error) {
 	p = strings.TrimPrefix(p, "$")
 	if p != "" && p[0] != '.' && p[0] != '[' {
-		return nil, fmt.Errorf("jsonpath: %q must start with .", p)
+		return nil, fmt.Errorf("jsonpath: %q must start with a dot", p)
 	}
 	var segs []string
 	for p != "" {
