@@ -1,0 +1,34 @@
+// Package controller holds Skiff's level-triggered controllers: ReplicaSet
+// and ReplicationController, Deployment, and the garbage collector.
+//
+// # Shape
+//
+// Every controller is a reconcile function of one key (namespace/name) that
+// reads desired and observed state from shared informer caches, writes
+// through the cluster API, and is safe to run twice: it looks at the world,
+// not at the event that woke it. Informer handlers only enqueue keys. A
+// Manager owns the shared InformerFactory, one rate-limited queue per
+// controller and the worker goroutines; `skiff server` runs one Manager on
+// the leader (Manager.Run until leadership is lost).
+//
+// # Vocabulary
+//
+//   - Cache: what a reconcile reads (an informer's cache, or a fake map in
+//     unit tests). Cached objects are shared: DeepCopy before changing.
+//   - Writer: what a reconcile writes through (*client.Client, or a fake
+//     that records actions in unit tests).
+//   - Expectations: names of pods a ReplicaSet created or deleted that its
+//     cache has not reflected yet. While any are outstanding (and younger
+//     than a timeout) the ReplicaSet does not scale again, so a fast loop
+//     never creates duplicates before its own creations show up.
+//   - Controller reference: the one ownerReference with controller=true;
+//     adoption sets it on a matching orphan, release removes it from a pod
+//     that stopped matching.
+//
+// # Why the garbage collector checks live
+//
+// A dependent whose owner is missing from the cache may have an owner that
+// the cache has not seen yet (it was created a moment ago). The collector
+// therefore confirms with an uncached Get, and compares UIDs, before it
+// deletes anything.
+package controller

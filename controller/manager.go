@@ -1,0 +1,188 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/skiffhq/skiff/client"
+)
+
+// Result tells a worker what to do with a key reconciled without error.
+type Result struct {
+	// RequeueAfter > 0 reconciles the key again after that long (a pod
+	// becoming available, a progress deadline), even with no event.
+	RequeueAfter time.Duration
+}
+
+// Reconciler is one controller's logic. Reconcile is called from the
+// controller's workers, never twice at once for one key; it reads caches,
+// writes through the API, and must be idempotent. An error requeues the key
+// with backoff; a key whose object is gone must return nil.
+type Reconciler interface {
+	Name() string
+	Reconcile(ctx context.Context, key string) (Result, error)
+}
+
+// Options tune a Manager.
+type Options struct {
+	// Workers per controller (default 2).
+	Workers int
+	// Resync replays every cached object to the controllers this often, a
+	// safety net for level-triggered loops (default 30s; <0 disables).
+	Resync time.Duration
+	// Logger (default: discard).
+	Logger *slog.Logger
+}
+
+// Manager runs Skiff's controllers: it shares one informer per kind among
+// them and gives each its own rate-limited queue and workers.
+type Manager struct {
+	c    *client.Client
+	opts Options
+}
+
+// NewManager returns a manager of the controllers over c.
+func NewManager(c *client.Client, opts Options) *Manager {
+	if opts.Workers <= 0 {
+		opts.Workers = 2
+	}
+	if opts.Resync == 0 {
+		opts.Resync = 30 * time.Second
+	} else if opts.Resync < 0 {
+		opts.Resync = 0
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{c: c, opts: opts}
+}
+
+// Run runs the ReplicaSet, ReplicationController, Deployment and garbage
+// collector controllers until ctx ends (`skiff server` calls it on the
+// leader and cancels ctx when leadership is lost), then waits for its
+// goroutines. It returns ctx's error, or an error if the caches could not
+// be created.
+func (m *Manager) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	factory := client.NewInformerFactory(m.c, m.opts.Resync)
+	inf := func(example runtime.Object) *client.Informer {
+		i, err := factory.For(example, metav1.NamespaceAll)
+		if err != nil {
+			panic(err) // only for kinds the client's scheme lacks: a bug here
+		}
+		return i
+	}
+	pods, rss, rcs, deps := inf(&corev1.Pod{}), inf(&appsv1.ReplicaSet{}), inf(&corev1.ReplicationController{}), inf(&appsv1.Deployment{})
+	log := m.opts.Logger
+
+	rsc := NewReplicaSetController(rss, pods, m.c, nil, log.With("controller", "replicaset"))
+	rcc := NewReplicationControllerController(rcs, pods, m.c, nil, log.With("controller", "replicationcontroller"))
+	dc := NewDeploymentController(deps, rss, pods, m.c, log.With("controller", "deployment"))
+	gc := NewGarbageCollector(m.c, log.With("controller", "garbagecollector"))
+	gc.Watch(&corev1.Pod{}, pods, true, false)
+	gc.Watch(&appsv1.ReplicaSet{}, rss, true, true)
+	gc.Watch(&corev1.ReplicationController{}, rcs, false, true)
+	gc.Watch(&appsv1.Deployment{}, deps, false, true)
+
+	loops := []*loop{newLoop(rsc, log), newLoop(rcc, log), newLoop(dc, log), newLoop(gc, log)}
+	rsc.register(loops[0].queue, rss, pods)
+	rcc.register(loops[1].queue, rcs, pods)
+	dc.register(loops[2].queue, deps, rss, pods)
+	gc.register(loops[3].queue)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); factory.Start(ctx) }()
+	defer wg.Wait()
+	if err := factory.WaitForSync(ctx); err != nil {
+		return fmt.Errorf("controller caches: %w", err)
+	}
+	log.Info("controllers started", "workers", m.opts.Workers)
+	for _, l := range loops {
+		l.start(ctx, m.opts.Workers, &wg)
+	}
+	<-ctx.Done()
+	for _, l := range loops {
+		l.queue.ShutDown()
+	}
+	return ctx.Err()
+}
+
+// loop is one controller's queue and workers.
+type loop struct {
+	r     Reconciler
+	queue *client.Queue[string]
+	log   *slog.Logger
+}
+
+func newLoop(r Reconciler, log *slog.Logger) *loop {
+	return &loop{r: r, queue: client.NewQueue[string](5*time.Millisecond, 5*time.Minute), log: log.With("controller", r.Name())}
+}
+
+func (l *loop) start(ctx context.Context, workers int, wg *sync.WaitGroup) {
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l.next(ctx) {
+			}
+		}()
+	}
+}
+
+// next reconciles one key; false once the queue is shut down.
+func (l *loop) next(ctx context.Context) bool {
+	key, shutdown := l.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer l.queue.Done(key)
+	res, err := l.r.Reconcile(ctx, key)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn("reconcile failed, retrying", "key", key, "retries", l.queue.NumRequeues(key), "err", err)
+			l.queue.AddRateLimited(key)
+		}
+		return true
+	}
+	l.queue.Forget(key)
+	if res.RequeueAfter > 0 {
+		l.queue.AddAfter(key, res.RequeueAfter)
+	}
+	return true
+}
+
+// keyHandler enqueues the keys keys(obj) names, for every change.
+func keyHandler(q *client.Queue[string], keys func(obj runtime.Object) []string) client.Handler {
+	add := func(obj runtime.Object) {
+		for _, k := range keys(obj) {
+			q.Add(k)
+		}
+	}
+	return client.Handler{
+		OnAdd:    add,
+		OnUpdate: func(old, obj runtime.Object) { add(old); add(obj) },
+		OnDelete: add,
+	}
+}
+
+func selfKey(obj runtime.Object) []string { return []string{client.KeyOf(obj)} }
+
+func (c *ReplicaSetController) register(q *client.Queue[string], owners, pods *client.Informer) {
+	owners.AddHandler(keyHandler(q, selfKey))
+	pods.AddHandler(keyHandler(q, func(obj runtime.Object) []string {
+		if p, ok := obj.(*corev1.Pod); ok {
+			return c.ownersOfPod(p)
+		}
+		return nil
+	}))
+}
