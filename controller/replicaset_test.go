@@ -303,7 +303,9 @@ func TestReplicaSetScalingProperty(t *testing.T) {
 			case 4:
 				opts = append(opts, func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed })
 			case 5:
-				opts = append(opts, func(p *corev1.Pod) { p.Status.ContainerStatuses = []corev1.ContainerStatus{{RestartCount: int32(rng.Intn(3))}} }, scheduled)
+				opts = append(opts, func(p *corev1.Pod) {
+					p.Status.ContainerStatuses = []corev1.ContainerStatus{{RestartCount: int32(rng.Intn(3))}}
+				}, scheduled)
 			}
 			if rng.Intn(10) == 0 {
 				opts = append(opts, withLabels(map[string]string{"app": "other"}))
