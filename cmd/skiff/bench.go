@@ -37,9 +37,11 @@ func newBenchStoreCmd() *cobra.Command {
 		Use:   "store",
 		Short: "Compare a 3-member Skiff store with a 3-member etcd under the same client load",
 		Long: `Starts a Skiff cluster (this binary's "server", as child processes) and an etcd
-cluster (Debian's etcd-server) on loopback with temporary data dirs, one after the
-other, runs the same etcd-client load against each and prints one table: ops/s,
-p50 and p99 latency, the CPU seconds the members used, and the Skiff/etcd ratio.
+cluster (Debian's etcd-server) on loopback with temporary data dirs, runs each
+workload on one cluster and then the other (the idle one only heartbeats) with
+the etcd Go client, and prints one table: ops/s, p50 and p99 latency, the CPU
+seconds the members used during the step, and the Skiff/etcd throughput ratio.
+Members are stopped and their directories removed at the end and on Ctrl-C.
 
 Workloads (--workloads takes names or prefixes, comma separated):
   put-1 put-16 put-64 put-256            256-byte puts over 10k keys, N concurrent clients
@@ -82,7 +84,7 @@ Workloads (--workloads takes names or prefixes, comma separated):
 					fmt.Fprintf(errw, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 				}
 			}
-			logf("bench store: %d workloads x %v on %s, %d CPUs", len(ws), duration, strings.Join(ts, " then "), runtime.NumCPU())
+			logf("bench store: %d workloads x %v on %s, %d CPUs", len(ws), duration, strings.Join(ts, " and "), runtime.NumCPU())
 			rep, err := bench.Compare(ctx, bench.Options{
 				SkiffBinary: skiffBin, EtcdBinary: etcdBin, Members: members,
 				Duration: duration, Workloads: ws, Targets: ts, Log: logf,

@@ -28,10 +28,11 @@ type Report struct {
 	CPUs      int
 }
 
-// Compare starts each target's cluster in turn, runs every workload on it and
-// stops it before the next target starts, so the clusters never compete for
-// the machine. Cancelling ctx stops the run; started members are always
-// stopped and their directories removed before Compare returns.
+// Compare starts every target's cluster, then runs each workload on each
+// cluster in turn (skiff, etcd, next workload, ...), so that slow drifts in the
+// machine's other load hit both alike; the cluster not under load only sends
+// heartbeats. Cancelling ctx stops the run; started members are always stopped
+// and their directories removed before Compare returns.
 func Compare(ctx context.Context, o Options) (*Report, error) {
 	if o.Log == nil {
 		o.Log = func(string, ...any) {}
@@ -40,6 +41,12 @@ func Compare(ctx context.Context, o Options) (*Report, error) {
 	for _, w := range o.Workloads {
 		rep.Workloads = append(rep.Workloads, w.Name)
 	}
+	clusters := map[string]*Cluster{}
+	defer func() {
+		for _, c := range clusters {
+			c.Stop()
+		}
+	}()
 	for _, target := range o.Targets {
 		bin := o.SkiffBinary
 		if target == "etcd" {
@@ -49,12 +56,15 @@ func Compare(ctx context.Context, o Options) (*Report, error) {
 		if err != nil {
 			return rep, fmt.Errorf("start %s cluster: %w", target, err)
 		}
+		clusters[target] = c
 		rep.Results[target] = map[string]Result{}
-		for _, w := range o.Workloads {
+	}
+	for _, w := range o.Workloads {
+		for _, target := range o.Targets {
 			if ctx.Err() != nil {
-				break
+				return rep, ctx.Err()
 			}
-			r := Measure(ctx, c, w, o.Duration)
+			r := Measure(ctx, clusters[target], w, o.Duration)
 			rep.Results[target][w.Name] = r
 			if r.Err != nil {
 				o.Log("%s %s: %d ops, error: %v", target, w.Name, r.Ops, r.Err)
@@ -62,12 +72,8 @@ func Compare(ctx context.Context, o Options) (*Report, error) {
 				o.Log("%s %s: %.0f ops/s p50 %v p99 %v cpu %.1fs", target, w.Name, r.OpsPerSec(), r.P50, r.P99, r.CPU.Seconds())
 			}
 		}
-		c.Stop()
-		if ctx.Err() != nil {
-			return rep, ctx.Err()
-		}
 	}
-	return rep, nil
+	return rep, ctx.Err()
 }
 
 func fmtDur(d time.Duration) string {
