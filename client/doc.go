@@ -10,6 +10,8 @@
 //     IsConflict, IsExpired, ...) and field causes.
 //   - Informer: a list+watch cache of one kind with event handlers, resuming
 //     from its last resourceVersion and relisting when that is too old.
+//   - InformerFactory: one shared informer per kind and namespace.
 //   - Queue: a deduplicating, rate-limited work queue of keys for
-//     level-triggered reconcilers.
+//     level-triggered reconcilers; RetryOnConflict for read-modify-write.
+//   - EventRecorder: core/v1 Events about objects, aggregated by count.
 package client

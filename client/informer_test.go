@@ -194,3 +194,38 @@ func TestInformerFactorySharesInformers(t *testing.T) {
 		t.Error("namespace informer lacks kube-system")
 	}
 }
+
+func TestEventRecorderAggregates(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	c := srv.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	if err := c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	rec := client.NewEventRecorder(c, "default-scheduler", "")
+	for i := 0; i < 3; i++ {
+		if err := rec.Event(ctx, p, corev1.EventTypeWarning, "FailedScheduling", "0/0 nodes are available"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rec.Event(ctx, p, corev1.EventTypeNormal, "Scheduled", "Successfully assigned default/web to n1"); err != nil {
+		t.Fatal(err)
+	}
+	evs := &corev1.EventList{}
+	if err := c.List(ctx, "default", evs, client.ListOptions{FieldSelector: "involvedObject.name=web"}); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int32{}
+	for _, ev := range evs.Items {
+		counts[ev.Reason] += ev.Count
+		if ev.InvolvedObject.UID != p.UID || ev.Source.Component != "default-scheduler" {
+			t.Errorf("event %s: involved %+v source %+v", ev.Name, ev.InvolvedObject, ev.Source)
+		}
+	}
+	if len(evs.Items) != 2 || counts["FailedScheduling"] != 3 || counts["Scheduled"] != 1 {
+		t.Errorf("%d events, counts %v; want 2 events, FailedScheduling x3 and Scheduled x1", len(evs.Items), counts)
+	}
+}
