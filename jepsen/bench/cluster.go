@@ -306,11 +306,15 @@ func (c *Cluster) Stop() {
 	for _, p := range procs {
 		_ = p.Process.Signal(syscall.SIGTERM)
 	}
-	for i, p := range procs {
+	// One grace period for all members, then SIGKILL for any still running.
+	grace := time.After(5 * time.Second)
+	for i := range procs {
 		select {
 		case <-done[i]:
-		case <-time.After(5 * time.Second):
-			_ = p.Process.Kill()
+		case <-grace:
+			for j := i; j < len(procs); j++ {
+				_ = procs[j].Process.Kill()
+			}
 			<-done[i]
 		}
 	}

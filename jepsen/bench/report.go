@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -43,9 +44,13 @@ func Compare(ctx context.Context, o Options) (*Report, error) {
 	}
 	clusters := map[string]*Cluster{}
 	defer func() {
+		// Stop the clusters together: each waits out its members' grace.
+		var wg sync.WaitGroup
 		for _, c := range clusters {
-			c.Stop()
+			wg.Add(1)
+			go func() { defer wg.Done(); c.Stop() }()
 		}
+		wg.Wait()
 	}()
 	for _, target := range o.Targets {
 		bin := o.SkiffBinary
