@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/api"
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
@@ -546,5 +548,75 @@ func TestJSONPathSubset(t *testing.T) {
 		if _, err := parseJSONPath(bad); err == nil {
 			t.Errorf("%q parsed", bad)
 		}
+	}
+}
+
+// The deployment controller is faked: ReplicaSets with revisions and the
+// Deployment's status are written by the test.
+func TestRollout(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	cfg := srv.ConfigPath
+	c := srv.Client()
+	ctx := context.Background()
+	run := func(args ...string) (string, string, error) {
+		t.Helper()
+		r := &cobra.Command{Use: "skiff", SilenceUsage: true, SilenceErrors: true}
+		r.AddCommand(newRolloutCmd(), newCreateCmd())
+		var out, errOut bytes.Buffer
+		r.SetOut(&out)
+		r.SetErr(&errOut)
+		r.SetArgs(append(args, "--kubeconfig", cfg))
+		err := r.Execute()
+		return out.String(), errOut.String(), err
+	}
+	if _, stderr, err := run("create", "deployment", "web", "--image=nginx:1", "--replicas=2"); err != nil {
+		t.Fatalf("create: %v %s", err, stderr)
+	}
+	d := &appsv1.Deployment{}
+	if err := c.Get(ctx, "default", "web", d); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := run("rollout", "status", "deploy/web", "--watch=false"); err == nil || !strings.Contains(out, "Waiting for deployment spec update") {
+		t.Errorf("status of an unobserved deployment: %v %q", err, out)
+	}
+	for rev, img := range []string{"nginx:0", "nginx:1"} {
+		rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("web-%d", rev+1),
+			Annotations:     map[string]string{revisionAnnotation: fmt.Sprint(rev + 1)},
+			Labels:          map[string]string{"app": "web"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: d.UID}}},
+			Spec: appsv1.ReplicaSetSpec{Selector: d.Spec.Selector, Template: *d.Spec.Template.DeepCopy()}}
+		rs.Spec.Template.Spec.Containers[0].Image = img
+		if err := c.Create(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 2, AvailableReplicas: 2}
+	if err := c.UpdateStatus(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := run("rollout", "status", "deployment/web", "--timeout=10s"); err != nil || out != "deployment \"web\" successfully rolled out\n" {
+		t.Errorf("status: %v %q", err, out)
+	}
+	out, _, err := run("rollout", "history", "deploy/web")
+	if err != nil || !strings.Contains(out, "REVISION   CHANGE-CAUSE\n1          <none>\n2          <none>") {
+		t.Errorf("history: %v\n%s", err, out)
+	}
+	if out, stderr, err := run("rollout", "undo", "deploy/web"); err != nil || out != "deployment.apps/web rolled back\n" {
+		t.Fatalf("undo: %v %q %q", err, out, stderr)
+	}
+	if err := c.Get(ctx, "default", "web", d); err != nil {
+		t.Fatal(err)
+	}
+	if img := d.Spec.Template.Spec.Containers[0].Image; img != "nginx:0" {
+		t.Errorf("image after undo = %s, want nginx:0", img)
+	}
+	if _, _, err := run("rollout", "undo", "deploy/web", "--to-revision=7"); err == nil {
+		t.Error("undo to a missing revision succeeded")
+	}
+	if out, _, err := run("rollout", "restart", "deploy/web"); err != nil || !strings.HasSuffix(out, "restarted\n") {
+		t.Errorf("restart: %v %q", err, out)
+	}
+	if err := c.Get(ctx, "default", "web", d); err != nil || d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" {
+		t.Errorf("restart did not annotate the template: %v", err)
 	}
 }
