@@ -225,7 +225,13 @@ func (g *GarbageCollector) foreground(ctx context.Context, k *gcKind, owner runt
 		if dm.GetDeletionTimestamp() != nil {
 			continue
 		}
-		if _, err := g.w.Delete(ctx, d.DeepCopyObject(), &client.DeleteOptions{Propagation: "Foreground", PreconditionUID: string(dm.GetUID())}); err != nil && !client.IsNotFound(err) {
+		// Dependents that own others are deleted in the foreground too;
+		// the rest (pods) have nothing to wait for.
+		opts := &client.DeleteOptions{PreconditionUID: string(dm.GetUID())}
+		if dk := g.kinds[kindOfCached(g, d)]; dk != nil && dk.owner {
+			opts.Propagation = "Foreground"
+		}
+		if _, err := g.w.Delete(ctx, d.DeepCopyObject(), opts); err != nil && !client.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("deleting dependent %s: %w", client.KeyOf(d), err))
 		}
 	}
