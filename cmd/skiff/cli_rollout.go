@@ -199,7 +199,7 @@ func printHistory(out io.Writer, d *appsv1.Deployment, rss []appsv1.ReplicaSet) 
 func newRolloutUndoCmd() *cobra.Command {
 	var (
 		cf       cliFlags
-		toRevion int64
+		toRevision int64
 	)
 	cmd := &cobra.Command{
 		Use:   "undo deployment/NAME [--to-revision=N]",
@@ -233,14 +233,14 @@ func newRolloutUndoCmd() *cobra.Command {
 				current := revisionOf(&rss[len(rss)-1])
 				for i := len(rss) - 1; i >= 0; i-- {
 					r := revisionOf(&rss[i])
-					if (toRevion == 0 && r < current) || (toRevion != 0 && r == toRevion) {
+					if (toRevision == 0 && r < current) || (toRevision != 0 && r == toRevision) {
 						target = &rss[i]
 						break
 					}
 				}
 				if target == nil {
-					if toRevion != 0 {
-						return fmt.Errorf("unable to find the specified revision %d", toRevion)
+					if toRevision != 0 {
+						return fmt.Errorf("unable to find the specified revision %d", toRevision)
 					}
 					return fmt.Errorf("no previous revision of deployment %q to roll back to", name)
 				}
@@ -257,7 +257,7 @@ func newRolloutUndoCmd() *cobra.Command {
 		},
 	}
 	cf.register(cmd, false)
-	cmd.Flags().Int64Var(&toRevion, "to-revision", 0, "revision to roll back to (0: the previous one)")
+	cmd.Flags().Int64Var(&toRevision, "to-revision", 0, "revision to roll back to (0: the previous one)")
 	return cmd
 }
 
