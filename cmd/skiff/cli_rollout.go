@@ -198,7 +198,7 @@ func printHistory(out io.Writer, d *appsv1.Deployment, rss []appsv1.ReplicaSet) 
 
 func newRolloutUndoCmd() *cobra.Command {
 	var (
-		cf       cliFlags
+		cf         cliFlags
 		toRevision int64
 	)
 	cmd := &cobra.Command{
