@@ -8,9 +8,11 @@ import (
 	"io"
 	"path/filepath"
 	"sync"
+	"time"
 
 	client "github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
+	"golang.org/x/sys/unix"
 )
 
 // Exec runs a command in the named container's current instance, streaming
@@ -68,17 +70,51 @@ func (r *Runtime) Exec(ctx context.Context, uid, name string, opts ExecOptions) 
 	if opts.TTY {
 		cioOpts = append(cioOpts, cio.WithTerminal)
 	}
-	proc, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(cioOpts...))
-	if err != nil {
-		return -1, fmt.Errorf("exec in %s: %w", name, err)
+	// wrap prefers the caller's deadline or cancellation over the RPC error
+	// it caused.
+	wrap := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("exec in %s: %w", name, err)
 	}
-	defer proc.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
+	// Creating and starting are not cancelled half-way: a Start cut short
+	// on the client can still run the process in the shim after our
+	// cleanup, leaving it behind. They are quick; ctx is checked after.
+	opCtx, opCancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer opCancel()
+	proc, err := task.Exec(opCtx, execID, &pspec, cio.NewCreator(cioOpts...))
+	if err != nil {
+		return -1, wrap(err)
+	}
+	// cleanup kills the process if it may run and deletes it, on a context
+	// of its own: the caller's may be the reason we are here.
+	cleanup := func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := proc.Delete(cctx); err == nil {
+			return // it had exited, or never started
+		}
+		gone, werr := proc.Wait(cctx)
+		_ = proc.Kill(cctx, unix.SIGKILL)
+		if werr == nil {
+			select {
+			case <-gone:
+			case <-cctx.Done():
+			}
+		}
+		_, _ = proc.Delete(cctx)
+	}
+	defer cleanup()
 	exited, err := proc.Wait(ctx)
 	if err != nil {
-		return -1, err
+		return -1, wrap(err)
 	}
-	if err := proc.Start(ctx); err != nil {
-		return -1, fmt.Errorf("exec in %s: %w", name, err)
+	if err := proc.Start(opCtx); err != nil {
+		return -1, wrap(err)
+	}
+	if ctx.Err() != nil {
+		return -1, ctx.Err() // cleanup kills it
 	}
 	if opts.TTY && opts.Resize != nil {
 		go func() {
@@ -106,12 +142,14 @@ func (r *Runtime) Exec(ctx context.Context, uid, name string, opts ExecOptions) 
 	}
 	select {
 	case st := <-exited:
+		if ctx.Err() != nil {
+			return -1, ctx.Err() // the wait ended because ctx did
+		}
 		proc.IO().Wait() // all output copied out
 		code, _, err := st.Result()
 		return int(code), err
 	case <-ctx.Done():
-		_ = proc.Kill(context.WithoutCancel(ctx), 9)
-		return -1, ctx.Err()
+		return -1, ctx.Err() // cleanup kills it
 	}
 }
 

@@ -408,14 +408,21 @@ func (r *Runtime) StartContainer(ctx context.Context, in PodInput, name string) 
 	if err != nil {
 		return ContainerStatus{}, fmt.Errorf("create container %s of %s/%s: %w", name, pod.Namespace, pod.Name, err)
 	}
+	// Undo on a context of its own: the caller's may be why we failed. A
+	// task whose creation or start was cut short may exist in the shim.
+	undo := func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = r.stopTask(cctx, ctr, 0)
+		_ = r.deleteContainer(cctx, ctr)
+	}
 	task, err := ctr.NewTask(ctx, r.logCreator(logPath))
 	if err != nil {
-		_ = ctr.Delete(ctx, client.WithSnapshotCleanup)
+		undo()
 		return ContainerStatus{}, fmt.Errorf("create task %s of %s/%s: %w", name, pod.Namespace, pod.Name, err)
 	}
 	if err := task.Start(ctx); err != nil {
-		_, _ = task.Delete(ctx, client.WithProcessKill)
-		_ = ctr.Delete(ctx, client.WithSnapshotCleanup)
+		undo()
 		return ContainerStatus{}, fmt.Errorf("start %s of %s/%s: %w", name, pod.Namespace, pod.Name, err)
 	}
 	if _, err := ctr.SetLabels(ctx, map[string]string{LabelStartedAt: formatTime(time.Now())}); err != nil {

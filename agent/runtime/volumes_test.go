@@ -108,15 +108,20 @@ func TestInitContainersVolumesAndInput(t *testing.T) {
 		t.Errorf("exec with TTY: %d %v %q", code, err, ttyOut.String())
 	}
 
-	// Cancelling an exec kills its process.
-	cctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	if _, err := rt.Exec(cctx, string(pod.UID), "app", runtime.ExecOptions{Cmd: []string{"sleep", "300"}}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("cancelled exec: %v, want DeadlineExceeded", err)
-	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("cancelled exec returned after %v", took)
+	// Cancelling an exec, at any step of it, kills its process.
+	for _, d := range []time.Duration{time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond, 500 * time.Millisecond} {
+		cctx, cancel := context.WithTimeout(context.Background(), d)
+		start := time.Now()
+		if _, err := rt.Exec(cctx, string(pod.UID), "app", runtime.ExecOptions{Cmd: []string{"sleep", "300"}}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("exec cancelled after %v: %v, want DeadlineExceeded", d, err)
+		}
+		cancel()
+		if took := time.Since(start); took > 15*time.Second {
+			t.Errorf("exec cancelled after %v returned after %v", d, took)
+		}
+		if out, _ := exec(t, rt, string(pod.UID), "app", "sh", "-c", "ps -o args | grep '^sleep 300' || true"); strings.TrimSpace(out) != "" {
+			t.Errorf("exec cancelled after %v: its process still runs: %q", d, out)
+		}
 	}
 	if out, _ := exec(t, rt, string(pod.UID), "app", "sh", "-c", "ps -o args | grep '^sleep 300' || true"); strings.TrimSpace(out) != "" {
 		t.Errorf("cancelled exec's process still runs: pids %q", out)
