@@ -1,0 +1,227 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	"github.com/skiffhq/skiff/client"
+)
+
+// eventually polls check until it returns nil or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = check(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v: %v", what, timeout, err)
+}
+
+// kubelet plays the node agent for pods nobody runs: a pod seen in one poll
+// is made Running and Ready in the next. It also records the fewest ready
+// pods of app=web seen once watching is on.
+type kubelet struct {
+	c        *client.Client
+	mu       sync.Mutex
+	seen     map[string]bool
+	watching bool
+	minReady int
+	maxPods  int
+}
+
+func (k *kubelet) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		k.poll(ctx)
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (k *kubelet) poll(ctx context.Context) {
+	var list corev1.PodList
+	if err := k.c.List(ctx, "default", &list, client.ListOptions{LabelSelector: "app=web"}); err != nil {
+		return
+	}
+	readyN, active := 0, 0
+	for i := range list.Items {
+		p := &list.Items[i]
+		if !isActive(p) {
+			continue
+		}
+		active++
+		if isReady(p) {
+			readyN++
+			continue
+		}
+		k.mu.Lock()
+		first := !k.seen[p.Name]
+		k.seen[p.Name] = true
+		k.mu.Unlock()
+		if first {
+			continue
+		}
+		p.Status.Phase = corev1.PodRunning
+		now := metav1.Now()
+		p.Status.Conditions = []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		}
+		_ = k.c.UpdateStatus(ctx, p) // a conflict or a deleted pod: next poll
+	}
+	k.mu.Lock()
+	if k.watching {
+		k.minReady = min(k.minReady, readyN)
+		k.maxPods = max(k.maxPods, active)
+	}
+	k.mu.Unlock()
+}
+
+func (k *kubelet) watch(on bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.watching, k.minReady, k.maxPods = on, 1<<30, 0
+}
+
+func (k *kubelet) extremes() (minReady, maxPods int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.minReady, k.maxPods
+}
+
+func TestIntegrationDeploymentLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and an API server")
+	}
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	c := srv.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	mgrErr := make(chan error, 1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		mgrErr <- NewManager(c, Options{Resync: 5 * time.Second}).Run(ctx)
+	}()
+	k := &kubelet{c: c, seen: map[string]bool{}}
+	go func() { defer wg.Done(); k.run(ctx) }()
+
+	d := testDeployment(3, rolling(1, 0))
+	d.Generation = 0
+	if err := c.Create(ctx, d); err != nil {
+		t.Fatalf("create deployment: %v", err)
+	}
+	get := func() *appsv1.Deployment {
+		got := &appsv1.Deployment{}
+		if err := c.Get(ctx, "default", "web", got); err != nil {
+			t.Fatalf("get deployment: %v", err)
+		}
+		return got
+	}
+	listPods := func() []corev1.Pod {
+		var l corev1.PodList
+		if err := c.List(ctx, "default", &l, client.ListOptions{LabelSelector: "app=web"}); err != nil {
+			t.Fatalf("list pods: %v", err)
+		}
+		return l.Items
+	}
+	listRS := func() []appsv1.ReplicaSet {
+		var l appsv1.ReplicaSetList
+		if err := c.List(ctx, "default", &l, client.ListOptions{}); err != nil {
+			t.Fatalf("list replicasets: %v", err)
+		}
+		return l.Items
+	}
+	rolledOut := func(image string) func() error {
+		return func() error {
+			d := get()
+			st := d.Status
+			cond := condition(&st, appsv1.DeploymentProgressing)
+			avail := condition(&st, appsv1.DeploymentAvailable)
+			if st.ObservedGeneration != d.Generation || st.Replicas != 3 || st.UpdatedReplicas != 3 || st.AvailableReplicas != 3 ||
+				cond == nil || cond.Reason != ReasonNewRSAvailable || avail == nil || avail.Status != corev1.ConditionTrue {
+				return fmt.Errorf("status %+v", st)
+			}
+			n := 0
+			for _, p := range listPods() {
+				if p.Spec.Containers[0].Image != image {
+					return fmt.Errorf("pod %s still runs %s", p.Name, p.Spec.Containers[0].Image)
+				}
+				n++
+			}
+			if n != 3 {
+				return fmt.Errorf("%d pods, want 3", n)
+			}
+			return nil
+		}
+	}
+
+	eventually(t, 60*time.Second, "deployment available", rolledOut("web:1"))
+	rss := listRS()
+	if len(rss) != 1 || !isControlledBy(&rss[0], get().UID) || rss[0].Annotations[RevisionAnnotation] != "1" {
+		t.Fatalf("replicasets %d: %+v", len(rss), rss)
+	}
+	for _, p := range listPods() {
+		if !isControlledBy(&p, rss[0].UID) {
+			t.Errorf("pod %s not controlled by %s: %v", p.Name, rss[0].Name, p.OwnerReferences)
+		}
+	}
+
+	k.watch(true)
+	if err := client.RetryOnConflict(ctx, 5, func() error {
+		d := get()
+		d.Spec.Template.Spec.Containers[0].Image = "web:2"
+		return c.Update(ctx, d)
+	}); err != nil {
+		t.Fatalf("update image: %v", err)
+	}
+	eventually(t, 60*time.Second, "rolled out to web:2", rolledOut("web:2"))
+	minReady, maxPods := k.extremes()
+	k.watch(false)
+	if minReady < 3 {
+		t.Errorf("ready pods fell to %d during the rollout; maxUnavailable 0 allows none fewer than 3", minReady)
+	}
+	if maxPods > 4 {
+		t.Errorf("%d pods during the rollout; maxSurge 1 allows 4", maxPods)
+	}
+	if got := get().Annotations[RevisionAnnotation]; got != "2" {
+		t.Errorf("deployment revision %q, want 2", got)
+	}
+	for _, rs := range listRS() {
+		if rs.Spec.Template.Spec.Containers[0].Image == "web:1" && (rs.Spec.Replicas == nil || *rs.Spec.Replicas != 0) {
+			t.Errorf("old replicaset %s not scaled to 0", rs.Name)
+		}
+	}
+
+	if _, err := c.Delete(ctx, get(), nil); err != nil {
+		t.Fatalf("delete deployment: %v", err)
+	}
+	eventually(t, 60*time.Second, "replicasets and pods collected", func() error {
+		if n, m := len(listRS()), len(listPods()); n+m > 0 {
+			return fmt.Errorf("%d replicasets and %d pods left", n, m)
+		}
+		return nil
+	})
+	cancel()
+	wg.Wait()
+	if err := <-mgrErr; err != context.Canceled {
+		t.Errorf("manager Run = %v, want context.Canceled", err)
+	}
+}
