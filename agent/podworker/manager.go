@@ -106,14 +106,20 @@ func (m *Manager) forwardEvents() {
 // (left from before an agent restart) are removed.
 func (m *Manager) Sync(ctx context.Context, desired []*corev1.Pod) error {
 	want := map[types.UID]*corev1.Pod{}
+	deleting := map[types.UID]*corev1.Pod{}
 	for _, p := range desired {
 		if p.DeletionTimestamp == nil {
 			want[p.UID] = p
+		} else {
+			deleting[p.UID] = p
 		}
 	}
 	m.mu.Lock()
 	for uid, w := range m.workers {
 		if _, ok := want[uid]; !ok {
+			if p, ok := deleting[uid]; ok {
+				w.update(p) // its deletion grace period applies
+			}
 			delete(m.workers, uid)
 			m.terminating[uid] = true
 			w.terminate()
