@@ -73,15 +73,23 @@ func NewManager(c *client.Client, opts Options) *Manager {
 func (m *Manager) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	factory := client.NewInformerFactory(m.c, m.opts.Resync)
+	// The manager owns its informers (rather than a shared factory) so that
+	// Run returns only once every goroutine it started has ended: a server
+	// losing leadership gets no stray watchers.
+	var infs []*client.Informer
+	var infErr error
 	inf := func(example runtime.Object) *client.Informer {
-		i, err := factory.For(example, metav1.NamespaceAll)
-		if err != nil {
-			panic(err) // only for kinds the client's scheme lacks: a bug here
+		i, err := client.NewInformer(m.c, metav1.NamespaceAll, example, client.ListOptions{}, m.opts.Resync)
+		if err != nil && infErr == nil {
+			infErr = err
 		}
+		infs = append(infs, i)
 		return i
 	}
 	pods, rss, rcs, deps := inf(&corev1.Pod{}), inf(&appsv1.ReplicaSet{}), inf(&corev1.ReplicationController{}), inf(&appsv1.Deployment{})
+	if infErr != nil {
+		return fmt.Errorf("controller informers: %w", infErr)
+	}
 	log := m.opts.Logger
 
 	rsc := NewReplicaSetController(rss, pods, m.c, nil, log.With("controller", "replicaset"))
@@ -100,11 +108,16 @@ func (m *Manager) Run(ctx context.Context) error {
 	gc.register(loops[3].queue)
 
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); factory.Start(ctx) }()
 	defer wg.Wait()
-	if err := factory.WaitForSync(ctx); err != nil {
-		return fmt.Errorf("controller caches: %w", err)
+	defer cancel() // before the Wait: stop everything on an early return
+	for _, i := range infs {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = i.Run(ctx) }()
+	}
+	for _, i := range infs {
+		if !i.WaitForSync(ctx) {
+			return fmt.Errorf("controller caches did not sync: %w", ctx.Err())
+		}
 	}
 	log.Info("controllers started", "workers", m.opts.Workers)
 	for _, l := range loops {
