@@ -25,6 +25,8 @@ import (
 type matcher struct {
 	labels labels.Selector
 	fields fields.Selector
+	// name, when set, is the one object watched or listed (ref.name).
+	name string
 }
 
 func newMatcher(k Kind, labelSel, fieldSel string) (*matcher, error) {
@@ -43,10 +45,18 @@ func newMatcher(k Kind, labelSel, fieldSel string) (*matcher, error) {
 	return &matcher{labels: ls, fields: fs}, nil
 }
 
-func (m *matcher) everything() bool { return m.labels.Empty() && m.fields.Empty() }
+func (m *matcher) everything() bool { return m.labels.Empty() && m.fields.Empty() && m.name == "" }
 
 func (m *matcher) matches(obj runtime.Object) bool {
-	return m.everything() || api.Matches(obj, m.labels, m.fields)
+	if m.everything() {
+		return true
+	}
+	if m.name != "" {
+		if acc, err := meta.Accessor(obj); err != nil || acc.GetName() != m.name {
+			return false
+		}
+	}
+	return api.Matches(obj, m.labels, m.fields)
 }
 
 // continueToken is the opaque position of the next page: the revision the
@@ -88,6 +98,7 @@ func (s *Server) List(ctx context.Context, req *skiffv1.ListRequest) (*skiffv1.L
 	if err != nil {
 		return nil, err
 	}
+	match.name = req.Ref.Name
 	if req.Limit < 0 {
 		return nil, client.NewBadRequest("limit must not be negative")
 	}
@@ -177,6 +188,9 @@ func (s *Server) Watch(req *skiffv1.WatchRequest, stream skiffv1.ClusterService_
 	if err != nil {
 		return err
 	}
+	// A watch of one object (ref.name) still follows the whole prefix:
+	// names are not prefix-free (web, web-2).
+	match.name = req.Ref.Name
 	prefix := s.listPrefix(k, req.Ref.Namespace)
 	send := func(typ string, obj runtime.Object) error {
 		data, err := marshal(obj)

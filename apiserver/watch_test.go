@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
+	skiffv1 "github.com/skiffhq/skiff/proto/skiff/v1"
 )
 
 // next reads one non-bookmark event, failing the test after a deadline.
@@ -302,5 +304,34 @@ func TestCompactorExpiresOldVersions(t *testing.T) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestWatchOneObjectByName(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	c := srv.Client()
+	ctx := ctxT(t)
+	for _, n := range []string{"web", "web-2"} {
+		if err := c.Create(ctx, pod("default", n, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream, err := c.Raw().Watch(ctx, &skiffv1.WatchRequest{Ref: &skiffv1.ResourceRef{Version: "v1", Resource: "pods", Namespace: "default", Name: "web"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := stream.Recv()
+	if err != nil || ev.Type != "ADDED" || !strings.Contains(string(ev.Object), `"name":"web"`) {
+		t.Fatalf("first event: %v %s %s", err, ev.GetType(), ev.GetObject())
+	}
+	if _, err := c.Delete(ctx, pod("default", "web-2", nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, pod("default", "web", nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	ev, err = stream.Recv()
+	if err != nil || ev.Type != "DELETED" || !strings.Contains(string(ev.Object), `"name":"web"`) {
+		t.Fatalf("want DELETED web only, got %v %s %s", err, ev.GetType(), ev.GetObject())
 	}
 }

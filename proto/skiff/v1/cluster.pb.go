@@ -23,7 +23,8 @@ const (
 
 // ResourceRef names a resource (group/version/resource) and, when the call is
 // about one object, its namespace and name. namespace is empty for
-// cluster-scoped resources and, in List and Watch, for all namespaces.
+// cluster-scoped resources and, in List and Watch, for all namespaces. A name
+// in List or Watch restricts them to that one object.
 type ResourceRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
