@@ -225,3 +225,130 @@ func TestIntegrationDeploymentLifecycle(t *testing.T) {
 		t.Errorf("manager Run = %v, want context.Canceled", err)
 	}
 }
+
+// startManager runs a Manager for the test and returns once started; the
+// manager stops (and is waited for) at the end of the test.
+func startManager(t *testing.T, c *client.Client) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	done := make(chan error, 1)
+	go func() { done <- NewManager(c, Options{Resync: 5 * time.Second}).Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != context.Canceled {
+			t.Errorf("manager Run = %v, want context.Canceled", err)
+		}
+	})
+	return ctx
+}
+
+func TestIntegrationAdoptionScaleAndPropagation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and an API server")
+	}
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	c := srv.Client()
+	ctx := startManager(t, c)
+
+	pods := func() []corev1.Pod {
+		var l corev1.PodList
+		if err := c.List(ctx, "default", &l, client.ListOptions{LabelSelector: "app=web"}); err != nil {
+			t.Fatalf("list pods: %v", err)
+		}
+		return l.Items
+	}
+	ownedBy := func(uid string, want int) func() error {
+		return func() error {
+			n := 0
+			for _, p := range pods() {
+				if p.DeletionTimestamp != nil {
+					continue
+				}
+				if ref := controllerOf(&p); ref != nil && string(ref.UID) == uid {
+					n++
+				} else if uid != "" {
+					return fmt.Errorf("pod %s owned by %v", p.Name, p.OwnerReferences)
+				} else if ref == nil {
+					n++
+				}
+			}
+			if n != want {
+				return fmt.Errorf("%d pods, want %d", n, want)
+			}
+			return nil
+		}
+	}
+
+	stray := testPod("stray")
+	stray.Status = corev1.PodStatus{}
+	if err := c.Create(ctx, stray); err != nil {
+		t.Fatalf("create stray pod: %v", err)
+	}
+	rs := testRS("web", 2)
+	rs.UID, rs.Generation = "", 0
+	rs.Spec.Template.Labels = webLabels
+	if err := c.Create(ctx, rs); err != nil {
+		t.Fatalf("create replicaset: %v", err)
+	}
+	eventually(t, 30*time.Second, "stray adopted and one pod created", ownedBy(string(rs.UID), 2))
+
+	if err := client.RetryOnConflict(ctx, 5, func() error {
+		if err := c.Get(ctx, "default", "web", rs); err != nil {
+			return err
+		}
+		one := int32(1)
+		rs.Spec.Replicas = &one
+		return c.Update(ctx, rs)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "scaled down to 1", ownedBy(string(rs.UID), 1))
+	eventually(t, 30*time.Second, "status of 1 replica", func() error {
+		got := &appsv1.ReplicaSet{}
+		if err := c.Get(ctx, "default", "web", got); err != nil {
+			return err
+		}
+		if got.Status.Replicas != 1 || got.Status.ObservedGeneration != got.Generation {
+			return fmt.Errorf("status %+v at generation %d", got.Status, got.Generation)
+		}
+		return nil
+	})
+
+	// Orphan: the ReplicaSet goes, its pod stays, without the reference.
+	if _, err := c.Delete(ctx, rs, &client.DeleteOptions{Propagation: "Orphan"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "replicaset gone", func() error {
+		if err := c.Get(ctx, "default", "web", &appsv1.ReplicaSet{}); !client.IsNotFound(err) {
+			return fmt.Errorf("get: %v", err)
+		}
+		return nil
+	})
+	eventually(t, 30*time.Second, "pod orphaned", ownedBy("", 1))
+
+	// A ReplicationController adopts it; Foreground deletion removes the
+	// pods before the controller itself.
+	two := int32(2)
+	rc := &corev1.ReplicationController{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "legacy"},
+		Spec: corev1.ReplicationControllerSpec{Replicas: &two, Selector: webLabels, Template: &corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: webLabels},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		}},
+	}
+	if err := c.Create(ctx, rc); err != nil {
+		t.Fatalf("create rc: %v", err)
+	}
+	eventually(t, 30*time.Second, "rc adopted and scaled", ownedBy(string(rc.UID), 2))
+	if _, err := c.Delete(ctx, rc, &client.DeleteOptions{Propagation: "Foreground"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "rc and its pods gone", func() error {
+		if n := len(pods()); n != 0 {
+			return fmt.Errorf("%d pods left", n)
+		}
+		if err := c.Get(ctx, "default", "legacy", &corev1.ReplicationController{}); !client.IsNotFound(err) {
+			return fmt.Errorf("rc get: %v", err)
+		}
+		return nil
+	})
+}
