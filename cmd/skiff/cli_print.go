@@ -96,6 +96,8 @@ type table struct {
 type columns struct {
 	headers, wide []string
 	cells         func(obj runtime.Object, now time.Time) (cells, wide []string)
+	// noName drops the NAME column (events show their object instead).
+	noName bool
 }
 
 func podStatus(p *corev1.Pod) (ready, total, restarts int, reason string) {
@@ -318,6 +320,20 @@ func columnsFor(kind string) columns {
 				}
 				return []string{fmt.Sprintf("%d/%s", j.Status.Succeeded, completions), dur, ageOf(j, now)}, nil
 			}}
+	case "Event":
+		return columns{noName: true, headers: []string{"LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"},
+			cells: func(o runtime.Object, now time.Time) ([]string, []string) {
+				e := o.(*corev1.Event)
+				ts := e.LastTimestamp.Time
+				if ts.IsZero() {
+					ts = e.EventTime.Time
+				}
+				if ts.IsZero() {
+					ts = e.CreationTimestamp.Time
+				}
+				obj := strings.ToLower(e.InvolvedObject.Kind) + "/" + e.InvolvedObject.Name
+				return []string{age(now.Sub(ts)), e.Type, e.Reason, obj, strings.TrimSpace(e.Message)}, nil
+			}}
 	case "ResourceQuota":
 		return columns{headers: []string{"AGE", "REQUEST", "LIMIT"},
 			cells: func(o runtime.Object, now time.Time) ([]string, []string) {
@@ -360,7 +376,9 @@ func buildTable(info api.KindInfo, objs []runtime.Object, opts printOptions, now
 	if opts.withNamespace {
 		t.headers = append(t.headers, "NAMESPACE")
 	}
-	t.headers = append(t.headers, "NAME")
+	if !cols.noName {
+		t.headers = append(t.headers, "NAME")
+	}
 	t.headers = append(t.headers, cols.headers...)
 	if opts.wide {
 		t.headers = append(t.headers, cols.wide...)
@@ -379,7 +397,9 @@ func buildTable(info api.KindInfo, objs []runtime.Object, opts printOptions, now
 			name = kindDisplay(info.Singular, info.GVK.Group) + "/" + name
 		}
 		cells, wide := cols.cells(o, now)
-		row = append(row, name)
+		if !cols.noName {
+			row = append(row, name)
+		}
 		row = append(row, cells...)
 		if opts.wide {
 			row = append(row, wide...)
