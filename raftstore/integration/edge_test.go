@@ -88,6 +88,16 @@ func testLeaseInTxn(t *testing.T, c *Cluster) {
 	if g := mustGet(t, cli, "et/c"); len(g.Kvs) != 0 {
 		t.Errorf("failed txn left et/c behind: %v", g.Kvs)
 	}
+	// Only the branch taken is checked: a revoked lease in the other branch
+	// does not fail the txn (etcd checks leases on the path it executes).
+	r, err = cli.Txn(tctx(t, opTimeout)).
+		If(clientv3.Compare(clientv3.Version("et/none"), ">", 0)).
+		Then(clientv3.OpPut("et/e", "1", clientv3.WithLease(g.ID))).
+		Else(clientv3.OpPut("et/f", "1")).
+		Commit()
+	if err != nil || r.Succeeded {
+		t.Errorf("txn with a revoked lease only in the branch not taken: succeeded=%v err %v, want the else branch to run", r != nil && r.Succeeded, err)
+	}
 }
 
 // Deleting thousands of keys is one revision; a watcher gets all its events
