@@ -375,12 +375,12 @@ source:
 	if _, stderr, err := runCLI(t, cfg, ev, "create", "-f", "-"); err != nil {
 		t.Fatalf("create event: %v %s", err, stderr)
 	}
-	out, stderr, err := runCLI(t, cfg, "", "get", "events")
+	out, _, err := runCLI(t, cfg, "", "get", "events")
 	if err != nil || !strings.HasPrefix(out, "LAST SEEN   TYPE     REASON      OBJECT          MESSAGE\n") ||
 		!strings.Contains(out, "Normal   Scheduled   pod/"+name+"   Successfully assigned") {
 		t.Errorf("get events: %v\n%s", err, out)
 	}
-	out, stderr, err = runCLI(t, cfg, "", "describe", "pod", name)
+	out, stderr, err := runCLI(t, cfg, "", "describe", "pod", name)
 	if err != nil {
 		t.Fatalf("describe: %v %s", err, stderr)
 	}
