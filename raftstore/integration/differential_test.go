@@ -25,12 +25,21 @@ import (
 // this one covers the server around it (request checks, error mapping,
 // headers, leases, watch).
 func TestDifferentialWithEtcd(t *testing.T) {
+	// One Skiff member; then three, talked to through a follower, so that
+	// forwarding and the errors coming back through it are compared too
+	// (serializable reads are left out there: a follower may lag).
+	for _, members := range []int{1, 3} {
+		t.Run(fmt.Sprintf("skiff-members=%d", members), func(t *testing.T) { testDifferential(t, members) })
+	}
+}
+
+func testDifferential(t *testing.T, members int) {
 	sk, ok := backends["skiff"]
 	if !ok {
 		t.Skip("Skiff backend not compiled in")
 	}
 	etcdBinary(t)
-	skiff := sk.Bootstrap(t, 1, opts{})
+	skiff := sk.Bootstrap(t, members, opts{})
 	etcd := backends["etcd"].Bootstrap(t, 1, opts{})
 	t.Cleanup(func() {
 		for _, n := range append(skiff, etcd...) {
@@ -49,12 +58,30 @@ func TestDifferentialWithEtcd(t *testing.T) {
 		})
 		return cli
 	}
-	a, b := newClient(skiff[0]), newClient(etcd[0])
+	target := skiff[0]
+	if members > 1 {
+		// A follower: any member whose status names another leader.
+		eventually(t, 30*time.Second, "a follower to talk to", func() error {
+			for _, n := range skiff {
+				cli := newClient(n)
+				st, err := cli.Status(tctx(t, 2*time.Second), n.ClientAddr())
+				if err != nil {
+					return err
+				}
+				if st.Leader != 0 && st.Leader != st.Header.MemberId {
+					target = n
+					return nil
+				}
+			}
+			return fmt.Errorf("no follower yet")
+		})
+	}
+	a, b := newClient(target), newClient(etcd[0])
 	// The probes above are reads; both stores are at revision 1.
 	wa := a.Watch(tctx(t, 120*time.Second), "d/", clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithRev(1))
 	wb := b.Watch(tctx(t, 120*time.Second), "d/", clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithRev(1))
 
-	d := &differ{t: t, a: a, b: b, leaseA: map[clientv3.LeaseID]int{}, leaseB: map[clientv3.LeaseID]int{}}
+	d := &differ{t: t, a: a, b: b, noSerializable: members > 1, leaseA: map[clientv3.LeaseID]int{}, leaseB: map[clientv3.LeaseID]int{}}
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewSource(seed))
@@ -98,6 +125,7 @@ type differ struct {
 	leases         [][2]clientv3.LeaseID
 	leaseA, leaseB map[clientv3.LeaseID]int
 	rev            int64
+	noSerializable bool
 }
 
 var diffKeys = []string{"d/a", "d/b", "d/b/1", "d/c", "d/d", "d/e"}
@@ -167,7 +195,7 @@ func (d *differ) step(rng *rand.Rand, i int) {
 		case 3:
 			o = append(o, clientv3.WithMaxCreateRev(rng.Int63n(d.rev+1)))
 		}
-		if rng.Intn(2) == 0 {
+		if rng.Intn(2) == 0 && !d.noSerializable {
 			o = append(o, clientv3.WithSerializable())
 		}
 		ra, ea := d.a.Get(ctx, k, o...)
