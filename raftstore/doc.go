@@ -3,8 +3,8 @@
 // the etcd Go client and Skiff's own API server use it unchanged.
 //
 // A member (Server) is built from:
-//   - hashicorp/raft, with raft-boltdb (bbolt) as log and stable store and
-//     file snapshots, replicating etcd InternalRaftRequest entries;
+//   - hashicorp/raft, with raft-wal as log and stable store and file
+//     snapshots, replicating etcd InternalRaftRequest entries;
 //   - an FSM that applies those entries to the pure mvcc.Store and to the
 //     lease table, and wakes watchers;
 //   - the etcd v3 services (KV, Watch, Lease, Cluster, Maintenance) on the
@@ -12,7 +12,8 @@
 //   - a peer port shared by Raft's transport and a small gRPC PeerService
 //     (join, forwarding proposals and read-index requests to the leader).
 //
-// The public contract is Config, New and the Server methods below; everything
-// else is internal. raftstore imports no Skiff package but its own and the
+// The public contract is Config, New and the Server methods (contract.go,
+// server.go); everything else is internal. DESIGN.md explains the request
+// paths and the read-index reasoning. raftstore imports no Skiff package but its own and the
 // generated peer protocol in proto/skiff/v1.
 package raftstore
