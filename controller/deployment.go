@@ -255,20 +255,13 @@ func (c *DeploymentController) roll(ctx context.Context, r *rollout) error {
 }
 
 func (c *DeploymentController) maxOldRevision(r *rollout) int64 {
-	var max int64
+	var highest int64
 	for _, rs := range r.old {
-		max = Max(max, revisionOf(rs))
+		highest = max(highest, revisionOf(rs))
 	}
-	return max
+	return highest
 }
 
-// Max is the larger of a and b.
-func Max[T int64 | int32 | int](a, b T) T {
-	if a > b {
-		return a
-	}
-	return b
-}
 
 // ensureNewRS creates the ReplicaSet of the current template (at 0
 // replicas: scaling is the strategy's), or gives an old one that matches
@@ -543,7 +536,7 @@ func (c *DeploymentController) writeStatus(ctx context.Context, r *rollout) (Res
 	if r.newRS != nil {
 		st.UpdatedReplicas = r.newRS.Status.Replicas
 	}
-	st.UnavailableReplicas = Max(r.replicas-st.AvailableReplicas, 0)
+	st.UnavailableReplicas = max(r.replicas-st.AvailableReplicas, 0)
 
 	_, unavailable := rollingBounds(d, r.replicas)
 	if st.AvailableReplicas >= r.replicas-unavailable {

@@ -295,7 +295,29 @@ func (c *ReplicaSetController) release(ctx context.Context, cached *corev1.Pod, 
 	return nil
 }
 
-// enqueueForPod finds the owners that care about pod: its controller if it
+// selectorOf is the pod selector of a ReplicaSet or ReplicationController
+// (nil if it selects nothing), without copying the object.
+func selectorOf(obj runtime.Object) labels.Selector {
+	switch o := obj.(type) {
+	case *appsv1.ReplicaSet:
+		if o.Spec.Selector == nil {
+			return nil
+		}
+		sel, err := metav1.LabelSelectorAsSelector(o.Spec.Selector)
+		if err != nil || sel.Empty() {
+			return nil
+		}
+		return sel
+	case *corev1.ReplicationController:
+		if len(o.Spec.Selector) == 0 {
+			return nil
+		}
+		return labels.SelectorFromSet(o.Spec.Selector)
+	}
+	return nil
+}
+
+// ownersOfPod finds the owners that care about pod: its controller if it
 // is of this kind, else (an orphan) every owner whose selector matches.
 func (c *ReplicaSetController) ownersOfPod(pod *corev1.Pod) []string {
 	if ref := controllerOf(pod); ref != nil {
@@ -306,8 +328,8 @@ func (c *ReplicaSetController) ownersOfPod(pod *corev1.Pod) []string {
 	}
 	var keys []string
 	for _, o := range inNamespace(c.owners, pod.Namespace, nil) {
-		v, err := viewOf(o)
-		if err == nil && v.selector.Matches(labels.Set(pod.Labels)) {
+		sel := selectorOf(o)
+		if sel != nil && sel.Matches(labels.Set(pod.Labels)) {
 			keys = append(keys, client.KeyOf(o))
 		}
 	}
