@@ -262,7 +262,6 @@ func (c *DeploymentController) maxOldRevision(r *rollout) int64 {
 	return highest
 }
 
-
 // ensureNewRS creates the ReplicaSet of the current template (at 0
 // replicas: scaling is the strategy's), or gives an old one that matches
 // again (a rollback) the next revision.
