@@ -128,8 +128,8 @@ func TestCrashLoopAndCompletion(t *testing.T) {
 func TestProbes(t *testing.T) {
 	m, rt, st := setup(t)
 	pod := newPod("probed", corev1.RestartPolicyAlways, corev1.Container{
-		Name: "app", Image: "busybox", Command: []string{"sh", "-c", "touch /tmp/alive; exec sleep 3600"},
-		LivenessProbe:  execProbe("test", "-f", "/tmp/alive"),
+		Name: "app", Image: "busybox", Command: []string{"sleep", "3600"},
+		LivenessProbe:  execProbe("sh", "-c", "test ! -f /tmp/dead"),
 		ReadinessProbe: execProbe("test", "-f", "/tmp/ready"),
 	})
 	ctx := context.Background()
@@ -155,7 +155,7 @@ func TestProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodetest.Poll(t, 30*time.Second, "ready after /tmp/ready appears", ready(true))
-	if _, err := rt.Exec(ctx, uid, "app", runtime.ExecOptions{Cmd: []string{"rm", "/tmp/alive"}}); err != nil {
+	if _, err := rt.Exec(ctx, uid, "app", runtime.ExecOptions{Cmd: []string{"touch", "/tmp/dead"}}); err != nil {
 		t.Fatal(err)
 	}
 	nodetest.Poll(t, 60*time.Second, "liveness failure restarts the container (not ready again)", func() (bool, error) {
