@@ -269,14 +269,17 @@ func (c *DeploymentController) ensureNewRS(ctx context.Context, r *rollout) erro
 	d := r.d
 	next := c.maxOldRevision(r) + 1
 	if r.newRS != nil {
-		if revisionOf(r.newRS) >= next {
+		if revisionOf(r.newRS) >= next && r.newRS.Spec.MinReadySeconds == d.Spec.MinReadySeconds {
 			return nil
 		}
 		rs := r.newRS.DeepCopy()
 		if rs.Annotations == nil {
 			rs.Annotations = map[string]string{}
 		}
-		rs.Annotations[RevisionAnnotation] = strconv.FormatInt(next, 10)
+		if revisionOf(rs) < next {
+			rs.Annotations[RevisionAnnotation] = strconv.FormatInt(next, 10)
+		}
+		rs.Spec.MinReadySeconds = d.Spec.MinReadySeconds
 		if err := c.w.Update(ctx, rs); err != nil {
 			return fmt.Errorf("revision of replicaset %s/%s: %w", rs.Namespace, rs.Name, err)
 		}

@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,21 @@ import (
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 )
+
+// testLogger logs to t with -v, else nowhere.
+func testLogger(t *testing.T) *slog.Logger {
+	if !testing.Verbose() {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, nil))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
 
 // eventually polls check until it returns nil or the deadline passes.
 func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
@@ -118,7 +135,7 @@ func TestIntegrationDeploymentLifecycle(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		mgrErr <- NewManager(c, Options{Resync: 5 * time.Second}).Run(ctx)
+		mgrErr <- NewManager(c, Options{Resync: 5 * time.Second, Logger: testLogger(t)}).Run(ctx)
 	}()
 	k := &kubelet{c: c, seen: map[string]bool{}}
 	go func() { defer wg.Done(); k.run(ctx) }()
@@ -231,7 +248,7 @@ func TestIntegrationDeploymentLifecycle(t *testing.T) {
 func startManager(t *testing.T, c *client.Client) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	done := make(chan error, 1)
-	go func() { done <- NewManager(c, Options{Resync: 5 * time.Second}).Run(ctx) }()
+	go func() { done <- NewManager(c, Options{Resync: 5 * time.Second, Logger: testLogger(t)}).Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != context.Canceled {

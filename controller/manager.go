@@ -162,7 +162,11 @@ func (l *loop) next(ctx context.Context) bool {
 	res, err := l.r.Reconcile(ctx, key)
 	if err != nil {
 		if ctx.Err() == nil {
-			l.log.Warn("reconcile failed, retrying", "key", key, "retries", l.queue.NumRequeues(key), "err", err)
+			level := slog.LevelWarn
+			if client.IsConflict(err) { // a stale cache: routine, the retry reads afresh
+				level = slog.LevelDebug
+			}
+			l.log.Log(ctx, level, "reconcile failed, retrying", "key", key, "retries", l.queue.NumRequeues(key), "err", err)
 			l.queue.AddRateLimited(key)
 		}
 		return true

@@ -194,11 +194,32 @@ func (c *ReplicaSetController) Reconcile(ctx context.Context, key string) (Resul
 		}
 	}
 	if !apiequality.Semantic.DeepEqual(st, v.status) {
-		if err := c.w.UpdateStatus(ctx, v.withStatus(st)); err != nil && !client.IsNotFound(err) {
+		if err := c.writeStatus(ctx, v, st); err != nil && !client.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("status of %s %s: %w", c.kind.Kind, key, err))
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// writeStatus writes st. The cache is often a step behind a ReplicaSet
+// just scaled by its Deployment: on a Conflict, when a fresh read shows the
+// same generation (the status computed still holds), it writes once more
+// onto the fresh object instead of waiting for a backoff.
+func (c *ReplicaSetController) writeStatus(ctx context.Context, v *replicaView, st appsv1.ReplicaSetStatus) error {
+	err := c.w.UpdateStatus(ctx, v.withStatus(st))
+	r, canRead := c.w.(Reader)
+	if !client.IsConflict(err) || !canRead {
+		return err
+	}
+	fresh := v.obj.DeepCopyObject()
+	if gerr := r.Get(ctx, v.meta.GetNamespace(), v.meta.GetName(), fresh); gerr != nil {
+		return err
+	}
+	fv, verr := viewOf(fresh)
+	if verr != nil || fv.meta.GetGeneration() != v.meta.GetGeneration() || fv.meta.GetUID() != v.meta.GetUID() {
+		return err
+	}
+	return c.w.UpdateStatus(ctx, fv.withStatus(st))
 }
 
 // manage creates or deletes pods so that len(active) becomes v.replicas.
