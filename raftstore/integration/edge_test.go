@@ -90,13 +90,16 @@ func testLeaseInTxn(t *testing.T, c *Cluster) {
 	}
 	// Only the branch taken is checked: a revoked lease in the other branch
 	// does not fail the txn (etcd checks leases on the path it executes).
-	r, err = cli.Txn(tctx(t, opTimeout)).
-		If(clientv3.Compare(clientv3.Version("et/none"), ">", 0)).
-		Then(clientv3.OpPut("et/e", "1", clientv3.WithLease(g.ID))).
-		Else(clientv3.OpPut("et/f", "1")).
-		Commit()
-	if err != nil || r.Succeeded {
-		t.Errorf("txn with a revoked lease only in the branch not taken: succeeded=%v err %v, want the else branch to run", r != nil && r.Succeeded, err)
+	// Asked of the leader and of a follower, since either may check early.
+	for _, m := range []node{c.Leader(), c.Followers()[0]} {
+		r, err = c.memberClient(m).Txn(tctx(t, opTimeout)).
+			If(clientv3.Compare(clientv3.Version("et/none"), ">", 0)).
+			Then(clientv3.OpPut("et/e", "1", clientv3.WithLease(g.ID))).
+			Else(clientv3.OpPut("et/f", "1")).
+			Commit()
+		if err != nil || r.Succeeded {
+			t.Errorf("txn via %s with a revoked lease only in the branch not taken: succeeded=%v err %v, want the else branch to run", m.ClientAddr(), r != nil && r.Succeeded, err)
+		}
 	}
 }
 
