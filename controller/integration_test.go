@@ -56,6 +56,7 @@ type kubelet struct {
 	watching bool
 	minReady int
 	maxPods  int
+	broken   string // pods of this image never get ready
 }
 
 func (k *kubelet) run(ctx context.Context) {
@@ -88,7 +89,7 @@ func (k *kubelet) poll(ctx context.Context) {
 		first := !k.seen[p.Name]
 		k.seen[p.Name] = true
 		k.mu.Unlock()
-		if first {
+		if first || p.Spec.Containers[0].Image == k.broken {
 			continue
 		}
 		p.Status.Phase = corev1.PodRunning
@@ -368,4 +369,80 @@ func TestIntegrationAdoptionScaleAndPropagation(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A rollout to an image that never gets ready stops at maxUnavailable and
+// reports Progressing=False ProgressDeadlineExceeded after the deadline;
+// pausing keeps the Deployment from rolling the next template.
+func TestIntegrationProgressDeadlineAndPause(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and an API server")
+	}
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	c := srv.Client()
+	ctx := startManager(t, c)
+	k := &kubelet{c: c, seen: map[string]bool{}, broken: "web:bad"}
+	kctx, kcancel := context.WithCancel(ctx)
+	kdone := make(chan struct{})
+	go func() { defer close(kdone); k.run(kctx) }()
+	t.Cleanup(func() { kcancel(); <-kdone })
+
+	d := testDeployment(2, rolling(1, 0))
+	d.Generation = 0
+	deadline := int32(2)
+	d.Spec.ProgressDeadlineSeconds = &deadline
+	if err := c.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	get := func() *appsv1.Deployment {
+		got := &appsv1.Deployment{}
+		if err := c.Get(ctx, "default", "web", got); err != nil {
+			t.Fatalf("get deployment: %v", err)
+		}
+		return got
+	}
+	progressing := func(reason string) func() error {
+		return func() error {
+			st := get().Status
+			if cond := condition(&st, appsv1.DeploymentProgressing); cond == nil || cond.Reason != reason {
+				return fmt.Errorf("progressing %+v, want reason %s", cond, reason)
+			}
+			return nil
+		}
+	}
+	eventually(t, 30*time.Second, "available", progressing(ReasonNewRSAvailable))
+	update := func(change func(*appsv1.Deployment)) {
+		t.Helper()
+		if err := client.RetryOnConflict(ctx, 5, func() error {
+			d := get()
+			change(d)
+			return c.Update(ctx, d)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "web:bad" })
+	eventually(t, 30*time.Second, "deadline exceeded", progressing(ReasonProgressDeadlineExceeded))
+	st := get().Status
+	if cond := condition(&st, appsv1.DeploymentProgressing); cond.Status != corev1.ConditionFalse {
+		t.Errorf("progressing %+v, want False", cond)
+	}
+	if st.AvailableReplicas != 2 || st.UpdatedReplicas != 1 {
+		t.Errorf("status %+v: want the 2 old pods available and 1 new one stuck", st)
+	}
+
+	update(func(d *appsv1.Deployment) {
+		d.Spec.Paused = true
+		d.Spec.Template.Spec.Containers[0].Image = "web:3"
+	})
+	eventually(t, 30*time.Second, "paused", progressing(ReasonPaused))
+	var rsl appsv1.ReplicaSetList
+	if err := c.List(ctx, "default", &rsl, client.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rsl.Items) != 2 {
+		t.Errorf("%d replicasets while paused, want 2 (no web:3)", len(rsl.Items))
+	}
+	update(func(d *appsv1.Deployment) { d.Spec.Paused = false })
+	eventually(t, 30*time.Second, "resumed and rolled out", progressing(ReasonNewRSAvailable))
 }
