@@ -72,35 +72,50 @@ func TestFollowerForwarding(t *testing.T) {
 	}
 }
 
-// TestLeaderKilledUnderWriteLoad: kill the leader while clients write; a new
-// leader is elected, writes resume, and no acknowledged write is lost, on the
-// survivors or on the old leader once it is back.
+// TestLeaderKilledUnderWriteLoad: kill the leader while clients write (in a
+// 5-member cluster, a follower too); a new leader is elected, writes resume,
+// and no acknowledged write is lost, on the survivors or on the killed
+// members once they are back.
 func TestLeaderKilledUnderWriteLoad(t *testing.T) {
-	c := newCluster(t, 3, opts{})
-	load := startWrites(t, c.Client(), "lk/", 8)
-	load.waitMore(t, 50, 30*time.Second)
-	old := c.Leader()
-	oldID := memberID(t, c, old)
-	c.Kill(old)
-	start := time.Now()
-	nl := c.WaitLeader(30 * time.Second)
-	if nl == old {
-		t.Fatal("the killed member is still the leader")
+	for _, n := range []int{3, 5} {
+		t.Run(fmt.Sprintf("members=%d", n), func(t *testing.T) {
+			c := newCluster(t, n, opts{})
+			load := startWrites(t, c.Client(), "lk/", 8)
+			load.waitMore(t, 50, 30*time.Second)
+			old := c.Leader()
+			oldID := memberID(t, c, old)
+			killed := []node{old}
+			if n == 5 {
+				killed = append(killed, c.Followers()[0])
+			}
+			for _, m := range killed {
+				c.Kill(m)
+			}
+			start := time.Now()
+			nl := c.WaitLeader(30 * time.Second)
+			if nl == old {
+				t.Fatal("the killed member is still the leader")
+			}
+			t.Logf("new leader after %v", time.Since(start))
+			load.waitMore(t, 50, 30*time.Second)
+			load.stop()
+			for _, m := range c.Members() {
+				if m.Running() {
+					load.checkAll(t, c, m, 30*time.Second)
+				}
+			}
+			for _, m := range killed {
+				c.Restart(m)
+			}
+			for _, m := range killed {
+				load.checkAll(t, c, m, 60*time.Second)
+			}
+			if id := memberID(t, c, old); id != oldID {
+				t.Errorf("restarted member has id %x, was %x", id, oldID)
+			}
+			t.Logf("%d acknowledged writes, %d with unknown outcome", load.count(), load.errs)
+		})
 	}
-	t.Logf("new leader after %v", time.Since(start))
-	load.waitMore(t, 50, 30*time.Second)
-	load.stop()
-	for _, m := range c.Members() {
-		if m.Running() {
-			load.checkAll(t, c, m, 30*time.Second)
-		}
-	}
-	c.Restart(old)
-	load.checkAll(t, c, old, 60*time.Second)
-	if id := memberID(t, c, old); id != oldID {
-		t.Errorf("restarted member has id %x, was %x", id, oldID)
-	}
-	t.Logf("%d acknowledged writes, %d with unknown outcome", load.count(), load.errs)
 }
 
 // TestMemberRestart: a follower killed and restarted on its data dir comes
