@@ -25,6 +25,20 @@
 //     adoption sets it on a matching orphan, release removes it from a pod
 //     that stopped matching.
 //
+// # Running
+//
+// `skiff server` runs the controllers on the leader only:
+//
+//	c, _ := client.New(client.Options{ConfigPath: adminConfig})
+//	err := controller.NewManager(c, controller.Options{Logger: log}).Run(leaderCtx)
+//
+// where leaderCtx is cancelled when this server stops leading. Run returns
+// once every informer and worker it started has stopped, so a new term can
+// start a new Manager at once. Two managers overlapping briefly is safe:
+// every write is a compare-and-swap on resourceVersion (or a UID
+// precondition on deletes), and a surplus pod created by the overlap is
+// removed by the next ReplicaSet reconcile.
+//
 // # Why the garbage collector checks live
 //
 // A dependent whose owner is missing from the cache may have an owner that

@@ -203,3 +203,5 @@ func (c *ReplicaSetController) register(q *client.Queue[string], owners, pods *c
 		return nil
 	}))
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
