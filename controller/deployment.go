@@ -235,6 +235,19 @@ func (c *DeploymentController) claim(ctx context.Context, r *rollout, sel labels
 		}
 		r.old = append(r.old, rs)
 	}
+	if r.newRS == nil {
+		// A ReplicaSet this Deployment made for its template whose stored
+		// template differs (a server defaulting a field the Deployment's
+		// template lacks) is still the new one: never create another.
+		hash := TemplateHash(&d.Spec.Template, d.Status.CollisionCount)
+		for i, rs := range r.old {
+			if rs.Name == d.Name+"-"+hash && rs.Labels[PodTemplateHashLabel] == hash && rs.DeletionTimestamp == nil {
+				r.newRS = rs
+				r.old = append(r.old[:i:i], r.old[i+1:]...)
+				break
+			}
+		}
+	}
 	sort.SliceStable(r.old, func(i, j int) bool { return revisionOf(r.old[i]) < revisionOf(r.old[j]) })
 	return nil
 }

@@ -310,3 +310,23 @@ func TestDeploymentAdoptsOrphanReplicaSet(t *testing.T) {
 		t.Fatalf("replicasets %d, controller %v: want the orphan adopted", len(rss), controllerOf(rss[0]))
 	}
 }
+
+// A ReplicaSet whose stored template differs from the Deployment's only by
+// what the server filled in is still the new one: no second ReplicaSet.
+func TestDeploymentNewRSByHashName(t *testing.T) {
+	s := newSim(t, testDeployment(2, rolling(1, 0)))
+	s.step()
+	rss := s.replicaSets()
+	if len(rss) != 1 {
+		t.Fatalf("%d replicasets, want 1", len(rss))
+	}
+	rs := rss[0].DeepCopy()
+	rs.Spec.Template.Spec.DNSPolicy = corev1.DNSClusterFirst // "defaulted" by a server
+	if err := s.f.Update(ctxT(t), rs); err != nil {
+		t.Fatal(err)
+	}
+	s.runUntil("available", func() bool { return s.complete("web:1") }, nil)
+	if n := len(s.replicaSets()); n != 1 {
+		t.Fatalf("%d replicasets, want 1", n)
+	}
+}
