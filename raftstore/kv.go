@@ -62,8 +62,15 @@ func checkRange(r *pb.RangeRequest) error {
 }
 
 func (k *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
-	if err := k.s.checkPut(r); err != nil {
+	if err := checkPut(r); err != nil {
 		return nil, err
+	}
+	// Checked again when applied (mvcc asks the lease table); this early
+	// check saves a round through the log for the common mistake. Only the
+	// leader may check: it has applied every grant it acknowledged, while
+	// a follower may not have applied a grant made through another member.
+	if r.Lease != 0 && k.s.IsLeader() && !k.s.fsm.leaseExists(r.Lease) {
+		return nil, rpctypes.ErrGRPCLeaseNotFound
 	}
 	resp, err := proposeAs[pb.PutResponse](ctx, k.s, &pb.InternalRaftRequest{Put: r})
 	if err != nil {
@@ -73,7 +80,10 @@ func (k *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, 
 	return resp, nil
 }
 
-func (s *Server) checkPut(r *pb.PutRequest) error {
+// checkPut checks the shape of a put, as etcd does for every put of both
+// txn branches before proposing. Lease existence is not a shape: in a txn
+// only the branch taken is checked, when applied.
+func checkPut(r *pb.PutRequest) error {
 	if len(r.Key) == 0 {
 		return rpctypes.ErrGRPCEmptyKey
 	}
@@ -82,13 +92,6 @@ func (s *Server) checkPut(r *pb.PutRequest) error {
 	}
 	if r.IgnoreLease && r.Lease != 0 {
 		return rpctypes.ErrGRPCLeaseProvided
-	}
-	// Checked again when applied (mvcc asks the lease table); this early
-	// check saves a round through the log for the common mistake. Only the
-	// leader may check: it has applied every grant it acknowledged, while
-	// a follower may not have applied a grant made through another member.
-	if r.Lease != 0 && s.IsLeader() && !s.fsm.leaseExists(r.Lease) {
-		return rpctypes.ErrGRPCLeaseNotFound
 	}
 	return nil
 }
@@ -154,7 +157,7 @@ func (s *Server) checkTxn(r *pb.TxnRequest) error {
 		case op.GetRequestRange() != nil:
 			err = checkRange(op.GetRequestRange())
 		case op.GetRequestPut() != nil:
-			err = s.checkPut(op.GetRequestPut())
+			err = checkPut(op.GetRequestPut())
 		case op.GetRequestDeleteRange() != nil:
 			if len(op.GetRequestDeleteRange().Key) == 0 {
 				err = rpctypes.ErrGRPCEmptyKey

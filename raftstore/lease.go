@@ -46,7 +46,7 @@ func (l *leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (
 	if g.ID < 0 {
 		return nil, rpctypes.ErrGRPCLeaseNotFound
 	}
-	if l.s.IsLeader() && l.s.fsm.leaseExists(g.ID) { // see checkPut
+	if l.s.IsLeader() && l.s.fsm.leaseExists(g.ID) { // see kvServer.Put
 		return nil, rpctypes.ErrGRPCLeaseExist
 	}
 	resp, err := proposeAs[pb.LeaseGrantResponse](ctx, l.s, &pb.InternalRaftRequest{LeaseGrant: g})
@@ -68,7 +68,7 @@ func randomLeaseID() int64 {
 }
 
 func (l *leaseServer) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
-	if l.s.IsLeader() && !l.s.fsm.leaseExists(r.ID) { // see checkPut
+	if l.s.IsLeader() && !l.s.fsm.leaseExists(r.ID) { // see kvServer.Put
 		return nil, rpctypes.ErrGRPCLeaseNotFound
 	}
 	resp, err := proposeAs[pb.LeaseRevokeResponse](ctx, l.s, &pb.InternalRaftRequest{LeaseRevoke: r})

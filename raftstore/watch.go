@@ -88,8 +88,35 @@ func (w *watchStream) run(ctx context.Context, reqs <-chan *pb.WatchRequest, rec
 		}
 		select {
 		case req := <-reqs:
-			if err := w.handle(req); err != nil {
-				return err
+			// Creates already queued behind this one share its
+			// barrier: all of them arrived before it starts.
+			batch := []*pb.WatchRequest{req}
+		drain:
+			for len(batch) < cap(reqs) {
+				select {
+				case r := <-reqs:
+					batch = append(batch, r)
+				default:
+					break drain
+				}
+			}
+			barrierDone := false
+			for _, r := range batch {
+				if r.GetCreateRequest() != nil && !barrierDone {
+					// A watch starts from a state at least as new as
+					// every write acknowledged before it was created,
+					// through any member (a replay from a revision
+					// learnt elsewhere, a compaction just asked for, or
+					// "from now" just after a write): one read-index
+					// barrier, as for a linearizable range. Without a
+					// leader the watch still starts, from this
+					// member's state, as etcd's would.
+					_ = w.barrier()
+					barrierDone = true
+				}
+				if err := w.handle(r); err != nil {
+					return err
+				}
 			}
 		case <-wake:
 		case <-tick.C:
@@ -151,13 +178,7 @@ func (w *watchStream) handle(req *pb.WatchRequest) error {
 }
 
 func (w *watchStream) create(c *pb.WatchCreateRequest) error {
-	// A watch starts from a state at least as new as every write
-	// acknowledged before it was created, through any member (a replay
-	// from a revision learnt elsewhere, a compaction just asked for, or
-	// "from now" just after a write): one read-index barrier, as for a
-	// linearizable range. Without a leader the watch still starts, from
-	// this member's state, as etcd's would.
-	_ = w.barrier()
+	// The caller (run) has passed a read-index barrier for this create.
 	st := w.s.fsm.kv()
 	rev := st.Rev()
 	id := c.WatchId
