@@ -184,7 +184,42 @@ func (c *DeploymentController) Reconcile(ctx context.Context, key string) (Resul
 	errs = append(errs, c.cleanup(ctx, r))
 	res, err := c.writeStatus(ctx, r)
 	errs = append(errs, err)
+	if err == nil {
+		errs = append(errs, c.autoRollback(ctx, r))
+	}
 	return res, errors.Join(errs...)
+}
+
+// AutoRollbackAnnotation, set to "true" on a Deployment, opts it into
+// Skiff's automatic rollback: a rollout that exceeds its progress deadline
+// puts the template of the previous revision back, as `skiff rollout undo`
+// would. Kubernetes has no such thing; it is off unless asked for.
+const AutoRollbackAnnotation = "skiff.io/auto-rollback"
+
+// RolledBackAnnotation records on the Deployment the revision an automatic
+// rollback abandoned.
+const RolledBackAnnotation = "skiff.io/rolled-back-from"
+
+func (c *DeploymentController) autoRollback(ctx context.Context, r *rollout) error {
+	d := r.d
+	if d.Annotations[AutoRollbackAnnotation] != "true" || d.Spec.Paused || r.newRS == nil || len(r.old) == 0 {
+		return nil
+	}
+	cond := condition(&d.Status, appsv1.DeploymentProgressing)
+	if cond == nil || cond.Status != corev1.ConditionFalse || cond.Reason != ReasonProgressDeadlineExceeded {
+		return nil
+	}
+	prev := r.old[len(r.old)-1] // the highest old revision
+	tmpl := prev.Spec.Template.DeepCopy()
+	delete(tmpl.Labels, PodTemplateHashLabel)
+	d.Spec.Template = *tmpl
+	d.Annotations[RolledBackAnnotation] = r.newRS.Annotations[RevisionAnnotation]
+	if err := c.w.Update(ctx, d); err != nil && !client.IsNotFound(err) {
+		return fmt.Errorf("rolling back deployment %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	c.log.Info("rolled back a rollout past its progress deadline", "deployment", d.Namespace+"/"+d.Name,
+		"from_revision", r.newRS.Annotations[RevisionAnnotation], "to_template_of", revisionOf(prev))
+	return nil
 }
 
 // claim sorts the Deployment's ReplicaSets into new and old, adopting

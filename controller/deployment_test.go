@@ -330,3 +330,26 @@ func TestDeploymentNewRSByHashName(t *testing.T) {
 		t.Fatalf("%d replicasets, want 1", n)
 	}
 }
+
+func TestDeploymentAutoRollback(t *testing.T) {
+	d := testDeployment(2, rolling(1, 0))
+	deadline := int32(5)
+	d.Spec.ProgressDeadlineSeconds = &deadline
+	d.Annotations = map[string]string{AutoRollbackAnnotation: "true"}
+	s := newSim(t, d)
+	s.runUntil("available", func() bool { return s.complete("web:1") }, nil)
+	s.kubelet = false
+	s.setImage("web:bad")
+	s.runUntil("rolled back", func() bool { return s.deployment().Spec.Template.Spec.Containers[0].Image == "web:1" }, nil)
+	s.kubelet = true
+	s.runUntil("back on web:1", func() bool { return s.complete("web:1") }, nil)
+	got := s.deployment()
+	if got.Annotations[RolledBackAnnotation] != "2" || got.Annotations[RevisionAnnotation] != "3" {
+		t.Errorf("annotations %v: want rolled back from 2, now at revision 3", got.Annotations)
+	}
+	for _, rs := range s.replicaSets() {
+		if rs.Spec.Template.Spec.Containers[0].Image == "web:bad" && *rs.Spec.Replicas != 0 {
+			t.Errorf("failed replicaset %s still at %d", rs.Name, *rs.Spec.Replicas)
+		}
+	}
+}

@@ -21,6 +21,9 @@
 //     cache has not reflected yet. While any are outstanding (and younger
 //     than a timeout) the ReplicaSet does not scale again, so a fast loop
 //     never creates duplicates before its own creations show up.
+//   - Automatic rollback (Skiff's, opt-in): a Deployment annotated
+//     skiff.io/auto-rollback=true whose rollout passes its progress deadline
+//     gets the previous revision's template back.
 //   - Controller reference: the one ownerReference with controller=true;
 //     adoption sets it on a matching orphan, release removes it from a pod
 //     that stopped matching.
