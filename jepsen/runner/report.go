@@ -168,6 +168,9 @@ func Report(w io.Writer, results []*Result) {
 }
 
 func fmtLat(d time.Duration) string {
+	if d <= 0 {
+		return "-" // no acknowledged op in the window
+	}
 	if d < 100*time.Millisecond {
 		return d.Round(100 * time.Microsecond).String()
 	}
