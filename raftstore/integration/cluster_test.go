@@ -30,6 +30,11 @@ type writeLoad struct {
 
 // startWrites runs n writers on cli until stop is called.
 func startWrites(t *testing.T, cli *clientv3.Client, prefix string, n int) *writeLoad {
+	return startWritesSized(t, cli, prefix, n, 0)
+}
+
+// startWritesSized is startWrites with values padded to size bytes.
+func startWritesSized(t *testing.T, cli *clientv3.Client, prefix string, n, size int) *writeLoad {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &writeLoad{prefix: prefix, cancel: cancel, acked: map[string]string{}}
 	t.Cleanup(w.stop)
@@ -40,6 +45,9 @@ func startWrites(t *testing.T, cli *clientv3.Client, prefix string, n int) *writ
 			for j := 0; ctx.Err() == nil; j++ {
 				k := fmt.Sprintf("%s%02d/%06d", prefix, i, j)
 				v := fmt.Sprintf("v%d-%d", i, j)
+				if len(v) < size {
+					v += strings.Repeat("x", size-len(v))
+				}
 				octx, ocancel := context.WithTimeout(ctx, 3*time.Second)
 				r, err := cli.Put(octx, k, v)
 				ocancel()

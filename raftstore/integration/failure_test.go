@@ -169,17 +169,19 @@ func TestSnapshotCatchUp(t *testing.T) {
 	c := newCluster(t, 3, opts{SnapshotThreshold: 64, TrailingLogs: trailing, SnapshotInterval: 100 * time.Millisecond})
 	leader := c.Leader()
 	cli := c.memberClient(leader)
-	mustPut(t, cli, "sc/before", "x")
+	rev0 := mustPut(t, cli, "sc/before", "x").Header.Revision
 	f := c.Followers()[0]
 	var downAt uint64
 	if ri, ok := f.(raftInspector); ok {
 		downAt = ri.AppliedIndex()
 	}
 	c.Kill(f)
-	load := startWrites(t, cli, "sc/", 8)
-	// etcd keeps 5000 entries for catch-up regardless of settings; Skiff
-	// keeps TrailingLogs, so 1500 writes force a snapshot install there.
-	load.waitMore(t, 1500, 120*time.Second)
+	// Skiff's raft log (raft-wal) drops only whole 16 MiB segments, so the
+	// writes must outgrow one segment before the log the down member needs
+	// can be gone: 2000 writes of 12 KiB. (etcd keeps 5000 entries for
+	// catch-up whatever the settings; there this is a log catch-up.)
+	load := startWritesSized(t, cli, "sc/", 8, 12<<10)
+	load.waitMore(t, 2000, 180*time.Second)
 	if _, err := cli.Delete(tctx(t, opTimeout), "sc/before"); err != nil {
 		t.Fatal(err)
 	}
@@ -229,6 +231,24 @@ func TestSnapshotCatchUp(t *testing.T) {
 			t.Errorf("caught-up member's newest snapshot is at %d, not past %d where it went down: no snapshot was installed", si, downAt)
 		}
 	}
+	// The snapshot carried history, not just the latest state: reads at old
+	// revisions and watch replays on the caught-up member match the leader.
+	mid := rev0 + (rev-rev0)/2
+	for _, at := range []int64{rev0, mid} {
+		want := mustGet(t, cli, "sc/", clientv3.WithPrefix(), clientv3.WithRev(at), clientv3.WithSerializable())
+		got, err := fc.Get(tctx(t, opTimeout), "sc/", clientv3.WithPrefix(), clientv3.WithRev(at), clientv3.WithSerializable())
+		if err != nil {
+			t.Errorf("range at revision %d on the caught-up member: %v (the leader answers %d keys)", at, err, len(want.Kvs))
+			continue
+		}
+		if len(got.Kvs) != len(want.Kvs) || got.Count != want.Count {
+			t.Errorf("range at revision %d: caught-up member has %d keys, leader %d", at, len(got.Kvs), len(want.Kvs))
+		}
+	}
+	wl := c.memberClient(c.Leader()).Watch(tctx(t, 30*time.Second), "sc/", clientv3.WithPrefix(), clientv3.WithRev(mid))
+	wf := fc.Watch(tctx(t, 30*time.Second), "sc/", clientv3.WithPrefix(), clientv3.WithRev(mid))
+	el, ef := firstEvents(t, wl, 50, 10*time.Second), firstEvents(t, wf, 50, 10*time.Second)
+	wantEvents(t, fmt.Sprintf("replay from %d on the caught-up member vs the leader", mid), ef, el...)
 	// The caught-up member serves new writes too.
 	p := mustPut(t, cli, "sc/after", "y")
 	c.eventually(30*time.Second, "new write on the caught-up member", func() error {

@@ -73,6 +73,31 @@ func collect(t *testing.T, wch clientv3.WatchChan, n int, d time.Duration) []ev 
 	return out
 }
 
+// firstEvents reads until it has at least n events and returns the first n
+// (a replay may deliver many in one response).
+func firstEvents(t *testing.T, wch clientv3.WatchChan, n int, d time.Duration) []ev {
+	t.Helper()
+	var out []ev
+	timeout := time.After(d)
+	for len(out) < n {
+		select {
+		case resp, ok := <-wch:
+			if !ok {
+				t.Fatalf("watch channel closed after %d of %d events", len(out), n)
+			}
+			if err := resp.Err(); err != nil {
+				t.Fatalf("watch error after %d events: %v", len(out), err)
+			}
+			for _, e := range resp.Events {
+				out = append(out, ev{e.Type, string(e.Kv.Key), string(e.Kv.Value), e.Kv.ModRevision})
+			}
+		case <-timeout:
+			t.Fatalf("waited %v for %d events, got %d", d, n, len(out))
+		}
+	}
+	return out[:n]
+}
+
 func wantEvents(t *testing.T, what string, got []ev, want ...ev) {
 	t.Helper()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
