@@ -47,6 +47,7 @@ type DeploymentController struct {
 	w               Writer
 	now             func() time.Time
 	log             *slog.Logger
+	events          EventRecorder
 }
 
 // NewDeploymentController reconciles Deployments from deps, managing the
@@ -55,7 +56,7 @@ func NewDeploymentController(deps, rss, pods Cache, w Writer, log *slog.Logger) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &DeploymentController{deps: deps, rss: rss, pods: pods, w: w, now: time.Now, log: log}
+	return &DeploymentController{deps: deps, rss: rss, pods: pods, w: w, now: time.Now, log: log, events: noEvents{}}
 }
 
 // Name is the controller's name.
@@ -219,6 +220,8 @@ func (c *DeploymentController) autoRollback(ctx context.Context, r *rollout) err
 	}
 	c.log.Info("rolled back a rollout past its progress deadline", "deployment", d.Namespace+"/"+d.Name,
 		"from_revision", r.newRS.Annotations[RevisionAnnotation], "to_template_of", revisionOf(prev))
+	c.events.Event(d, corev1.EventTypeWarning, "DeploymentRollback",
+		fmt.Sprintf("Rolled back to the template of revision %d: revision %s exceeded its progress deadline", revisionOf(prev), r.newRS.Annotations[RevisionAnnotation]))
 	return nil
 }
 
@@ -395,6 +398,11 @@ func (c *DeploymentController) scale(ctx context.Context, r *rollout, rs *appsv1
 		return fmt.Errorf("scaling replicaset %s/%s to %d: %w", rs.Namespace, rs.Name, n, err)
 	}
 	c.log.Info("scaled replicaset", "deployment", r.d.Namespace+"/"+r.d.Name, "replicaset", rs.Name, "from", replicasOf(rs), "to", n)
+	dir := "up"
+	if n < replicasOf(rs) {
+		dir = "down"
+	}
+	c.events.Event(r.d, corev1.EventTypeNormal, "ScalingReplicaSet", fmt.Sprintf("Scaled %s replica set %s from %d to %d", dir, rs.Name, replicasOf(rs), n))
 	*rs = *cp
 	r.progress = true
 	return nil

@@ -228,6 +228,18 @@ func TestIntegrationDeploymentLifecycle(t *testing.T) {
 		}
 	}
 
+	eventually(t, 10*time.Second, "scaling events recorded", func() error {
+		var evs corev1.EventList
+		if err := c.List(ctx, "default", &evs, client.ListOptions{FieldSelector: "involvedObject.name=web"}); err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.Reason == "ScalingReplicaSet" && e.InvolvedObject.Kind == "Deployment" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no ScalingReplicaSet event among %d", len(evs.Items))
+	})
 	if _, err := c.Delete(ctx, get(), nil); err != nil {
 		t.Fatalf("delete deployment: %v", err)
 	}

@@ -101,6 +101,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	gc.Watch(&corev1.ReplicationController{}, rcs, false, true)
 	gc.Watch(&appsv1.Deployment{}, deps, false, true)
 
+	rec := NewRecorder(m.c, "skiff-controller-manager", log)
+	rsc.events, rcc.events, dc.events = rec, rec, rec
+
 	loops := []*loop{newLoop(rsc, log), newLoop(rcc, log), newLoop(dc, log), newLoop(gc, log)}
 	rsc.register(loops[0].queue, rss, pods)
 	rcc.register(loops[1].queue, rcs, pods)
@@ -114,6 +117,8 @@ func (m *Manager) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = i.Run(ctx) }()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); rec.Run(ctx) }()
 	for _, i := range infs {
 		if !i.WaitForSync(ctx) {
 			return fmt.Errorf("controller caches did not sync: %w", ctx.Err())

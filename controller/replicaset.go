@@ -34,6 +34,7 @@ type ReplicaSetController struct {
 	exp    *Expectations
 	now    func() time.Time
 	log    *slog.Logger
+	events EventRecorder
 }
 
 // NewReplicaSetController reconciles apps/v1 ReplicaSets from rsCache.
@@ -53,7 +54,7 @@ func newReplicaController(kind schema.GroupVersionKind, owners, pods Cache, w Wr
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &ReplicaSetController{kind: kind, owners: owners, pods: pods, w: w, exp: exp, now: time.Now, log: log}
+	return &ReplicaSetController{kind: kind, owners: owners, pods: pods, w: w, exp: exp, now: time.Now, log: log, events: noEvents{}}
 }
 
 // Name is the controller's name in logs and Manager options.
@@ -243,12 +244,14 @@ func (c *ReplicaSetController) manage(ctx context.Context, key string, v *replic
 					continue
 				}
 				errs = append(errs, fmt.Errorf("creating pod for %s %s: %w", c.kind.Kind, key, err))
+				c.events.Event(v.obj, corev1.EventTypeWarning, "FailedCreate", "Error creating: "+err.Error())
 				if client.IsInvalid(err) || client.IsForbidden(err) {
 					break // the same template fails the same way
 				}
 				continue
 			}
 			c.log.Info("created pod", "owner", key, "kind", c.kind.Kind, "pod", podKey)
+			c.events.Event(v.obj, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: "+pod.Name)
 		}
 		return errors.Join(errs...)
 	case diff > 0:
@@ -268,6 +271,7 @@ func (c *ReplicaSetController) manage(ctx context.Context, key string, v *replic
 				continue
 			}
 			c.log.Info("deleted pod", "owner", key, "kind", c.kind.Kind, "pod", podKey)
+			c.events.Event(v.obj, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: "+p.Name)
 		}
 		return errors.Join(errs...)
 	}
