@@ -149,7 +149,7 @@ func (c *ReplicaSetController) Reconcile(ctx context.Context, key string) (Resul
 			} else if pod.DeletionTimestamp == nil {
 				errs = append(errs, c.release(ctx, pod, owner))
 			}
-		case ref == nil && matches && pod.DeletionTimestamp == nil && owner.GetDeletionTimestamp() == nil:
+		case ref == nil && matches && isActive(pod) && owner.GetDeletionTimestamp() == nil:
 			adopted, err := c.adopt(ctx, pod, owner)
 			if err != nil {
 				errs = append(errs, err)
@@ -165,10 +165,13 @@ func (c *ReplicaSetController) Reconcile(ctx context.Context, key string) (Resul
 		}
 	}
 
+	// A failed adoption or release leaves the count unsure: no scaling on
+	// it (the retry comes with the error).
+	claimed := errors.Join(errs...) == nil
 	var res Result
 	if sat, wait := c.exp.Satisfied(key, c.pods); !sat {
 		res.RequeueAfter = wait
-	} else if owner.GetDeletionTimestamp() == nil {
+	} else if owner.GetDeletionTimestamp() == nil && claimed {
 		errs = append(errs, c.manage(ctx, key, v, active))
 	}
 
