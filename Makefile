@@ -4,12 +4,14 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/skiff
 # Core packages: run under the race detector in `make test`.
-CORE_PKGS := ./raftstore/... ./jepsen/checker/...
+CORE_PKGS := ./raftstore/... ./jepsen/checker/... ./api/... ./apiserver/... ./client/... ./controller/... ./sched/...
+# The agent's tests need root and a real containerd; they skip (with a message) otherwise.
+AGENT_PKGS := ./agent/...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BUF := github.com/bufbuild/buf/cmd/buf@v1.57.0
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: all build deps test test-unit test-e2e lint proto up down bench-store jepsen jepsen-smoke clean
+.PHONY: all build deps test test-unit test-agent test-apiserver-skiff test-e2e lint proto up down bench-store jepsen jepsen-smoke images bench-pods-runtime clean
 
 all: build
 
@@ -20,7 +22,7 @@ build:
 deps:
 	@scripts/deps.sh
 
-test: deps build test-unit test-e2e
+test: deps build test-unit test-agent test-apiserver-skiff test-e2e
 ifeq ($(IS_ROOT),yes)
 	$(MAKE) jepsen-smoke
 endif
@@ -29,7 +31,14 @@ endif
 test-unit:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m $(CORE_PKGS)
-	$(GO) test -count=1 -timeout 10m $$($(GO) list ./... | grep -v -e /raftstore -e /jepsen/checker)
+	$(GO) test -count=1 -timeout 10m $$($(GO) list ./... | grep -v -e /raftstore -e /jepsen/checker -e /api -e /client -e /controller -e /sched -e /agent)
+
+test-agent:
+	$(GO) test -race -count=1 -timeout 15m $(AGENT_PKGS)
+
+# The API server suites again, on Skiff's own store instead of etcd.
+test-apiserver-skiff:
+	SKIFF_TEST_STORE=skiff $(GO) test -count=1 -timeout 10m ./apiserver/... ./client/...
 
 # test-e2e drives a 3-member Skiff cluster with Debian's etcdctl.
 test-e2e: build
@@ -61,5 +70,13 @@ jepsen-smoke: build
 jepsen: build
 	$(BIN) jepsen suite --skiff-binary $(BIN)
 
+# images writes the busybox-static test image tarballs (no registry needed).
+images: build
+	$(BIN) image build-test --out build/images
+
+# Pod start latency on one node at the runtime level (a figure, not a test).
+bench-pods-runtime:
+	SKIFF_BENCH_PODS=100 $(GO) test ./agent/runtime -run TestManyPods -v -count=1
+
 clean:
-	rm -rf bin out
+	rm -rf bin out build
