@@ -181,6 +181,8 @@ func (c *DeploymentController) Reconcile(ctx context.Context, key string) (Resul
 	var errs []error
 	if !d.Spec.Paused {
 		errs = append(errs, c.roll(ctx, r))
+	} else {
+		errs = append(errs, c.scalePaused(ctx, r))
 	}
 	errs = append(errs, c.cleanup(ctx, r))
 	res, err := c.writeStatus(ctx, r)
@@ -383,6 +385,28 @@ func (c *DeploymentController) ensureNewRS(ctx context.Context, r *rollout) erro
 	}
 	c.log.Info("created replicaset", "deployment", d.Namespace+"/"+d.Name, "replicaset", rs.Name, "revision", next)
 	r.newRS, r.created, r.progress = rs, true, true
+	return nil
+}
+
+// scalePaused follows spec.replicas on a paused Deployment whose replicas
+// are all in one ReplicaSet (even if its template is no longer current), as
+// `skiff scale` expects; a rollout paused in the middle keeps its sizes
+// until resumed.
+func (c *DeploymentController) scalePaused(ctx context.Context, r *rollout) error {
+	var active []*appsv1.ReplicaSet
+	for _, rs := range r.all() {
+		if replicasOf(rs) > 0 {
+			active = append(active, rs)
+		}
+	}
+	switch {
+	case len(active) == 1:
+		return c.scale(ctx, r, active[0], r.replicas)
+	case len(active) == 0 && r.newRS != nil:
+		return c.scale(ctx, r, r.newRS, r.replicas)
+	case len(active) == 0 && len(r.old) > 0:
+		return c.scale(ctx, r, r.old[len(r.old)-1], r.replicas)
+	}
 	return nil
 }
 

@@ -246,6 +246,8 @@ func TestDeploymentPaused(t *testing.T) {
 	d := s.deployment().DeepCopy()
 	d.Spec.Paused = true
 	d.Spec.Template.Spec.Containers[0].Image = "web:2"
+	three := int32(3)
+	d.Spec.Replicas = &three // scaling still applies while paused
 	if err := s.f.Update(ctxT(t), d); err != nil {
 		t.Fatal(err)
 	}
@@ -257,6 +259,9 @@ func TestDeploymentPaused(t *testing.T) {
 	}
 	if c := condition(&s.deployment().Status, appsv1.DeploymentProgressing); c.Reason != ReasonPaused {
 		t.Errorf("progressing %+v, want %s", c, ReasonPaused)
+	}
+	if _, _, by := s.counts(); by["web:1"] != 3 || len(by) != 1 {
+		t.Errorf("pods by image %v, want 3 of web:1 (scaled, not rolled)", by)
 	}
 	d = s.deployment().DeepCopy()
 	d.Spec.Paused = false
