@@ -116,3 +116,14 @@ func (t *timedLogStore) StoreLogs(logs []*raft.Log) error {
 }
 
 func (t *timedLogStore) StoreLog(l *raft.Log) error { return t.StoreLogs([]*raft.Log{l}) }
+
+// IsMonotonic passes raft-wal's capability through the wrapper: raft must
+// know the store cannot hold gaps, so that installing a snapshot clears the
+// log instead of compacting it (which would leave a gap before the next
+// append). Hiding it broke snapshot catch-up.
+func (t *timedLogStore) IsMonotonic() bool {
+	m, ok := t.LogStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
+}
+
+var _ raft.MonotonicLogStore = (*timedLogStore)(nil)

@@ -31,6 +31,10 @@ import (
 	skiffv1 "github.com/skiffhq/skiff/proto/skiff/v1"
 )
 
+// walSegmentSize is the size of one raft-wal segment file; the log is
+// truncated after snapshots a whole segment at a time. Tests shrink it.
+var walSegmentSize = 16 << 20
+
 // Server is one store member.
 type Server struct {
 	cfg Config
@@ -140,7 +144,7 @@ func (s *Server) start(ctx context.Context) error {
 	// The meta store is ours to close: WAL.Close leaves it open (and its
 	// file lock held, which would block a restart in the same process).
 	s.walMeta = &walmeta.BoltMetaDB{}
-	wal, err := raftwal.Open(walDir, raftwal.WithLogger(hlog.Named("wal")), raftwal.WithSegmentSize(16<<20), raftwal.WithMetaStore(s.walMeta))
+	wal, err := raftwal.Open(walDir, raftwal.WithLogger(hlog.Named("wal")), raftwal.WithSegmentSize(walSegmentSize), raftwal.WithMetaStore(s.walMeta))
 	if err != nil {
 		return fmt.Errorf("open raft log in %s: %w (is another member using this --data-dir?)", walDir, err)
 	}
