@@ -14,7 +14,8 @@ func TestRecorderDeduplicates(t *testing.T) {
 	rs := testRS("web", 1)
 	f.add(rs)
 	r := NewRecorder(f, "test", nil)
-	r.now = func() time.Time { return f.now }
+	t0 := f.now // the fake's clock moves under its lock on every create
+	r.now = func() time.Time { return t0 }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(ctx) }()
