@@ -37,7 +37,6 @@ type GarbageCollector struct {
 	kinds map[string]*gcKind // by Kind
 	order []string
 	log   *slog.Logger
-	queue interface{ Add(string) }
 }
 
 type gcKind struct {
@@ -254,15 +253,14 @@ func (g *GarbageCollector) dropFinalizer(ctx context.Context, k *gcKind, owner r
 // once deleted, their owners (a foreground deletion may be waiting);
 // owners are queued when marked for deletion, and their dependents when
 // they are deleted.
-func (g *GarbageCollector) register(q interface{ Add(string) }) {
-	g.queue = q
+func (g *GarbageCollector) register(q *client.Queue[string]) {
 	for _, name := range g.order {
 		k := g.kinds[name]
 		inf, ok := k.cache.(*client.Informer)
 		if !ok {
 			continue
 		}
-		inf.AddHandler(keyHandler(q.(*client.Queue[string]), func(obj runtime.Object) []string {
+		inf.AddHandler(keyHandler(q, func(obj runtime.Object) []string {
 			m, err := meta.Accessor(obj)
 			if err != nil {
 				return nil
