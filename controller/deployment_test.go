@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -356,5 +357,41 @@ func TestDeploymentAutoRollback(t *testing.T) {
 		if rs.Spec.Template.Spec.Containers[0].Image == "web:bad" && *rs.Spec.Replicas != 0 {
 			t.Errorf("failed replicaset %s still at %d", rs.Name, *rs.Spec.Replicas)
 		}
+	}
+}
+
+func TestRolloutHistoryAndUndo(t *testing.T) {
+	s := newSim(t, testDeployment(1, rolling(1, 0)))
+	for _, img := range []string{"web:1", "web:2", "web:3"} {
+		s.setImage(img)
+		s.runUntil("rolled out to "+img, func() bool { return s.complete(img) }, nil)
+	}
+	rss := s.replicaSets()
+	hist := History(s.deployment(), rss)
+	if len(hist) != 3 || hist[0].Number != 1 || hist[2].Number != 3 {
+		t.Fatalf("history %+v, want revisions 1..3", hist)
+	}
+	tmpl, err := RollbackTemplate(s.deployment(), rss, 0)
+	if err != nil || tmpl.Spec.Containers[0].Image != "web:2" || tmpl.Labels[PodTemplateHashLabel] != "" {
+		t.Fatalf("undo template %+v, %v: want web:2 without the hash label", tmpl, err)
+	}
+	if _, err := RollbackTemplate(s.deployment(), rss, 9); !errors.Is(err, ErrNoRevision) {
+		t.Fatalf("undo to a missing revision: %v, want ErrNoRevision", err)
+	}
+	tmpl, err = RollbackTemplate(s.deployment(), rss, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := s.deployment().DeepCopy()
+	d.Spec.Template = *tmpl
+	if err := s.f.Update(ctxT(t), d); err != nil {
+		t.Fatal(err)
+	}
+	s.runUntil("undone to web:1", func() bool { return s.complete("web:1") }, nil)
+	if n := len(s.replicaSets()); n != 3 {
+		t.Errorf("%d replicasets after undo, want 3 (the old one reused)", n)
+	}
+	if got := s.deployment().Annotations[RevisionAnnotation]; got != "4" {
+		t.Errorf("revision after undo %q, want 4", got)
 	}
 }
