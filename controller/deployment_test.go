@@ -395,3 +395,33 @@ func TestRolloutHistoryAndUndo(t *testing.T) {
 		t.Errorf("revision after undo %q, want 4", got)
 	}
 }
+
+func TestRolloutStatus(t *testing.T) {
+	three := int32(3)
+	mk := func(gen, observed int64, st appsv1.DeploymentStatus) *appsv1.Deployment {
+		st.ObservedGeneration = observed
+		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Generation: gen}, Spec: appsv1.DeploymentSpec{Replicas: &three}, Status: st}
+	}
+	tests := []struct {
+		name    string
+		d       *appsv1.Deployment
+		want    string
+		done    bool
+		wantErr error
+	}{
+		{"not observed", mk(2, 1, appsv1.DeploymentStatus{}), "Waiting for deployment spec update to be observed...", false, nil},
+		{"updating", mk(1, 1, appsv1.DeploymentStatus{Replicas: 4, UpdatedReplicas: 1}), `Waiting for deployment "web" rollout to finish: 1 out of 3 new replicas have been updated...`, false, nil},
+		{"old pending", mk(1, 1, appsv1.DeploymentStatus{Replicas: 4, UpdatedReplicas: 3}), `Waiting for deployment "web" rollout to finish: 1 old replicas are pending termination...`, false, nil},
+		{"availability", mk(1, 1, appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 3, AvailableReplicas: 2}), `Waiting for deployment "web" rollout to finish: 2 of 3 updated replicas are available...`, false, nil},
+		{"done", mk(1, 1, appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 3, AvailableReplicas: 3}), `deployment "web" successfully rolled out`, true, nil},
+		{"failed", mk(1, 1, appsv1.DeploymentStatus{Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: ReasonProgressDeadlineExceeded}}}), "", false, ErrProgressDeadline},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg, done, err := RolloutStatus(tt.d)
+			if msg != tt.want || done != tt.done || !errors.Is(err, tt.wantErr) {
+				t.Errorf("got (%q, %v, %v), want (%q, %v, %v)", msg, done, err, tt.want, tt.done, tt.wantErr)
+			}
+		})
+	}
+}

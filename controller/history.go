@@ -60,3 +60,33 @@ func RollbackTemplate(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, revision i
 	delete(t.Labels, PodTemplateHashLabel)
 	return t, nil
 }
+
+// ErrProgressDeadline is returned by RolloutStatus for a rollout that
+// exceeded its progress deadline.
+var ErrProgressDeadline = errors.New("exceeded its progress deadline")
+
+// RolloutStatus says where a Deployment's rollout is, in kubectl's words,
+// for `skiff rollout status`: done once every replica is updated and
+// available; an error wrapping ErrProgressDeadline once it has failed.
+func RolloutStatus(d *appsv1.Deployment) (msg string, done bool, err error) {
+	if d.Generation > d.Status.ObservedGeneration {
+		return "Waiting for deployment spec update to be observed...", false, nil
+	}
+	if c := condition(&d.Status, appsv1.DeploymentProgressing); c != nil && c.Reason == ReasonProgressDeadlineExceeded {
+		return "", false, fmt.Errorf("deployment %q %w", d.Name, ErrProgressDeadline)
+	}
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	st := d.Status
+	switch {
+	case st.UpdatedReplicas < want:
+		return fmt.Sprintf("Waiting for deployment %q rollout to finish: %d out of %d new replicas have been updated...", d.Name, st.UpdatedReplicas, want), false, nil
+	case st.Replicas > st.UpdatedReplicas:
+		return fmt.Sprintf("Waiting for deployment %q rollout to finish: %d old replicas are pending termination...", d.Name, st.Replicas-st.UpdatedReplicas), false, nil
+	case st.AvailableReplicas < st.UpdatedReplicas:
+		return fmt.Sprintf("Waiting for deployment %q rollout to finish: %d of %d updated replicas are available...", d.Name, st.AvailableReplicas, st.UpdatedReplicas), false, nil
+	}
+	return fmt.Sprintf("deployment %q successfully rolled out", d.Name), true, nil
+}
