@@ -7,9 +7,10 @@
 // reads desired and observed state from shared informer caches, writes
 // through the cluster API, and is safe to run twice: it looks at the world,
 // not at the event that woke it. Informer handlers only enqueue keys. A
-// Manager owns the shared InformerFactory, one rate-limited queue per
-// controller and the worker goroutines; `skiff server` runs one Manager on
-// the leader (Manager.Run until leadership is lost).
+// Manager owns one informer per kind (shared by its controllers), one
+// rate-limited queue per controller, the worker goroutines and an event
+// recorder; `skiff server` runs one Manager on the leader (Manager.Run
+// until leadership is lost).
 //
 // # Vocabulary
 //
