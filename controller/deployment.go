@@ -467,9 +467,11 @@ func (c *DeploymentController) scaleNewRS(ctx context.Context, r *rollout) error
 		return c.scale(ctx, r, r.newRS, r.replicas)
 	}
 	surge, _ := rollingBounds(r.d, r.replicas)
+	// Count pods, not only specs: an old ReplicaSet just scaled down may
+	// not have deleted its surplus pod yet, and maxSurge bounds pods.
 	var total int32
 	for _, rs := range r.all() {
-		total += replicasOf(rs)
+		total += max(replicasOf(rs), rs.Status.Replicas)
 	}
 	room := r.replicas + surge - total
 	if room <= 0 {
