@@ -48,11 +48,6 @@ type Image struct {
 	Layers []Layer
 }
 
-type blob struct {
-	digest digest.Digest
-	data   []byte
-}
-
 // WriteLayout writes imgs as one OCI image layout in tar form to w. Blobs
 // shared by several images (a common base layer) are written once. Every
 // name becomes its own index entry carrying AnnotationImageName.

@@ -276,7 +276,7 @@ func (r *Runtime) volumeMounts(pod *corev1.Pod, c *corev1.Container) ([]specs.Mo
 		readOnly := m.ReadOnly || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
 		if m.SubPath != "" {
 			if filepath.IsAbs(m.SubPath) || strings.Contains(m.SubPath, "..") {
-				return nil, fmt.Errorf("%w: container %s volumeMounts[%d].subPath %q must be relative without ..", ErrInvalidInput, c.Name, i, m.SubPath)
+				return nil, fmt.Errorf("%w: container %s volumeMounts[%d].subPath %q must be a relative path with no \"..\" element", ErrInvalidInput, c.Name, i, m.SubPath)
 			}
 			src = filepath.Join(src, m.SubPath)
 			if _, err := os.Stat(src); os.IsNotExist(err) {

@@ -20,4 +20,3 @@ import (
 	_ "k8s.io/apimachinery/pkg/api/resource"
 	_ "sigs.k8s.io/yaml"
 )
-
