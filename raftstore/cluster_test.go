@@ -242,7 +242,7 @@ func TestKeepAliveViaFollowerKeepsLease(t *testing.T) {
 	_, followers := leaderAndFollowers(t, ms)
 	ctx := testCtx(t)
 	c := newClient(t, followers[0])
-	lg, err := c.Grant(ctx, 1)
+	lg, err := c.Grant(ctx, 2) // room for scheduling stalls under -race
 	if err != nil {
 		t.Fatalf("grant: %v", err)
 	}
