@@ -179,13 +179,29 @@ func (s *Server) leaderReadIndex(ctx context.Context) (uint64, error) {
 	// Step 2, then step 3: the order matters; the index must be taken
 	// before the quorum round that proves it current.
 	idx := s.raft.CommitIndex()
-	if err := s.raft.VerifyLeader().Error(); err != nil {
+	if err := s.verifyLeader(ctx); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return 0, rpctypes.ErrGRPCLeaderChanged
 		}
 		return 0, toGRPCError(err)
 	}
 	return idx, nil
+}
+
+// verifyLeader is raft's VerifyLeader bounded by ctx. hashicorp/raft has
+// been seen never to answer a verification pending when the leader loses
+// its quorum and is shut down; waiting for it unbounded would hang reads and
+// Close. In that case the waiting goroutine stays until raft answers.
+func (s *Server) verifyLeader(ctx context.Context) error {
+	f := s.raft.VerifyLeader()
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return raft.ErrLeadershipLost
+	}
 }
 
 // remoteReadIndex asks the leader for a read index.
