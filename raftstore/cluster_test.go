@@ -518,12 +518,19 @@ func TestShutdownHandsOverLeadership(t *testing.T) {
 // snapshot and truncate their logs comes back by snapshot install on top of
 // its own old log, and ends with every write and the same HashKV.
 func TestSnapshotCatchUpAfterLogTruncation(t *testing.T) {
+	for _, store := range []string{LogStoreBolt, LogStoreWAL} {
+		t.Run(store, func(t *testing.T) { testSnapshotCatchUpAfterLogTruncation(t, store) })
+	}
+}
+
+func testSnapshotCatchUpAfterLogTruncation(t *testing.T, store string) {
 	old := walSegmentSize
 	walSegmentSize = 64 << 10
 	t.Cleanup(func() { walSegmentSize = old })
 
 	mk := func(name string, join ...string) Config {
 		cfg := testConfig(t, name, join...)
+		cfg.LogStore = store
 		cfg.SnapshotThreshold = 32
 		cfg.TrailingLogs = 8
 		cfg.SnapshotInterval = 50 * time.Millisecond

@@ -33,6 +33,11 @@ type Config struct {
 	SnapshotInterval  time.Duration // how often raft checks (default 30s)
 	TrailingLogs      uint64        // log entries kept after a snapshot (default 10000)
 
+	// LogStore picks the Raft log and stable store: "boltdb" (raft-boltdb
+	// v2 on bbolt, one file raft.db; the default) or "wal" (raft-wal
+	// segment files, one fsync per append instead of bbolt's two).
+	LogStore string
+
 	AutoCompactionRetention time.Duration // 0 = off; etcd's "periodic" mode
 	ProgressNotifyInterval  time.Duration // watch progress_notify period (default 10m, as etcd)
 
@@ -62,8 +67,15 @@ func DefaultConfig() Config {
 		ProgressNotifyInterval: 10 * time.Minute,
 		MaxRequestBytes:        1536 * 1024,
 		MaxTxnOps:              128,
+		LogStore:               LogStoreBolt,
 	}
 }
+
+// The log stores Config.LogStore can name.
+const (
+	LogStoreBolt = "boltdb"
+	LogStoreWAL  = "wal"
+)
 
 // Validate checks each setting and the relations between them. It fills
 // nothing in: New applies defaults for zero values before validating.
@@ -105,6 +117,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LeaderLeaseTimeout < 5*time.Millisecond || c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("leader lease timeout %v must be between 5ms and the heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout))
+	}
+	if c.LogStore != LogStoreBolt && c.LogStore != LogStoreWAL {
+		errs = append(errs, fmt.Errorf("--log-store %q: want %q or %q", c.LogStore, LogStoreBolt, LogStoreWAL))
 	}
 	if c.SnapshotThreshold == 0 {
 		errs = append(errs, errors.New("snapshot threshold must be positive"))
@@ -153,6 +168,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = d.TrailingLogs
+	}
+	if c.LogStore == "" {
+		c.LogStore = d.LogStore
 	}
 	if c.ProgressNotifyInterval == 0 {
 		c.ProgressNotifyInterval = d.ProgressNotifyInterval

@@ -3,8 +3,9 @@
 // the etcd Go client and Skiff's own API server use it unchanged.
 //
 // A member (Server) is built from:
-//   - hashicorp/raft, with raft-wal as log and stable store and file
-//     snapshots, replicating etcd InternalRaftRequest entries;
+//   - hashicorp/raft, with raft-boltdb (v2, bbolt; raft.db) as log and
+//     stable store by default (Config.LogStore "wal" picks raft-wal), and
+//     file snapshots, replicating etcd InternalRaftRequest entries;
 //   - an FSM that applies those entries to the pure mvcc.Store and to the
 //     lease table, and wakes watchers;
 //   - the etcd v3 services (KV, Watch, Lease, Cluster, Maintenance) on the

@@ -43,7 +43,7 @@ func newMetrics(s *Server) *metrics {
 	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "raft", Name: "leader_changes_total", Help: "Leader changes seen by this member (a new leader known)."})
 	m.applyLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "skiff", Subsystem: "fsm", Name: "apply_batch_seconds", Help: "Time to apply one batch of committed entries.", Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10)})
 	m.applyBatch = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "skiff", Subsystem: "fsm", Name: "apply_batch_entries", Help: "Entries per applied batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)})
-	m.fsyncLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "skiff", Subsystem: "disk", Name: "log_store_seconds", Help: "Time to append (and fsync) log entries to the raft log (raft-wal).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})
+	m.fsyncLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "skiff", Subsystem: "disk", Name: "log_store_seconds", Help: "Time to append (and fsync) log entries to the raft log store (boltdb or wal).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "grpc", Name: "requests_total", Help: "etcd API requests by method and gRPC code."}, []string{"method", "code"})
 	m.reg.MustRegister(
 		f("term", "Current Raft term.", raftVal((*raft.Raft).CurrentTerm)),
@@ -117,7 +117,8 @@ func (t *timedLogStore) StoreLogs(logs []*raft.Log) error {
 
 func (t *timedLogStore) StoreLog(l *raft.Log) error { return t.StoreLogs([]*raft.Log{l}) }
 
-// IsMonotonic passes raft-wal's capability through the wrapper: raft must
+// IsMonotonic passes the store's capability (raft-wal has it, raft-boltdb
+// does not) through the wrapper: raft must
 // know the store cannot hold gaps, so that installing a snapshot clears the
 // log instead of compacting it (which would leave a gap before the next
 // append). Hiding it broke snapshot catch-up.

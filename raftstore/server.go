@@ -19,8 +19,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	raftwal "github.com/hashicorp/raft-wal"
 	walmeta "github.com/hashicorp/raft-wal/metadb"
+	"go.etcd.io/bbolt"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/membershippb"
 	"google.golang.org/grpc"
@@ -51,6 +53,7 @@ type Server struct {
 	logStore    *timedLogStore
 	wal         *raftwal.WAL
 	walMeta     *walmeta.BoltMetaDB
+	bolt        *raftboltdb.BoltStore
 	trans       *raft.NetworkTransport
 	mux         *peerMux
 	clientLn    net.Listener
@@ -132,24 +135,11 @@ func (s *Server) start(ctx context.Context) error {
 	s.metrics = newMetrics(s)
 	s.fsm.observe = s.metrics.observeApply
 
-	// The log and stable store: raft-wal (append-only segment files, one
-	// fsync per append; bbolt only for its small metadata, which holds the
-	// stable-store keys too). raft-boltdb pays two fsyncs per append (data
-	// pages, then meta page), which halves write throughput.
-	walDir := filepath.Join(cfg.DataDir, "wal")
-	if err := os.MkdirAll(walDir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", walDir, err)
-	}
 	hlog := newHCLogger(s.log)
-	// The meta store is ours to close: WAL.Close leaves it open (and its
-	// file lock held, which would block a restart in the same process).
-	s.walMeta = &walmeta.BoltMetaDB{}
-	wal, err := raftwal.Open(walDir, raftwal.WithLogger(hlog.Named("wal")), raftwal.WithSegmentSize(walSegmentSize), raftwal.WithMetaStore(s.walMeta))
+	stable, err := s.openLogStore(hlog)
 	if err != nil {
-		return fmt.Errorf("open raft log in %s: %w (is another member using this --data-dir?)", walDir, err)
+		return err
 	}
-	s.wal = wal
-	s.logStore = &timedLogStore{LogStore: wal, observe: s.metrics.observeFsync}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog)
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
@@ -162,7 +152,7 @@ func (s *Server) start(ctx context.Context) error {
 		Logger:  hlog,
 	})
 
-	hasState, err := raft.HasExistingState(s.logStore, wal, snaps)
+	hasState, err := raft.HasExistingState(s.logStore, stable, snaps)
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
@@ -191,7 +181,7 @@ func (s *Server) start(ctx context.Context) error {
 		return fmt.Errorf("raft config: %w", err)
 	}
 
-	r, err := raft.NewRaft(rc, s.fsm, s.logStore, wal, snaps, s.trans)
+	r, err := raft.NewRaft(rc, s.fsm, s.logStore, stable, snaps, s.trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
@@ -340,6 +330,11 @@ func (s *Server) Close() error {
 		if s.walMeta != nil {
 			if err := s.walMeta.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close raft log metadata: %w", err))
+			}
+		}
+		if s.bolt != nil {
+			if err := s.bolt.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close raft log: %w", err))
 			}
 		}
 		s.closeErr = errors.Join(errs...)
@@ -688,3 +683,48 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = (*slogWriter)(nil)
+
+// openLogStore opens the Raft log and stable store Config.LogStore names and
+// sets s.logStore (timed for the fsync metric); it returns the stable store.
+//
+// boltdb (the default): raft-boltdb v2, one bbolt file DataDir/raft.db
+// holding the log and the stable-store keys. Each append is one bbolt
+// transaction, which costs two fsyncs (data pages, then the meta page).
+//
+// wal: raft-wal, append-only segment files under DataDir/wal with one fsync
+// per append; bbolt keeps only its small metadata (and the stable keys).
+func (s *Server) openLogStore(hlog hclog.Logger) (raft.StableStore, error) {
+	cfg := s.cfg
+	switch cfg.LogStore {
+	case LogStoreWAL:
+		walDir := filepath.Join(cfg.DataDir, "wal")
+		if err := os.MkdirAll(walDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", walDir, err)
+		}
+		// The meta store is ours to close: WAL.Close leaves it open (and its
+		// file lock held, which would block a restart in the same process).
+		s.walMeta = &walmeta.BoltMetaDB{}
+		wal, err := raftwal.Open(walDir, raftwal.WithLogger(hlog.Named("wal")), raftwal.WithSegmentSize(walSegmentSize), raftwal.WithMetaStore(s.walMeta))
+		if err != nil {
+			return nil, fmt.Errorf("open raft log in %s: %w (is another member using this --data-dir?)", walDir, err)
+		}
+		s.wal = wal
+		s.logStore = &timedLogStore{LogStore: wal, observe: s.metrics.observeFsync}
+		return wal, nil
+	default:
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", cfg.DataDir, err)
+		}
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, "wal")); err == nil {
+			return nil, fmt.Errorf("%s holds a raft-wal log (%s): start this member with --log-store wal", cfg.DataDir, filepath.Join(cfg.DataDir, "wal"))
+		}
+		path := filepath.Join(cfg.DataDir, "raft.db")
+		bs, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{Timeout: 2 * time.Second}})
+		if err != nil {
+			return nil, fmt.Errorf("open raft log %s: %w (is another member using this --data-dir?)", path, err)
+		}
+		s.bolt = bs
+		s.logStore = &timedLogStore{LogStore: bs, observe: s.metrics.observeFsync}
+		return bs, nil
+	}
+}
