@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -103,6 +104,13 @@ func describeObject(cmd *cobra.Command, c *client.Client, cf *cliFlags, info api
 	}
 	m := obj.(metav1.Object)
 	w := newTabWriter(out)
+	if describeKind(w, obj, clientDescribeEnv(cmd, c, cf)) {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		describeEvents(cmd, c, cf, info, m, out)
+		return nil
+	}
 	fmt.Fprintf(w, "Name:\t%s\n", m.GetName())
 	if info.Namespaced {
 		fmt.Fprintf(w, "Namespace:\t%s\n", m.GetNamespace())
@@ -148,6 +156,58 @@ func describeObject(cmd *cobra.Command, c *client.Client, cf *cliFlags, info api
 	}
 	describeEvents(cmd, c, cf, info, m, out)
 	return nil
+}
+
+// clientDescribeEnv looks up what a describer needs through the API; a
+// failed lookup shows as missing, never as an error of describe.
+func clientDescribeEnv(cmd *cobra.Command, c *client.Client, cf *cliFlags) describeEnv {
+	list := func(resource, ns, fieldSel string, into func([]byte)) {
+		info, err := api.ResolveResource(resource)
+		if err != nil {
+			return
+		}
+		ctx, cancel := cf.request(cmd.Context())
+		defer cancel()
+		resp, err := c.Raw().List(ctx, &skiffv1.ListRequest{Ref: refFor(info, ns, ""), FieldSelector: fieldSel})
+		if err != nil {
+			return
+		}
+		for _, it := range resp.Items {
+			into(it)
+		}
+	}
+	return describeEnv{
+		replicaSets: func(ns string) []appsv1.ReplicaSet {
+			var out []appsv1.ReplicaSet
+			list("replicasets", ns, "", func(b []byte) {
+				var rs appsv1.ReplicaSet
+				if json.Unmarshal(b, &rs) == nil {
+					out = append(out, rs)
+				}
+			})
+			return out
+		},
+		endpoints: func(ns, name string) *corev1.Endpoints {
+			var found *corev1.Endpoints
+			list("endpoints", ns, "metadata.name="+name, func(b []byte) {
+				var ep corev1.Endpoints
+				if json.Unmarshal(b, &ep) == nil && ep.Name == name {
+					found = &ep
+				}
+			})
+			return found
+		},
+		nodePods: func(node string) []corev1.Pod {
+			var out []corev1.Pod
+			list("pods", "", "spec.nodeName="+node, func(b []byte) {
+				var p corev1.Pod
+				if json.Unmarshal(b, &p) == nil && p.Spec.NodeName == node {
+					out = append(out, p)
+				}
+			})
+			return out
+		},
+	}
 }
 
 func sectionRank(k string) int {

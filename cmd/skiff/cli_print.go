@@ -149,6 +149,9 @@ func selectorString(s *metav1.LabelSelector) string {
 func servicePorts(s *corev1.Service) string {
 	var parts []string
 	for _, p := range s.Spec.Ports {
+		if p.Protocol == "" {
+			p.Protocol = corev1.ProtocolTCP
+		}
 		if p.NodePort != 0 {
 			parts = append(parts, fmt.Sprintf("%d:%d/%s", p.Port, p.NodePort, p.Protocol))
 		} else {
@@ -248,8 +251,35 @@ func columnsFor(kind string) columns {
 		return columns{headers: []string{"TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"}, wide: []string{"SELECTOR"},
 			cells: func(o runtime.Object, now time.Time) ([]string, []string) {
 				s := o.(*corev1.Service)
-				return []string{string(s.Spec.Type), orNone(s.Spec.ClusterIP), externalIP(s), servicePorts(s), ageOf(s, now)},
+				typ := s.Spec.Type
+				if typ == "" {
+					typ = corev1.ServiceTypeClusterIP
+				}
+				return []string{string(typ), orNone(s.Spec.ClusterIP), externalIP(s), servicePorts(s), ageOf(s, now)},
 					[]string{labelsString(s.Spec.Selector)}
+			}}
+	case "Endpoints":
+		return columns{headers: []string{"ENDPOINTS", "AGE"},
+			cells: func(o runtime.Object, now time.Time) ([]string, []string) {
+				e := o.(*corev1.Endpoints)
+				var list []string
+				for _, sub := range e.Subsets {
+					for _, a := range sub.Addresses {
+						if len(sub.Ports) == 0 {
+							list = append(list, a.IP)
+						}
+						for _, p := range sub.Ports {
+							list = append(list, fmt.Sprintf("%s:%d", a.IP, p.Port))
+						}
+					}
+				}
+				eps := "<none>"
+				if len(list) > 3 {
+					eps = strings.Join(list[:3], ",") + fmt.Sprintf(" + %d more...", len(list)-3)
+				} else if len(list) > 0 {
+					eps = strings.Join(list, ",")
+				}
+				return []string{eps, ageOf(e, now)}, nil
 			}}
 	case "Namespace":
 		return columns{headers: []string{"STATUS", "AGE"},
@@ -264,9 +294,11 @@ func columnsFor(kind string) columns {
 				status := "Unknown"
 				for _, c := range n.Status.Conditions {
 					if c.Type == corev1.NodeReady {
-						status = map[corev1.ConditionStatus]string{corev1.ConditionTrue: "Ready", corev1.ConditionFalse: "NotReady"}[c.Status]
-						if status == "" {
-							status = "Unknown"
+						// kubectl: Ready only when True; False and Unknown
+						// (heartbeats stopped) both read NotReady.
+						status = "NotReady"
+						if c.Status == corev1.ConditionTrue {
+							status = "Ready"
 						}
 					}
 				}

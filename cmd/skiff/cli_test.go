@@ -385,7 +385,7 @@ source:
 		t.Fatalf("describe: %v %s", err, stderr)
 	}
 	for _, want := range []string{"Name:", name, "Namespace:", "default", "Labels:", "app=my-app", "Containers:",
-		"Image:", "nginx", "Phase:", "Pending", "Events:", "Scheduled", "default-scheduler", "Successfully assigned"} {
+		"Image:", "nginx", "Status:", "Pending", "Events:", "Scheduled", "default-scheduler", "Successfully assigned"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("describe output lacks %q:\n%s", want, out)
 		}
