@@ -38,6 +38,16 @@ func toGRPCError(err error) error {
 		return rpctypes.ErrGRPCDuplicateKey
 	case errors.Is(err, mvcc.ErrTooManyOps):
 		return rpctypes.ErrGRPCTooManyOps
+	// These four wrap ErrUnsupported, so they must come before it: etcd
+	// answers them with its own messages, which clients match on.
+	case errors.Is(err, mvcc.ErrEmptyKey):
+		return rpctypes.ErrGRPCEmptyKey
+	case errors.Is(err, mvcc.ErrValueProvided):
+		return rpctypes.ErrGRPCValueProvided
+	case errors.Is(err, mvcc.ErrLeaseProvided):
+		return rpctypes.ErrGRPCLeaseProvided
+	case errors.Is(err, mvcc.ErrInvalidSortOption):
+		return rpctypes.ErrGRPCInvalidSortOption
 	case errors.Is(err, mvcc.ErrUnsupported):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, context.Canceled):
