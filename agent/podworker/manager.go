@@ -25,6 +25,13 @@ import (
 	"github.com/skiffhq/skiff/agent/runtime"
 )
 
+// ErrVolumesNotReady, wrapped in Resolve's error, says a volume's files
+// could not be made (a configMap or secret is missing): the pod's sandbox is
+// not created until they can be, and the pod shows ContainerCreating with a
+// FailedMount event. Any other Resolve error is a container's
+// CreateContainerConfigError.
+var ErrVolumesNotReady = errors.New("volumes not ready")
+
 // Config of a Manager.
 type Config struct {
 	// NodeIP is reported as status.hostIP.
@@ -46,6 +53,10 @@ type Config struct {
 	// Started, Killing, BackOff, Unhealthy, Failed, OOMKilling, SandboxChanged.
 	// Called from the pod's worker goroutine; must not block for long.
 	OnEvent func(pod *corev1.Pod, eventType, reason, message string)
+	// OnRemoved, if set, is called from the worker's goroutine once a pod
+	// that stopped being desired has been stopped and removed from the
+	// runtime (the agent then ends a graceful API deletion).
+	OnRemoved func(pod *corev1.Pod)
 	// Log receives one line per action and failure, with the pod's ns/name.
 	Log *slog.Logger
 }
@@ -170,6 +181,14 @@ func (m *Manager) Status(uid types.UID) (corev1.PodStatus, bool) {
 		return corev1.PodStatus{}, false
 	}
 	return w.lastStatus()
+}
+
+// Active says whether a worker runs or is still removing the pod: the pod
+// is not yet gone from the node.
+func (m *Manager) Active(uid types.UID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.workers[uid] != nil || m.terminating[uid]
 }
 
 // Close stops every worker (pods keep running; a new manager adopts them).

@@ -31,6 +31,8 @@ type worker struct {
 	waiting map[string]*corev1.ContainerStateWaiting
 	// oomReported: container instances whose OOM kill was told as an event.
 	oomReported map[string]bool
+	// mountFailed: a FailedMount event was told for the current wait.
+	mountFailed bool
 }
 
 // probeState tracks the probes of one container instance.
@@ -88,10 +90,13 @@ func (w *worker) run(ctx context.Context) {
 		pod, stop := w.pod, w.stop
 		w.mu.Unlock()
 		if stop {
-			w.remove(pod)
+			removed := w.remove(pod)
 			w.m.mu.Lock()
 			delete(w.m.terminating, pod.UID)
 			w.m.mu.Unlock()
+			if removed && w.m.cfg.OnRemoved != nil {
+				w.m.cfg.OnRemoved(pod)
+			}
 			return
 		}
 		w.pass(ctx, pod)
@@ -114,7 +119,7 @@ func gracePeriod(pod *corev1.Pod) time.Duration {
 	return 30 * time.Second
 }
 
-func (w *worker) remove(pod *corev1.Pod) {
+func (w *worker) remove(pod *corev1.Pod) bool {
 	grace := gracePeriod(pod)
 	ctx, cancel := context.WithTimeout(context.Background(), grace+time.Minute)
 	defer cancel()
@@ -122,12 +127,13 @@ func (w *worker) remove(pod *corev1.Pod) {
 	w.event(pod, corev1.EventTypeNormal, "Killing", "Stopping pod (grace period %v)", grace)
 	if err := w.m.rt.RemovePod(ctx, string(pod.UID), grace); err != nil {
 		log.Error("remove pod", "err", err)
-		return
+		return false
 	}
 	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
 		w.m.cfg.Backoff.Forget(string(pod.UID) + "/" + c.Name)
 	}
 	log.Info("pod removed")
+	return true
 }
 
 // pass is one level-triggered step: read the pod from the runtime, start
@@ -153,6 +159,18 @@ func (w *worker) pass(ctx context.Context, pod *corev1.Pod) {
 		err = runtime.ErrPodNotFound
 	}
 	if errors.Is(err, runtime.ErrPodNotFound) {
+		if errors.Is(configErr, ErrVolumesNotReady) {
+			// As the kubelet: no sandbox until the volumes can be made; the
+			// pod shows ContainerCreating and a FailedMount event.
+			log.Info("waiting for volumes", "err", configErr)
+			if !w.mountFailed {
+				w.event(pod, corev1.EventTypeWarning, "FailedMount", "%v", configErr)
+			}
+			w.mountFailed = true
+			w.report(pod, nil, "ContainerCreating", configErr)
+			return
+		}
+		w.mountFailed = false
 		ps, err = rt.RunSandbox(ctx, in)
 		if err != nil {
 			log.Error("create sandbox", "err", err)

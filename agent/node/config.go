@@ -1,0 +1,134 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"time"
+
+	"github.com/skiffhq/skiff/agent/containerd"
+	"github.com/skiffhq/skiff/client"
+)
+
+// Sentinel errors, wrapped with details; test with errors.Is.
+var (
+	// ErrInvalidConfig: a setting, or two settings together, make no sense.
+	ErrInvalidConfig = errors.New("invalid agent config")
+	// ErrNoPodCIDR: every /24 of the cluster range is taken (or overlaps a
+	// host interface).
+	ErrNoPodCIDR = errors.New("no free pod CIDR")
+)
+
+// Config of an agent.
+type Config struct {
+	// Name is the Node's name (default: the host name).
+	Name string
+	// Client reaches the cluster API; the agent does not close it.
+	Client *client.Client
+	// DataDir holds the private containerd, pods' files, logs, runc and
+	// CNI state. Absolute.
+	DataDir string
+	// ContainerdSocket, when set, is an existing containerd to use instead
+	// of the private daemon under DataDir.
+	ContainerdSocket string
+	// ContainerdBinary runs the private daemon.
+	ContainerdBinary string
+	// CNIBinDir holds the bridge, host-local and loopback plugins.
+	CNIBinDir string
+	// NodeIP is the address reported as InternalIP and hostIP (default: the
+	// source address of the default route, else 127.0.0.1).
+	NodeIP string
+	// PodCIDR is this node's pod range. Empty: the Node's spec.podCIDR, or a
+	// free /24 of ClusterCIDR claimed at registration.
+	PodCIDR string
+	// ClusterCIDR is the range node pod CIDRs are carved from.
+	ClusterCIDR string
+	// BridgeName is the node's CNI bridge (≤ 15 bytes); it also prefixes
+	// the pods' netns names.
+	BridgeName string
+	// CgroupParent is the cgroup all pods go under, in every hierarchy.
+	CgroupParent string
+	// MaxPods is status.capacity.pods.
+	MaxPods int
+	// Labels are added to the well-known ones on the Node.
+	Labels map[string]string
+	// HeartbeatInterval is how often the Node status is written.
+	HeartbeatInterval time.Duration
+	// Resync is how often every pod is re-synced when nothing changes.
+	Resync time.Duration
+	// StatusWriters is how many pod statuses are written concurrently.
+	StatusWriters int
+	// LoggerBinary is the CRI logger the shims run (the skiff binary); empty
+	// makes the shim append raw output.
+	LoggerBinary string
+	// Version is reported as nodeInfo.kubeletVersion.
+	Version string
+	// Log receives the agent's lines (default: discard).
+	Log *slog.Logger
+}
+
+// DefaultConfig is an agent named name with a private containerd under
+// dataDir, talking to the cluster through c.
+func DefaultConfig(name, dataDir string, c *client.Client) Config {
+	return Config{
+		Name:              name,
+		Client:            c,
+		DataDir:           dataDir,
+		ContainerdBinary:  containerd.DefaultConfig(dataDir).Binary,
+		CNIBinDir:         "/usr/lib/cni",
+		ClusterCIDR:       "10.244.0.0/16",
+		BridgeName:        "skiff0",
+		CgroupParent:      "skiff",
+		MaxPods:           110,
+		HeartbeatInterval: 10 * time.Second,
+		Resync:            10 * time.Second,
+		StatusWriters:     4,
+		Version:           "skiff",
+	}
+}
+
+// Validate checks the settings and their relations.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	switch {
+	case c.Name == "":
+		return bad("node name is required")
+	case c.Client == nil:
+		return bad("a cluster API client is required")
+	case c.DataDir == "" || !filepath.IsAbs(c.DataDir):
+		return bad("data dir %q must be an absolute path", c.DataDir)
+	case c.BridgeName == "" || len(c.BridgeName) > 15:
+		return bad("bridge name %q must be 1..15 bytes", c.BridgeName)
+	case c.CgroupParent == "" || filepath.IsAbs(c.CgroupParent):
+		return bad("cgroup parent %q must be a relative path", c.CgroupParent)
+	case c.MaxPods <= 0:
+		return bad("max pods must be positive, got %d", c.MaxPods)
+	case c.HeartbeatInterval < 100*time.Millisecond:
+		return bad("heartbeat interval %v is below 100ms", c.HeartbeatInterval)
+	case c.Resync < 100*time.Millisecond:
+		return bad("resync %v is below 100ms", c.Resync)
+	case c.StatusWriters <= 0:
+		return bad("status writers must be positive")
+	}
+	if c.NodeIP != "" {
+		if _, err := netip.ParseAddr(c.NodeIP); err != nil {
+			return bad("node IP %q: %v", c.NodeIP, err)
+		}
+	}
+	if c.PodCIDR != "" {
+		if p, err := netip.ParsePrefix(c.PodCIDR); err != nil || !p.Addr().Is4() {
+			return bad("pod CIDR %q must be an IPv4 prefix", c.PodCIDR)
+		}
+	}
+	if c.PodCIDR == "" {
+		p, err := netip.ParsePrefix(c.ClusterCIDR)
+		if err != nil || !p.Addr().Is4() || p.Bits() > 24 {
+			return bad("cluster CIDR %q must be an IPv4 prefix of /24 or larger", c.ClusterCIDR)
+		}
+	}
+	return nil
+}
