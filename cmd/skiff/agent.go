@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/skiffhq/skiff/agent/node"
+	"github.com/skiffhq/skiff/client"
+)
+
+// agentFlags are the node settings shared by `skiff agent` and `skiff up`.
+type agentFlags struct {
+	name, dataDir, socket, nodeIP, podCIDR, clusterCIDR, bridge, cgroupParent string
+	labels                                                                    []string
+	maxPods                                                                   int
+	heartbeat                                                                 time.Duration
+}
+
+func (f *agentFlags) register(fs *pflag.FlagSet, defaultDataDir string) {
+	host, _ := os.Hostname()
+	d := node.DefaultConfig("", "", nil)
+	fs.StringVar(&f.name, "name", strings.ToLower(host), "node name")
+	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir, "directory for the private containerd, pods' files and logs")
+	fs.StringVar(&f.socket, "containerd-socket", "", "use this existing containerd socket instead of a private daemon")
+	fs.StringVar(&f.nodeIP, "node-ip", "", "address reported for the node (default: the default route's source address)")
+	fs.StringVar(&f.podCIDR, "pod-cidr", "", "this node's pod range (default: the Node's spec.podCIDR, else a free /24 of --cluster-cidr)")
+	fs.StringVar(&f.clusterCIDR, "cluster-cidr", d.ClusterCIDR, "range node pod CIDRs are taken from")
+	fs.StringVar(&f.bridge, "bridge", d.BridgeName, "name of the node's CNI bridge")
+	fs.StringVar(&f.cgroupParent, "cgroup-parent", d.CgroupParent, "cgroup all pods go under (in every hierarchy)")
+	fs.StringSliceVar(&f.labels, "node-labels", nil, "extra node labels, key=value[,key=value]")
+	fs.IntVar(&f.maxPods, "max-pods", d.MaxPods, "pods this node accepts (status.capacity.pods)")
+	fs.DurationVar(&f.heartbeat, "heartbeat-interval", d.HeartbeatInterval, "how often the Node status is written")
+}
+
+// config builds the agent config for client c.
+func (f *agentFlags) config(c *client.Client, log *slog.Logger) (node.Config, error) {
+	dir, err := filepath.Abs(f.dataDir)
+	if err != nil {
+		return node.Config{}, err
+	}
+	cfg := node.DefaultConfig(f.name, dir, c)
+	cfg.ContainerdSocket, cfg.NodeIP, cfg.PodCIDR, cfg.ClusterCIDR = f.socket, f.nodeIP, f.podCIDR, f.clusterCIDR
+	cfg.BridgeName, cfg.CgroupParent, cfg.MaxPods, cfg.HeartbeatInterval = f.bridge, f.cgroupParent, f.maxPods, f.heartbeat
+	cfg.Version = "skiff-" + version
+	cfg.Log = log
+	if len(f.labels) > 0 {
+		cfg.Labels = map[string]string{}
+		for _, l := range f.labels {
+			k, v, ok := strings.Cut(l, "=")
+			if !ok || k == "" {
+				return node.Config{}, fmt.Errorf("--node-labels %q: want key=value", l)
+			}
+			cfg.Labels[k] = v
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		cfg.LoggerBinary = exe // `skiff cri-logger PATH` writes CRI-format logs
+	}
+	return cfg, nil
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func newAgentCmd() *cobra.Command {
+	var (
+		af                          agentFlags
+		server, token, caFile, conf string
+		logLevel                    string
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a node agent: join the cluster and run the pods bound to this node on containerd",
+		Long: `Run the node agent. It registers this machine as a Node, keeps its status fresh,
+and runs the pods the scheduler binds to it on containerd (a private daemon
+under --data-dir by default, adopted again after a restart), with CNI networking
+and cgroup limits. Stopping the agent leaves its pods and containerd running; a
+restarted agent adopts them without restarting anything. 'skiff teardown-node
+--data-dir DIR' removes them all.
+
+Authenticate with the cluster's node token and CA (both written by the server
+into its data dir: apiserver/node-token and apiserver/ca.crt), or with a client
+config (--config).
+
+Needs root and the Debian packages containerd, runc, containernetworking-plugins
+and busybox-static.`,
+		Example: `  skiff agent --server https://10.0.0.1:6443 --token $(cat node-token) --ca-file ca.crt \
+      --name worker-1 --data-dir /var/lib/skiff/agent`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			if os.Geteuid() != 0 {
+				return fmt.Errorf("skiff agent must run as root (it creates containers, network namespaces and cgroups)")
+			}
+			var c *client.Client
+			if server != "" {
+				if token == "" || caFile == "" {
+					return fmt.Errorf("--server needs --token (the node token) and --ca-file (the cluster CA, apiserver/ca.crt in the server's data dir)")
+				}
+				ca, err := os.ReadFile(caFile)
+				if err != nil {
+					return fmt.Errorf("--ca-file: %w", err)
+				}
+				if c, err = client.Dial(client.Cluster{Server: server, CertificateAuthorityData: ca}, client.AuthInfo{Token: strings.TrimSpace(token)}); err != nil {
+					return err
+				}
+			} else if c, err = client.New(client.Options{ConfigPath: conf}); err != nil {
+				return fmt.Errorf("no --server given, and the client config could not be read: %w", err)
+			}
+			defer c.Close()
+			cfg, err := af.config(c, log)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			a, err := node.Start(startCtx, cfg)
+			cancel()
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			log.Info("stopping agent; pods and containerd keep running")
+			return a.Close()
+		},
+	}
+	f := cmd.Flags()
+	af.register(f, filepath.Join(defaultDataDir(), "agent"))
+	f.StringVar(&server, "server", "", "API server URL, https://host:port")
+	f.StringVar(&token, "token", os.Getenv("SKIFF_TOKEN"), "node join token (default $SKIFF_TOKEN)")
+	f.StringVar(&caFile, "ca-file", "", "cluster CA certificate (PEM) the API server's certificate is checked against")
+	f.StringVar(&conf, "config", "", "client config to use when --server is not given (default $SKIFFCONFIG or ~/.skiff/config)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func newTeardownNodeCmd() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "teardown-node",
+		Short: "Remove every pod, the bridge and the cgroups an agent made, and stop its private containerd",
+		Long: `Remove what the agent with this data dir made on this machine: all its pods
+(containers, cgroups, network namespaces), its CNI bridge and pod cgroup
+parent, and stop its private containerd. Run it after the agent has stopped.
+Images and logs stay in the data dir.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := filepath.Abs(dataDir)
+			if err != nil {
+				return err
+			}
+			log, _ := newLogger("info")
+			ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Minute)
+			defer cancel()
+			return node.Teardown(ctx, dir, log)
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", filepath.Join(defaultDataDir(), "agent"), "the agent's data dir")
+	return cmd
+}
+
+func init() {
+	rootCmd.AddCommand(newAgentCmd(), newTeardownNodeCmd())
+}
