@@ -71,6 +71,11 @@ type fsm struct {
 	// and watchers pull what they need from the store when woken.
 	changed notifier
 
+	// applyMu is held by ApplyBatch for a whole batch, so that
+	// captureLive sees the state between two batches (uncontended
+	// otherwise: raft applies from one goroutine).
+	applyMu sync.Mutex
+
 	// observe, when set, records apply batch latency (metrics).
 	observe func(d time.Duration, entries int)
 }
@@ -134,6 +139,8 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 // the same state and must end in the same state.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	start := time.Now()
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
 	out := make([]interface{}, len(logs))
 	for i, l := range logs {
 		switch l.Type {
@@ -270,11 +277,17 @@ func (f *fsm) applyConfiguration(c raft.Configuration) {
 var snapshotMagic = []byte("SKIFFSN1")
 
 // Snapshot captures the state. Raft calls it from the FSM goroutine, so no
-// apply runs meanwhile; the state is encoded here (into memory) because the
-// mvcc store has no cheap immutable view, and Persist, which runs
-// concurrently with later applies, only copies bytes out.
+// apply runs meanwhile; it only takes the small metadata (cluster id,
+// applied index, lease table, member attributes) and the mvcc store's O(1)
+// immutable image. Persist encodes that image on raft's snapshot goroutine
+// while applies go on, so a large store does not pause the state machine.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	var buf bytes.Buffer
+	return f.capture()
+}
+
+// capture takes a consistent image of the state: the caller must keep
+// applies out (the FSM goroutine itself, or a holder of applyMu).
+func (f *fsm) capture() (*fsmSnapshot, error) {
 	meta := &skiffv1.SnapshotMeta{
 		ClusterId:    f.clusterID.Load(),
 		AppliedIndex: f.applied.Load(),
@@ -294,13 +307,19 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf.Write(snapshotMagic)
-	buf.Write(binary.AppendUvarint(nil, uint64(len(mb))))
-	buf.Write(mb)
-	if _, err := f.kv().WriteTo(&buf); err != nil {
-		return nil, fmt.Errorf("encode mvcc snapshot: %w", err)
-	}
-	return &fsmSnapshot{data: buf.Bytes()}, nil
+	head := make([]byte, 0, len(snapshotMagic)+binary.MaxVarintLen64+len(mb))
+	head = append(head, snapshotMagic...)
+	head = binary.AppendUvarint(head, uint64(len(mb)))
+	head = append(head, mb...)
+	return &fsmSnapshot{head: head, image: f.kv().Snapshot(), rev: f.kv().Rev()}, nil
+}
+
+// captureLive takes a consistent image from outside the FSM goroutine
+// (Maintenance.Snapshot): applyMu keeps a batch from running meanwhile.
+func (f *fsm) captureLive() (*fsmSnapshot, error) {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	return f.capture()
 }
 
 func cmpInt[T int64 | uint64](a, b T) int {
@@ -345,6 +364,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	for _, m := range meta.Members {
 		members[m.Id] = memberAttrs{Name: m.Name, ClientURLs: m.ClientUrls}
 	}
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
 	f.mu.Lock()
 	f.leases = leases
 	f.members = members
@@ -357,17 +378,36 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type fsmSnapshot struct{ data []byte }
+// fsmSnapshot is a captured state: the encoded metadata and the mvcc
+// image, encoded only when written.
+type fsmSnapshot struct {
+	head  []byte
+	image *mvcc.Snapshot
+	rev   int64 // store revision of the image
+}
+
+// WriteTo writes the snapshot format Restore reads. It may run on any
+// goroutine, while applies go on.
+func (s *fsmSnapshot) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(s.head)
+	if err != nil {
+		return int64(n), err
+	}
+	m, err := s.image.WriteTo(w)
+	return int64(n) + m, err
+}
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(s.data); err != nil {
+	if _, err := s.WriteTo(sink); err != nil {
 		sink.Cancel()
-		return err
+		return fmt.Errorf("encode snapshot: %w", err)
 	}
 	return sink.Close()
 }
 
-func (s *fsmSnapshot) Release() {}
+// Release drops the image, so the store's copy-on-write versions it kept
+// alive can be collected.
+func (s *fsmSnapshot) Release() { s.image = nil }
 
 // notifier is a broadcast: wait returns a channel closed by the next
 // broadcast. Waking is one close per applied batch, whatever the number of

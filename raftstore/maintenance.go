@@ -1,7 +1,13 @@
 package raftstore
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
 
 	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -63,13 +69,134 @@ func (m *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.
 	return &pb.AlarmResponse{Header: m.s.header(m.s.fsm.kv().Rev())}, nil
 }
 
+// Defragment succeeds and does nothing: the MVCC state lives in memory and
+// raft.db is bbolt, which reuses its free pages (etcdctl defrag, run by
+// operators and by tools out of habit, must not fail).
 func (m *maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
-	// The MVCC state lives in memory; there is no file to defragment.
 	return &pb.DefragmentResponse{Header: m.s.header(m.s.fsm.kv().Rev())}, nil
 }
 
-func (m *maintenanceServer) Snapshot(*pb.SnapshotRequest, pb.Maintenance_SnapshotServer) error {
-	return status.Error(codes.Unimplemented, "skiff: Maintenance.Snapshot is not implemented (snapshots are taken by Raft in the data dir)")
+// snapshotChunk is the blob size of one SnapshotResponse (etcd's too).
+const snapshotChunk = 32 << 10
+
+// Snapshot streams this member's state as a Skiff backup file (see
+// backupEnvelope), not etcd's bolt file: etcdctl snapshot save writes it,
+// but etcdctl snapshot status/restore cannot read it. As etcd's, it is the
+// local member's state (not a linearizable read), taken at one applied
+// index; applies go on while it streams.
+func (m *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, stream pb.Maintenance_SnapshotServer) error {
+	snap, err := m.s.fsm.captureLive()
+	if err != nil {
+		return toGRPCError(err)
+	}
+	defer snap.Release()
+	// The image is immutable: one pass to learn the size (remaining_bytes
+	// in every message, and the padding), one to send.
+	size, err := snap.WriteTo(io.Discard)
+	if err != nil {
+		return toGRPCError(err)
+	}
+	w := &snapshotSender{stream: stream, remaining: backupSize(size), header: m.s.header(snap.rev), buf: make([]byte, 0, snapshotChunk)}
+	if err := writeBackup(w, snap, size); err != nil {
+		return err
+	}
+	return w.flush()
+}
+
+// A backup file (what Maintenance.Snapshot streams) is the Raft snapshot
+// format wrapped so that etcd's clients accept it: etcdctl snapshot save
+// refuses a stream whose length is not 32 mod 512 (a bolt file, whose size
+// is a multiple of the page size, plus its sha256). So:
+//
+//	snapshot bytes (fsm.Restore's format) | zero padding |
+//	snapshot length, 8 bytes big endian | sha256 of everything before
+//
+// with the padding making the whole length 32 mod 512.
+const backupTrailer = 8 + sha256.Size
+
+func backupSize(snapshot int64) int64 {
+	n := snapshot + backupTrailer
+	if r := (n - sha256.Size) % 512; r != 0 {
+		n += 512 - r
+	}
+	return n
+}
+
+func writeBackup(w io.Writer, snap *fsmSnapshot, size int64) error {
+	h := sha256.New()
+	mw := io.MultiWriter(w, h)
+	n, err := snap.WriteTo(mw)
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("snapshot changed size while written (%d, then %d bytes)", size, n)
+	}
+	tail := make([]byte, backupSize(size)-size-backupTrailer, backupSize(size)-size)
+	tail = binary.BigEndian.AppendUint64(tail, uint64(size))
+	if _, err := mw.Write(tail); err != nil {
+		return err
+	}
+	_, err = w.Write(h.Sum(nil))
+	return err
+}
+
+// readBackup checks a backup file and returns the snapshot inside.
+func readBackup(data []byte) ([]byte, error) {
+	if len(data) < backupTrailer || len(data)%512 != sha256.Size {
+		return nil, fmt.Errorf("not a skiff backup: length %d", len(data))
+	}
+	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
+	if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
+		return nil, errors.New("skiff backup: sha256 mismatch")
+	}
+	n := binary.BigEndian.Uint64(body[len(body)-8:])
+	if n > uint64(len(body)-8) || backupSize(int64(n)) != int64(len(data)) {
+		return nil, fmt.Errorf("skiff backup: snapshot length %d does not fit the file (%d bytes)", n, len(data))
+	}
+	return body[:n], nil
+}
+
+// snapshotSender cuts a byte stream into SnapshotResponses of
+// snapshotChunk bytes.
+type snapshotSender struct {
+	stream    pb.Maintenance_SnapshotServer
+	remaining int64
+	header    *pb.ResponseHeader
+	buf       []byte
+	sent      bool
+}
+
+func (w *snapshotSender) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		c := min(len(p), snapshotChunk-len(w.buf))
+		w.buf = append(w.buf, p[:c]...)
+		p = p[c:]
+		if len(w.buf) == snapshotChunk {
+			if err := w.flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *snapshotSender) flush() error {
+	if len(w.buf) == 0 && w.sent {
+		return nil
+	}
+	w.remaining -= int64(len(w.buf))
+	resp := &pb.SnapshotResponse{Header: w.header, RemainingBytes: uint64(max(w.remaining, 0)), Blob: w.buf}
+	if !w.sent {
+		resp.Version = etcdAPIVersion
+	}
+	if err := w.stream.Send(resp); err != nil {
+		return err
+	}
+	w.sent = true
+	w.buf = make([]byte, 0, snapshotChunk)
+	return nil
 }
 
 // MoveLeader hands leadership to another voter (raft's leadership
