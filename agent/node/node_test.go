@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -363,3 +364,80 @@ func httpGet(t *testing.T, url string) string {
 }
 
 func intstrFromInt(i int) intstr.IntOrString { return intstr.FromInt32(int32(i)) }
+
+// TestDeployment: a Deployment of 3 replicas of the HTTP image, with
+// requests and limits, gets 3 pods Running on the agent, each answering on
+// its pod IP. The controllers run in the test process against the API
+// server; pods are bound by a minimal binder (every pod to the one node).
+func TestDeployment(t *testing.T) {
+	e := newEnv(t)
+	e.startAgent("n1")
+	ctx := e.ctx()
+	runControllers(t, e.c)
+	runBinder(t, e.c, "n1")
+
+	replicas := int32(3)
+	labels := map[string]string{"app": "web"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					TerminationGracePeriodSeconds: int64Ptr(1),
+					Containers: []corev1.Container{{Name: "httpd", Image: "skiff.local/httpd:latest",
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+							Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+						},
+						ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+							Path: "/healthz", Port: intstrFromInt(80)}}, PeriodSeconds: 1}}},
+				},
+			},
+		},
+	}
+	start := time.Now()
+	if err := e.c.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	var pods corev1.PodList
+	nodetest.Poll(t, 60*time.Second, "3 pods Running and Ready", func() (bool, error) {
+		pods = corev1.PodList{}
+		if err := e.c.List(context.Background(), "default", &pods, client.ListOptions{LabelSelector: "app=web"}); err != nil {
+			return false, err
+		}
+		n := 0
+		for i := range pods.Items {
+			if running(&pods.Items[i]) {
+				n++
+			}
+		}
+		return n == 3 && len(pods.Items) == 3, fmt.Errorf("%d of %d pods running", n, len(pods.Items))
+	})
+	t.Logf("3 replicas Running and Ready %v after the Deployment was created", time.Since(start).Round(time.Millisecond))
+	for _, p := range pods.Items {
+		if body := httpGet(t, "http://"+p.Status.PodIP+"/"); !strings.Contains(body, p.Name) {
+			t.Errorf("pod %s at %s answers %q, want its hostname", p.Name, p.Status.PodIP, body)
+		}
+	}
+	nodetest.Poll(t, 30*time.Second, "deployment available", func() (bool, error) {
+		cur := &appsv1.Deployment{}
+		if err := e.c.Get(context.Background(), "default", "web", cur); err != nil {
+			return false, err
+		}
+		return cur.Status.AvailableReplicas == 3, fmt.Errorf("status %+v", cur.Status)
+	})
+	// Deleting the Deployment removes its pods from the node.
+	if _, err := e.c.Delete(ctx, d, nil); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Poll(t, 60*time.Second, "pods gone", func() (bool, error) {
+		var left corev1.PodList
+		if err := e.c.List(context.Background(), "default", &left, client.ListOptions{LabelSelector: "app=web"}); err != nil {
+			return false, err
+		}
+		return len(left.Items) == 0, fmt.Errorf("%d pods left", len(left.Items))
+	})
+}
