@@ -142,7 +142,15 @@ func (a *Agent) freePodCIDR(ctx context.Context) (string, error) {
 			}
 		}
 	}
-	cluster := netip.MustParsePrefix(a.cfg.ClusterCIDR).Masked()
+	if p, ok := pickPodCIDR(netip.MustParsePrefix(a.cfg.ClusterCIDR), used); ok {
+		return p.String(), nil
+	}
+	return "", fmt.Errorf("%w in %s", ErrNoPodCIDR, a.cfg.ClusterCIDR)
+}
+
+// pickPodCIDR is the lowest /24 of cluster overlapping none of used.
+func pickPodCIDR(cluster netip.Prefix, used []netip.Prefix) (netip.Prefix, bool) {
+	cluster = cluster.Masked()
 	b4 := cluster.Addr().As4()
 	base := binary.BigEndian.Uint32(b4[:])
 	count := 1 << (24 - cluster.Bits())
@@ -158,10 +166,10 @@ func (a *Agent) freePodCIDR(ctx context.Context) (string, error) {
 			}
 		}
 		if free {
-			return p.String(), nil
+			return p, true
 		}
 	}
-	return "", fmt.Errorf("%w in %s", ErrNoPodCIDR, a.cfg.ClusterCIDR)
+	return netip.Prefix{}, false
 }
 
 // nodeStatus measures the node now. prev supplies the conditions'
