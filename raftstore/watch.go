@@ -242,10 +242,9 @@ func (w *watchStream) sync() (int64, error) {
 	for _, id := range append([]int64(nil), w.order...) {
 		wt := w.watchers[id]
 		for wt.next <= rev {
+			// From the compaction revision itself works: mvcc keeps
+			// that revision's events, DELETEs included.
 			evs, next, err := st.Events(wt.next, wt.key, wt.end, wt.prevKV, watchMaxEvents)
-			if errors.Is(err, mvcc.ErrCompacted) && wt.next == st.CompactRev() {
-				evs, next, err = compactRevEvents(st, wt)
-			}
 			if errors.Is(err, mvcc.ErrCompacted) {
 				w.remove(id)
 				if err := w.send(&pb.WatchResponse{Header: w.s.header(rev), WatchId: id, Canceled: true,
@@ -306,24 +305,4 @@ func (w *watchStream) progress() error {
 		wt.sentSinceTick = false
 	}
 	return nil
-}
-
-// compactRevEvents serves a watch from exactly the compaction revision,
-// which etcd allows: the history no longer has that revision's events, but
-// the puts made at it are still the versions current at it, so they are
-// rebuilt from a range at that revision (without prev_kv, which is gone,
-// and in key order). Deletes at the compaction revision cannot be rebuilt.
-func compactRevEvents(st *mvcc.Store, wt *watcher) ([]*mvccpb.Event, int64, error) {
-	rev := wt.next
-	resp, err := st.Range(&pb.RangeRequest{Key: wt.key, RangeEnd: wt.end, Revision: rev})
-	if err != nil {
-		return nil, 0, err
-	}
-	var evs []*mvccpb.Event
-	for _, kv := range resp.Kvs {
-		if kv.ModRevision == rev {
-			evs = append(evs, &mvccpb.Event{Type: mvccpb.PUT, Kv: kv})
-		}
-	}
-	return evs, rev + 1, nil
 }

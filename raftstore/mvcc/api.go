@@ -132,7 +132,8 @@ type Result struct {
 //	// revision (a revision with more events than maxEvents is returned
 //	// whole). next is the revision to ask from next time. fromRev <= 0
 //	// means from now: no events, next = Rev()+1. ErrCompacted if
-//	// 0 < fromRev <= CompactRev().
+//	// 0 < fromRev < CompactRev() (the events at CompactRev itself, DELETEs
+//	// included, are kept).
 //	func (s *Store) Events(fromRev int64, key, end []byte, prevKV bool, maxEvents int) (evs []*mvccpb.Event, next int64, err error)
 //
 //	// HashKV: crc32 (Castagnoli) over every kept key-value version with mod

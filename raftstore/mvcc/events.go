@@ -20,15 +20,17 @@ import (
 // that a revision is never split: once the limit is reached the remaining
 // events of the same revision are still returned. next is the revision to
 // ask from next time. fromRev <= 0 means "from now": no events and next =
-// Rev()+1. ErrCompacted if 0 < fromRev <= CompactRev(), because the events
-// at the compaction revision itself may be gone.
+// Rev()+1. ErrCompacted if 0 < fromRev < CompactRev(): compaction keeps the
+// events at its own revision (see Compact), so a watch may start there, as
+// etcd allows (etcd 3.4 loses the DELETEs at that revision; the Store
+// does not).
 func (s *Store) Events(fromRev int64, key, end []byte, prevKV bool, maxEvents int) (evs []*mvccpb.Event, next int64, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if fromRev <= 0 {
 		return nil, s.rev + 1, nil
 	}
-	if fromRev <= s.compactRev {
+	if fromRev < s.compactRev {
 		return nil, 0, ErrCompacted
 	}
 	match := keyMatcher(key, end)

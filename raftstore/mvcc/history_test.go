@@ -139,8 +139,13 @@ func TestCompaction(t *testing.T) {
 				t.Fatalf("range at %d after compaction: %q, was %q", rev, got, before[rev])
 			}
 		}
-		_, _, err := s.Events(6, []byte("\x00"), []byte("\x00"), true, 0)
-		wantErr(t, "events at compaction revision", err, ErrCompacted)
+		_, _, err := s.Events(5, []byte("\x00"), []byte("\x00"), true, 0)
+		wantErr(t, "events below the compaction revision", err, ErrCompacted)
+		evs6, _, err := s.Events(6, []byte("\x00"), []byte("\x00"), true, 0)
+		evs6Before := []string{`PUT c="1" c6 m6 v1 l0`, `PUT d="1" c6 m6 v1 l0`, `PUT b="2" c5 m6 v2 l0 prev(b="1" c5 m5 v1 l0)`}
+		if err != nil || !eqStrings(fmtEvents(evs6)[:3], evs6Before) {
+			t.Fatalf("events from the compaction revision %q (%v), want %q first", fmtEvents(evs6), err, evs6Before)
+		}
 		evs, _, err := s.Events(7, []byte("\x00"), []byte("\x00"), true, 0)
 		if err != nil || !eqStrings(fmtEvents(evs), fmtEvents(evsBefore)) {
 			t.Fatalf("events after compaction %q (%v), were %q", fmtEvents(evs), err, fmtEvents(evsBefore))
@@ -152,21 +157,27 @@ func TestCompaction(t *testing.T) {
 		if err := s.Compact(8); err != nil {
 			t.Fatal(err)
 		}
-		// Kept: a=3 (one version), b=2, d=1; c's tombstone and a's and
-		// b's older versions are gone.
-		if got, want := s.Size(), int64(6); got != want {
+		// Kept: a=3 (one version), b=2, d=1; a's and b's older versions
+		// are gone. c, deleted at 8 (the compaction revision), keeps its
+		// tombstone and the version before it, so a watch from 8 still
+		// sees the DELETE with its prev_kv.
+		if got, want := s.Size(), int64(9); got != want {
 			t.Fatalf("size after compaction %d (was %d), want %d", got, sizeBefore, want)
 		}
-		if s.tree.Len() != 3 {
-			t.Fatalf("%d keys kept, want 3 (deleted c dropped)", s.tree.Len())
+		if s.tree.Len() != 4 {
+			t.Fatalf("%d keys kept, want 4", s.tree.Len())
 		}
-		for _, ke := range []string{"a", "b", "d"} {
-			if n := len(s.lookup([]byte(ke)).versions); n != 1 {
-				t.Fatalf("key %s keeps %d versions", ke, n)
+		for ke, want := range map[string]int{"a": 1, "b": 1, "c": 2, "d": 1} {
+			if n := len(s.lookup([]byte(ke)).versions); n != want {
+				t.Fatalf("key %s keeps %d versions, want %d", ke, n, want)
 			}
 		}
-		if len(s.log) != 0 {
-			t.Fatalf("log keeps %d entries", len(s.log))
+		if len(s.log) != 1 {
+			t.Fatalf("log keeps %d entries, want the delete at 8", len(s.log))
+		}
+		evs, _, err := s.Events(8, []byte("\x00"), []byte("\x00"), true, 0)
+		if want := []string{`DELETE c="" c0 m8 v0 l0 prev(c="1" c6 m6 v1 l0)`}; err != nil || !eqStrings(fmtEvents(evs), want) {
+			t.Fatalf("events from the compaction revision %q (%v), want %q", fmtEvents(evs), err, want)
 		}
 		// Writing after compaction continues the history normally.
 		mustPut(t, s, "a", "4")
@@ -175,6 +186,16 @@ func TestCompaction(t *testing.T) {
 		want := []string{`PUT a="4" c7 m9 v2 l0 prev(a="3" c7 m7 v1 l0)`, `PUT c="again" c10 m10 v1 l0`}
 		if err != nil || !eqStrings(fmtEvents(evs), want) || next != 11 {
 			t.Fatalf("events %q next %d err %v", fmtEvents(evs), next, err)
+		}
+		// The next compaction drops the tombstone at 8.
+		if err := s.Compact(9); err != nil {
+			t.Fatal(err)
+		}
+		if ke := s.lookup([]byte("c")); len(ke.versions) != 1 || ke.versions[0].mod != 10 {
+			t.Fatalf("c after compaction at 9: %+v", ke.versions)
+		}
+		if len(s.log) != 2 {
+			t.Fatalf("log keeps %d entries, want 2 (revisions 9 and 10)", len(s.log))
 		}
 	})
 	t.Run("compaction keeps the version live at the compaction revision", func(t *testing.T) {
@@ -214,7 +235,9 @@ func TestCompaction(t *testing.T) {
 		if err := s.Compact(s.Rev()); err != nil {
 			t.Fatal(err)
 		}
-		if ke := s.lookup([]byte("k")); len(ke.versions) != 1 || cap(ke.versions) > 16 {
+		// The version at the compaction revision and the one before it
+		// (prev_kv of the event at that revision).
+		if ke := s.lookup([]byte("k")); len(ke.versions) != 2 || cap(ke.versions) > 16 {
 			t.Fatalf("after compacting 1000 versions: len %d cap %d", len(ke.versions), cap(ke.versions))
 		}
 	})

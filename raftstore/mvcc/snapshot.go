@@ -23,8 +23,8 @@ import (
 //	crc32 Castagnoli of everything above, 4 bytes big endian
 //
 // The change log and the lease attachments are not stored: they are derived
-// from the versions (the log is every version above compactRev in revision
-// order; a lease is attached to each key whose latest version is live and
+// from the versions (the log is every version at compactRev or above, in
+// revision order; a lease is attached to each key whose latest version is live and
 // carries it).
 const (
 	snapMagic   = "skiff-mvcc\n"
@@ -295,7 +295,7 @@ func Restore(rd io.Reader, opts Options) (*Store, error) {
 			}
 			ke.versions = append(ke.versions, v)
 			s.size += int64(len(ke.key) + len(v.value))
-			if v.mod > s.compactRev {
+			if v.mod >= s.compactRev {
 				s.log = append(s.log, logEntry{main: v.mod, sub: v.sub, ke: ke})
 			}
 		}

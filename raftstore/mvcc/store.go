@@ -531,9 +531,12 @@ func (s *Store) DeleteKeys(keys [][]byte) Result {
 	return w.commit()
 }
 
-// Compact drops the history no read at revision >= rev needs: per key, the
-// latest version with mod revision <= rev is kept unless it is a tombstone,
-// and everything newer. Events at or below rev are gone.
+// Compact drops the history no read at revision >= rev and no watch from
+// revision >= rev needs: per key, the latest version with mod revision < rev
+// is kept unless it is a tombstone, and every version at rev or newer. The
+// changes made at rev itself stay in the log (a watch may start at the
+// compaction revision, and must see its DELETEs too); a key changed at rev
+// also keeps the version before, so those events still carry prev_kv.
 func (s *Store) Compact(rev int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -543,8 +546,9 @@ func (s *Store) Compact(rev int64) error {
 	if rev > s.rev {
 		return ErrFutureRev
 	}
-	// Only keys changed since the last compaction can hold droppable
-	// versions: older keys were reduced to one live version then.
+	// Only keys changed since the last compaction (at its revision or
+	// later) can hold droppable versions: older keys were already reduced
+	// to one live version then.
 	n := sort.Search(len(s.log), func(i int) bool { return s.log[i].main > rev })
 	for _, le := range s.log[:n] {
 		ke := le.ke
@@ -562,6 +566,8 @@ func (s *Store) Compact(rev int64) error {
 		ke.compactMark = rev
 		s.compactKey(ke, rev)
 	}
+	// The log keeps the changes at rev.
+	n = sort.Search(n, func(i int) bool { return s.log[i].main >= rev })
 	rest := len(s.log) - n
 	if rest < n {
 		// Reallocate so that the dropped prefix is freed.
@@ -575,17 +581,20 @@ func (s *Store) Compact(rev int64) error {
 	return nil
 }
 
+// compactKey drops the versions of ke that Compact(rev) does not keep.
 func (s *Store) compactKey(ke *keyEntry, rev int64) {
 	vs := ke.versions
-	i := sort.Search(len(vs), func(i int) bool { return vs[i].mod > rev }) - 1
+	// j: the first version at rev or newer; i: the first one kept.
+	j := sort.Search(len(vs), func(i int) bool { return vs[i].mod >= rev })
+	i := j - 1
 	if i < 0 {
 		return
 	}
 	if vs[i].tombstone() {
 		i++
 	}
-	for j := 0; j < i; j++ {
-		s.size -= int64(len(ke.key) + len(vs[j].value))
+	for k := 0; k < i; k++ {
+		s.size -= int64(len(ke.key) + len(vs[k].value))
 	}
 	n := len(vs) - i
 	if cap(vs) > 4*n+8 {
