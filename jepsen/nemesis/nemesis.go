@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"sort"
@@ -44,6 +45,13 @@ type Fault interface {
 	Name() string
 	Start(ctx context.Context, r *rig.Rig) (detail string, err error)
 	Stop(ctx context.Context, r *rig.Rig) error
+}
+
+// Verifier is a Fault that can tell, after its heal and the convergence
+// measurement, whether it really did what it is for (e.g. forced a snapshot
+// install). An error fails the run's nemesis check; the outcome is recorded.
+type Verifier interface {
+	Verify(ctx context.Context, r *rig.Rig) (outcome string, err error)
 }
 
 // Names lists every fault, in the order the suite runs them.
@@ -565,6 +573,8 @@ type Event struct {
 	// revision the most advanced member had at the heal; -1 if not within
 	// 15s (or a member was down).
 	Converged time.Duration `json:"converged_ns"`
+	// Outcome: what a Verifier found after the heal.
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // Timeline records fault events; safe for concurrent use.
@@ -608,7 +618,8 @@ func Schedule(ctx context.Context, r *rig.Rig, tl *Timeline, faults []Fault, ran
 		}
 		ev := Event{Fault: f.Name()}
 		// Injecting and healing must finish even when ctx ends mid-fault.
-		bg, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// snapshot-catchup may outlast its hold by up to fillFor.
+		bg, cancel := context.WithTimeout(context.Background(), fillFor+60*time.Second)
 		detail, err := f.Start(bg, r)
 		// The fault is in force once Start has returned (iptables rules
 		// go in one namespace after the other).
@@ -624,7 +635,7 @@ func Schedule(ctx context.Context, r *rig.Rig, tl *Timeline, faults []Fault, ran
 		}
 		sleep(ctx, hold)
 		if serr := f.Stop(bg, r); serr != nil {
-			ev.Err = strings.TrimSpace(ev.Err + "; heal: " + serr.Error())
+			ev.Err = joinErr(ev.Err, "heal: "+serr.Error())
 			r.Logf("nemesis %s: heal: %v", f.Name(), serr)
 		} else {
 			r.Logf("nemesis %s: healed", f.Name())
@@ -632,12 +643,29 @@ func Schedule(ctx context.Context, r *rig.Rig, tl *Timeline, faults []Fault, ran
 		ev.EndTime = time.Now()
 		ev.End = ev.EndTime.Sub(tl.origin)
 		ev.Converged = converge(bg, r, 15*time.Second)
+		if v, ok := f.(Verifier); ok && err == nil {
+			out, verr := v.Verify(bg, r)
+			ev.Outcome = out
+			if verr != nil {
+				ev.Err = joinErr(ev.Err, verr.Error())
+				r.Logf("nemesis %s: %v", f.Name(), verr)
+			} else if out != "" {
+				r.Logf("nemesis %s: %s", f.Name(), out)
+			}
+		}
 		cancel()
 		tl.add(ev)
 		if ctx.Err() != nil {
 			return
 		}
 	}
+}
+
+func joinErr(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 // converge measures how long after a heal every member has caught up with
@@ -678,56 +706,191 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // ---- catch-up by snapshot ----
 
-// snapshotCatchup isolates one follower for the whole fault window while the
-// workload keeps writing through the majority. Members run with a small
-// snapshot threshold and few trailing log entries (see rig), so by the time
-// the partition heals the leader has compacted its log past the follower's
-// last entry: the follower can only catch up by installing a snapshot. Stop
-// heals, then waits for the follower's log to say it installed one, and
-// fails the fault when it did not (the run then reports the fault as not
-// exercised rather than passing silently).
+// snapshotCatchup isolates one follower while the majority goes on
+// committing: the workload's writes plus filler entries from the nemesis
+// itself (transactions whose comparison always fails, so each is one raft
+// entry but no MVCC revision and no event for the checkers), until the
+// majority is rig.SnapshotGap entries past the follower or fillFor has
+// passed. With the rig's SmallSnapshots settings the leader has by then
+// snapshotted and compacted its log past the follower's last entry, so after
+// the heal the follower can only catch up by installing a snapshot. Verify
+// then looks in the follower's log (only what it wrote since the fault
+// started) for the install, and fails the fault when there was none: a
+// fault that degraded to log catch-up is reported, not passed.
 type snapshotCatchup struct {
 	partition
-	isolated *rig.Member
+	isolated  *rig.Member
+	logOffset int64
+	from, to  uint64 // follower's raft index when cut off; majority's at the heal
+	need      uint64
+	stopFill  context.CancelFunc
+	filled    chan struct{} // closed when the gap is reached or filling gave up
+	fillOps   int64
+	fillErr   error
 }
+
+// fillFor bounds how long the fault may outlast its hold waiting for the
+// gap (etcd needs ~5400 entries on a shared 2-core host).
+const fillFor = 60 * time.Second
+
+// FillPrefix holds the key the filler's transactions compare (never written).
+const FillPrefix = "nemesis/"
 
 func (s *snapshotCatchup) Name() string { return "snapshot-catchup" }
 
 func (s *snapshotCatchup) Start(ctx context.Context, r *rig.Rig) (string, error) {
+	s.isolated, s.from, s.to, s.fillOps, s.fillErr = nil, 0, 0, 0, nil
+	s.need = r.SnapshotGap()
+	// The follower's index just before the cut is the baseline; its log
+	// from here on is what Verify reads.
+	before := r.Statuses(ctx, time.Second)
 	detail, err := s.partition.Start(ctx, r)
-	s.isolated = nil
 	for m, from := range s.partition.lastPlan {
 		if len(from) == len(r.Members)-1 {
 			s.isolated = m
 		}
 	}
-	return detail, err
+	if err != nil || s.isolated == nil {
+		return detail, err
+	}
+	if fi, err := os.Stat(s.isolated.LogPath); err == nil {
+		s.logOffset = fi.Size()
+	}
+	for _, st := range before {
+		if st.Member == s.isolated && st.Err == nil {
+			s.from = st.RaftIndex
+		}
+	}
+	if st := s.isolated.Status(ctx, time.Second); st.Err == nil && st.RaftIndex > s.from {
+		s.from = st.RaftIndex
+	}
+	var majority []*rig.Member
+	for _, m := range r.Members {
+		if m != s.isolated {
+			majority = append(majority, m)
+		}
+	}
+	fctx, cancel := context.WithTimeout(context.Background(), fillFor)
+	s.stopFill, s.filled = cancel, make(chan struct{})
+	go s.fill(fctx, r, majority)
+	return fmt.Sprintf("%s at raft index %d; filling until the majority is %d entries ahead", detail, s.from, s.need), nil
 }
 
+// fill writes filler entries through the majority until it is s.need
+// entries past the follower, then closes s.filled.
+func (s *snapshotCatchup) fill(ctx context.Context, r *rig.Rig, majority []*rig.Member) {
+	defer close(s.filled)
+	c, err := rig.Client(majority)
+	if err != nil {
+		s.fillErr = err
+		return
+	}
+	defer c.Close()
+	wctx, stopWriters := context.WithCancel(ctx)
+	defer stopWriters()
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		ops int64
+	)
+	never := clientv3.Compare(clientv3.CreateRevision(FillPrefix+"never"), ">", 0)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for wctx.Err() == nil {
+				octx, cancel := context.WithTimeout(wctx, 2*time.Second)
+				_, err := c.Txn(octx).If(never).Then(clientv3.OpPut(FillPrefix+"never", "x")).Commit()
+				cancel()
+				if err == nil {
+					mu.Lock()
+					ops++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	defer func() {
+		stopWriters()
+		wg.Wait()
+		s.fillOps = ops
+	}()
+	for {
+		for _, st := range r.Statuses(ctx, time.Second) {
+			if st.Member != s.isolated && st.Err == nil && st.RaftIndex > s.to {
+				s.to = st.RaftIndex
+			}
+		}
+		if s.to >= s.from+s.need {
+			return
+		}
+		if !sleep(ctx, 250*time.Millisecond) {
+			s.fillErr = fmt.Errorf("the majority reached raft index %d, %d past the follower, within %v (wanted %d)", s.to, s.to-s.from, fillFor, s.need)
+			return
+		}
+	}
+}
+
+// Stop waits for the filler (bounded by fillFor from the start), then heals.
 func (s *snapshotCatchup) Stop(ctx context.Context, r *rig.Rig) error {
-	if err := s.partition.Stop(ctx, r); err != nil {
-		return err
-	}
-	if s.isolated == nil || r.DB() != rig.DBSkiff {
-		// etcd 3.4 keeps 5000 entries for slow followers whatever
-		// --snapshot-count says, so a short run may catch up from the log.
-		return nil
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if data, err := os.ReadFile(s.isolated.LogPath); err == nil && strings.Contains(string(data), snapshotInstalledLine) {
-			r.Logf("%s caught up by installing a snapshot", s.isolated.Name)
-			return nil
-		}
+	if s.filled != nil {
 		select {
+		case <-s.filled:
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
 		}
+		s.stopFill()
+		<-s.filled
+		s.filled = nil
 	}
-	return fmt.Errorf("%s healed but installed no snapshot within 20s (the leader's log still held its entries: write more or lower --snapshot-threshold/--trailing-logs)", s.isolated.Name)
+	return s.partition.Stop(ctx, r)
 }
 
-// snapshotInstalledLine is what hashicorp/raft logs on a follower once a
-// snapshot sent by the leader has been restored.
-const snapshotInstalledLine = "Installed remote snapshot"
+// Verify runs after the heal and the convergence measurement: it looks for
+// the snapshot install in the isolated member's log and says what happened.
+func (s *snapshotCatchup) Verify(ctx context.Context, r *rig.Rig) (string, error) {
+	m := s.isolated
+	if m == nil {
+		return "", nil
+	}
+	gap := fmt.Sprintf("cut off at raft index %d, majority at %d at the heal (%d ahead, %d needed; %d filler entries)", s.from, s.to, s.to-min(s.to, s.from), s.need, s.fillOps)
+	line := snapshotInstalledLine[r.DB()]
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if found, err := logHas(m.LogPath, s.logOffset, line); err != nil {
+			return "", err
+		} else if found {
+			return fmt.Sprintf("%s installed a snapshot from the leader (%s)", m.Name, gap), nil
+		}
+		if time.Now().After(deadline) || !sleep(ctx, 250*time.Millisecond) {
+			break
+		}
+	}
+	why := "the leader still held the entries it missed"
+	if s.fillErr != nil {
+		why = s.fillErr.Error()
+	}
+	return "", fmt.Errorf("%s healed without installing a snapshot, so it caught up from the log: the fault degraded (%s; %s; no %q in its log)", m.Name, gap, why, line)
+}
+
+func logHas(path string, offset int64, line string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, 0); err != nil {
+		return false, err
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return false, err
+	}
+	return strings.Contains(string(data), line), nil
+}
+
+// snapshotInstalledLine is what a follower logs once it has restored a
+// snapshot sent by the leader: hashicorp/raft in Skiff, etcd's server.
+var snapshotInstalledLine = map[rig.DB]string{
+	rig.DBSkiff: "Installed remote snapshot",
+	rig.DBEtcd:  "applied snapshot",
+}

@@ -53,7 +53,7 @@ func (m *Member) args() (string, []string) {
 		for _, o := range r.Members {
 			initial = append(initial, fmt.Sprintf("%s=http://%s", o.Name, o.PeerAddr()))
 		}
-		return r.cfg.EtcdBinary, []string{
+		args := []string{
 			"--name", m.Name,
 			"--data-dir", m.DataDir,
 			"--listen-client-urls", m.ClientURL(),
@@ -66,6 +66,10 @@ func (m *Member) args() (string, []string) {
 			"--logger", "zap",
 			"--log-outputs", "stderr",
 		}
+		if r.cfg.SmallSnapshots {
+			args = append(args, "--snapshot-count", fmt.Sprint(EtcdSnapshotCount))
+		}
+		return r.cfg.EtcdBinary, args
 	default:
 		args := []string{"server",
 			"--name", m.Name,
@@ -85,6 +89,12 @@ func (m *Member) args() (string, []string) {
 		case m.Index > 0:
 			// Ignored by a member whose data dir already holds raft state.
 			args = append(args, "--join", r.Members[0].PeerAddr())
+		}
+		if r.cfg.SmallSnapshots {
+			args = append(args,
+				"--snapshot-threshold", fmt.Sprint(SkiffSnapshotThreshold),
+				"--trailing-logs", fmt.Sprint(SkiffTrailingLogs),
+				"--snapshot-interval", SkiffSnapshotInterval.String())
 		}
 		if r.cfg.UnsafeFollowerReads {
 			args = append(args, "--unsafe-follower-reads")
@@ -261,7 +271,10 @@ type Status struct {
 	Leader   uint64
 	Term     uint64
 	Revision int64
-	Err      error
+	// RaftIndex is the member's raft commit index (etcd: committed
+	// index; Skiff: raft CommitIndex).
+	RaftIndex uint64
+	Err       error
 }
 
 // Statuses asks every running member for its status, each with timeout.
@@ -277,6 +290,11 @@ func (r *Rig) Statuses(ctx context.Context, timeout time.Duration) []Status {
 	}
 	wg.Wait()
 	return out
+}
+
+// Status asks this member alone for its status.
+func (m *Member) Status(ctx context.Context, timeout time.Duration) Status {
+	return m.status(ctx, timeout)
 }
 
 func (m *Member) status(ctx context.Context, timeout time.Duration) Status {
@@ -299,6 +317,7 @@ func (m *Member) status(ctx context.Context, timeout time.Duration) Status {
 		return st
 	}
 	st.ID, st.Leader, st.Term, st.Revision = resp.Header.MemberId, resp.Leader, resp.RaftTerm, resp.Header.Revision
+	st.RaftIndex = resp.RaftIndex
 	return st
 }
 

@@ -160,6 +160,12 @@ func (r *Result) Summary() string {
 	if r.Err != "" {
 		extra += " error=" + r.Err
 	}
+	for _, f := range r.Faults {
+		if f.Outcome != "" {
+			extra += " [" + f.Fault + ": " + f.Outcome + "]"
+			break
+		}
+	}
 	return fmt.Sprintf("%s %s nemesis=%s ops=%d ok=%d faults=%d failover=%s max-write-gap=%s%s | %s",
 		verdict, r.Scenario(), r.Nemesis, r.Ops, r.OKOps, len(r.Faults), fmtDur(r.Failover), fmtDur(r.MaxGap), extra, strings.Join(checks, "; "))
 }
@@ -195,6 +201,18 @@ func parseNemesis(spec string) ([]nemesis.Fault, bool, error) {
 	return faults, random, nil
 }
 
+// needsSmallSnapshots: a schedule with snapshot-catchup (alone, in a list
+// or drawn at random) runs its members with small snapshot settings, so that
+// the fault can force a snapshot install; other runs keep the defaults.
+func needsSmallSnapshots(faults []nemesis.Fault) bool {
+	for _, f := range faults {
+		if f.Name() == "snapshot-catchup" {
+			return true
+		}
+	}
+	return false
+}
+
 // Run performs one run and writes its directory. The returned error is set
 // only when the run could not be made at all (bad options, no root); a run
 // that started and failed says so in Result.Err and its checks.
@@ -225,6 +243,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	r, err := rig.New(rig.Config{
 		Nodes: o.Nodes, DB: o.DB, SkiffBinary: o.SkiffBinary, EtcdBinary: o.EtcdBinary,
 		LogDir: filepath.Join(o.Out, "logs"), UnsafeFollowerReads: o.UnsafeFollowerReads, Log: log,
+		SmallSnapshots: needsSmallSnapshots(faults),
 	})
 	if err != nil {
 		return nil, err
