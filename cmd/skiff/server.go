@@ -13,7 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/skiffhq/skiff/raftstore"
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/controlplane"
 )
 
 // defaultDataDir is /var/lib/skiff for root, ~/.skiff/data otherwise.
@@ -28,20 +29,31 @@ func defaultDataDir() string {
 }
 
 func newServerCmd() *cobra.Command {
-	cfg := raftstore.DefaultConfig()
+	cpCfg := controlplane.DefaultConfig()
+	cfg := &cpCfg.Store
 	var (
-		join     string
-		joinWait time.Duration
-		logLevel string
+		join        string
+		logLevel    string
+		adminConfig string
+		noAdmin     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run a control-plane member: the Raft key-value store serving the etcd v3 API",
-		Long: `Run a store member. Without --join it bootstraps a new cluster; with --join it
-asks an existing member (its peer address) to add it. A member restarted with the
-same --data-dir rejoins as itself and ignores --join.
+		Short: "Run a control-plane member: the Raft store, the cluster API and (on the leader) the controllers and scheduler",
+		Long: `Run a control-plane member: a member of the Raft key-value store serving the
+etcd v3 API, the cluster API server on top of it (TLS, port 6443 on the
+--listen-client host unless --listen-api says otherwise), and, on whichever
+member leads Raft, the controllers and the scheduler.
 
-Talk to it with etcdctl:
+Without --join it bootstraps a new cluster; with --join it asks an existing
+member (its peer address) to add it. A member restarted with the same
+--data-dir rejoins as itself and ignores --join.
+
+On start it writes the node join token to <data-dir>/node-token (0600) and an
+admin client config to --admin-config (default $SKIFFCONFIG or ~/.skiff/config),
+so skiff get/apply work at once. --no-api runs the store alone.
+
+Talk to the store with etcdctl:
   etcdctl --endpoints=127.0.0.1:2379 put foo bar
   etcdctl --endpoints=127.0.0.1:2379 member list -w table`,
 		Args: cobra.NoArgs,
@@ -51,7 +63,7 @@ Talk to it with etcdctl:
 				return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			cfg.Logger = log
+			cpCfg.Logger = log
 			cfg.LeaderLeaseTimeout = min(cfg.LeaderLeaseTimeout, cfg.HeartbeatTimeout)
 			if join != "" {
 				for _, j := range strings.Split(join, ",") {
@@ -64,28 +76,53 @@ Talk to it with etcdctl:
 				h, _ := os.Hostname()
 				cfg.Name = h
 			}
-			srv, err := raftstore.New(cfg)
-			if err != nil {
-				return err
+			cpCfg.DataDir = cfg.DataDir
+			// Several members on one host (tests, scripts) cannot all have
+			// port 6443: without an explicit --listen-api, a taken default
+			// port falls back to a free one (logged).
+			cpCfg.APIPortFallback = cpCfg.ListenAPI == ""
+			if !noAdmin {
+				cpCfg.AdminConfigPath = client.ConfigPath(adminConfig)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			startCtx, cancel := context.WithTimeout(ctx, joinWait)
-			err = srv.Start(startCtx)
-			cancel()
+			// ctx bounds the start: a member restarted without a quorum
+			// keeps serving its store and waits here for the API server's
+			// bootstrap until it gets one or is stopped.
+			cp, err := controlplane.Start(ctx, cpCfg)
 			if err != nil {
 				return err
 			}
-			log.Info("skiff server ready",
+			srv := cp.Store()
+			attrs := []any{
 				"name", cfg.Name,
-				"client_url", "http://"+srv.ClientAddr(),
-				"peer_url", "http://"+srv.PeerAddr(),
-				"try", fmt.Sprintf("etcdctl --endpoints=%s put foo bar && etcdctl --endpoints=%s get foo", srv.ClientAddr(), srv.ClientAddr()))
-			<-ctx.Done()
+				"client_url", "http://" + srv.ClientAddr(),
+				"peer_url", "http://" + srv.PeerAddr(),
+			}
+			if cpCfg.NoAPI {
+				attrs = append(attrs, "api", "off (--no-api)",
+					"try", fmt.Sprintf("etcdctl --endpoints=%s put foo bar && etcdctl --endpoints=%s get foo", srv.ClientAddr(), srv.ClientAddr()))
+			} else {
+				attrs = append(attrs, "api_url", cp.APIURL(),
+					"node_token_file", filepath.Join(cpCfg.DataDir, "node-token"))
+				if cpCfg.AdminConfigPath != "" {
+					attrs = append(attrs, "admin_config", cpCfg.AdminConfigPath, "try", "skiff get nodes")
+				}
+			}
+			log.Info("skiff server ready", attrs...)
+			select {
+			case <-ctx.Done():
+			case <-cp.Done():
+				log.Error("API server stopped; shutting down", "err", cp.Err())
+			}
 			log.Info("shutting down (handing over leadership first if leading)")
 			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer scancel()
-			return srv.Shutdown(sctx)
+			err = cp.Shutdown(sctx)
+			if ctx.Err() == nil && cp.Err() != nil {
+				return fmt.Errorf("API server: %w", cp.Err())
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -96,7 +133,7 @@ Talk to it with etcdctl:
 	f.StringVar(&cfg.AdvertiseClient, "advertise-client", "", "client host:port other members and clients should use (default: --listen-client)")
 	f.StringVar(&cfg.AdvertisePeer, "advertise-peer", "", "peer host:port other members should use (default: --listen-peer)")
 	f.StringVar(&join, "join", "", "peer address(es) of existing members, comma separated; empty bootstraps a new cluster")
-	f.DurationVar(&joinWait, "join-timeout", 2*time.Minute, "how long to keep trying --join before giving up")
+	f.DurationVar(&cpCfg.JoinTimeout, "join-timeout", cpCfg.JoinTimeout, "how long to keep trying --join before giving up")
 	f.DurationVar(&cfg.AutoCompactionRetention, "auto-compaction-retention", 0, "keep this much MVCC history (e.g. 1h); 0 disables auto-compaction")
 	f.DurationVar(&cfg.ProgressNotifyInterval, "progress-notify-interval", cfg.ProgressNotifyInterval, "period of watch progress notifications")
 	f.StringVar(&cfg.ListenMetrics, "listen-metrics", "", "host:port for Prometheus /metrics (empty: off)")
@@ -107,6 +144,12 @@ Talk to it with etcdctl:
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", cfg.HeartbeatTimeout, "Raft heartbeat timeout")
 	f.DurationVar(&cfg.ElectionTimeout, "election-timeout", cfg.ElectionTimeout, "Raft election timeout")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.BoolVar(&cpCfg.NoAPI, "no-api", false, "run the store alone: no API server, controllers or scheduler")
+	f.StringVar(&cpCfg.ListenAPI, "listen-api", "", "host:port for the cluster API (TLS gRPC), e.g. 0.0.0.0:6443 (default: the --listen-client host, port 6443)")
+	f.StringVar(&cpCfg.AdvertiseAPI, "advertise-api", "", "host or IP clients and agents reach the API at (certificate SAN, admin config; default: the --listen-api host)")
+	f.StringVar(&adminConfig, "admin-config", "", "where to write the admin client config (default $SKIFFCONFIG or ~/.skiff/config)")
+	f.BoolVar(&noAdmin, "no-admin-config", false, "do not write an admin client config")
+	f.StringVar(&cpCfg.API.ServiceCIDR, "service-cidr", cpCfg.API.ServiceCIDR, "range Service ClusterIPs are allocated from")
 	f.BoolVar(&cfg.UnsafeFollowerReads, "unsafe-follower-reads", false, "serve linearizable reads locally without a read index (a deliberate bug for testing checkers)")
 	_ = f.MarkHidden("unsafe-follower-reads")
 	return cmd

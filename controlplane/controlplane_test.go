@@ -1,0 +1,207 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffhq/skiff/client"
+)
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if !testing.Verbose() {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, nil))
+}
+
+// testConfig is a member on loopback ports picked by the kernel, with its
+// files in a temp dir.
+func testConfig(t *testing.T, name string) Config {
+	cfg := DefaultConfig()
+	cfg.Store.Name = name
+	cfg.Store.ListenClient = "127.0.0.1:0"
+	cfg.Store.ListenPeer = "127.0.0.1:0"
+	cfg.ListenAPI = "127.0.0.1:0"
+	cfg.DataDir = filepath.Join(t.TempDir(), name)
+	cfg.AdminConfigPath = filepath.Join(t.TempDir(), "config")
+	cfg.LeaderCheckInterval = 50 * time.Millisecond
+	cfg.RetryInterval = 100 * time.Millisecond
+	cfg.Logger = testLogger(t)
+	return cfg
+}
+
+func startMember(t *testing.T, cfg Config) *ControlPlane {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cp, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Start %s: %v", cfg.Store.Name, err)
+	}
+	t.Cleanup(func() {
+		if err := cp.Close(); err != nil {
+			t.Errorf("Close %s: %v", cfg.Store.Name, err)
+		}
+	})
+	return cp
+}
+
+// eventually polls check until it returns nil or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = check(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v: %v", what, timeout, err)
+}
+
+func adminClient(t *testing.T, cp *ControlPlane) *client.Client {
+	t.Helper()
+	cfg, err := cp.AdminConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestSingleMember(t *testing.T) {
+	cfg := testConfig(t, "m0")
+	cp := startMember(t, cfg)
+
+	if !strings.HasPrefix(cp.APIURL(), "https://127.0.0.1:") {
+		t.Errorf("APIURL = %q, want https://127.0.0.1:<port>", cp.APIURL())
+	}
+	tok, err := os.ReadFile(filepath.Join(cfg.DataDir, "node-token"))
+	if err != nil {
+		t.Fatalf("node token file: %v", err)
+	}
+	if got := strings.TrimSpace(string(tok)); got != cp.NodeToken() || got == "" {
+		t.Errorf("node-token file holds %q, NodeToken() = %q", got, cp.NodeToken())
+	}
+	if fi, err := os.Stat(filepath.Join(cfg.DataDir, "node-token")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("node-token mode = %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	if len(cp.CACertPEM()) == 0 {
+		t.Error("no CA certificate")
+	}
+	if _, err := client.LoadConfig(cfg.AdminConfigPath); err != nil {
+		t.Errorf("admin config at %s: %v", cfg.AdminConfigPath, err)
+	}
+
+	c := adminClient(t, cp)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var nss corev1.NamespaceList
+	if err := c.List(ctx, "", &nss, client.ListOptions{}); err != nil {
+		t.Fatalf("list namespaces: %v", err)
+	}
+	eventually(t, 10*time.Second, "leader duties start", func() error {
+		if !cp.Leading() {
+			return fmt.Errorf("not leading")
+		}
+		return nil
+	})
+
+	// The controllers run: a Deployment gets its pods.
+	replicas := int32(2)
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "busybox"}}},
+			},
+		},
+	}
+	if err := c.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "deployment pods created", func() error {
+		var pods corev1.PodList
+		if err := c.List(ctx, "default", &pods, client.ListOptions{LabelSelector: "app=web"}); err != nil {
+			return err
+		}
+		if len(pods.Items) != 2 {
+			return fmt.Errorf("%d pods, want 2", len(pods.Items))
+		}
+		return nil
+	})
+}
+
+func TestNoAPI(t *testing.T) {
+	cfg := testConfig(t, "m0")
+	cfg.NoAPI = true
+	cp := startMember(t, cfg)
+	if cp.APIURL() != "" || cp.NodeToken() != "" {
+		t.Errorf("NoAPI member has an API: %q", cp.APIURL())
+	}
+	if _, err := cp.AdminConfig(); err != ErrNoAPI {
+		t.Errorf("AdminConfig err = %v, want ErrNoAPI", err)
+	}
+	if cp.Store().ClientAddr() == "" {
+		t.Error("no store client address")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"no data dir", func(c *Config) { c.DataDir = "" }, "data dir is required"},
+		{"bad listen", func(c *Config) { c.ListenAPI = "6443" }, "--listen-api \"6443\": want host:port"},
+		{"advertise with port", func(c *Config) { c.AdvertiseAPI = "10.0.0.1:6443" }, "without a port"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, "m0")
+			tc.mod(&cfg)
+			_, err := Start(context.Background(), cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Start err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAPIPortTaken(t *testing.T) {
+	first := startMember(t, testConfig(t, "m0"))
+	_, port, _ := strings.Cut(strings.TrimPrefix(first.APIURL(), "https://"), ":")
+
+	// An explicit address that is taken is an error naming the flag.
+	cfg := testConfig(t, "m1")
+	cfg.ListenAPI = "127.0.0.1:" + port
+	_, err := Start(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "--listen-api") {
+		t.Fatalf("Start on a taken API port: err = %v, want one naming --listen-api", err)
+	}
+}

@@ -1,0 +1,15 @@
+package controlplane
+
+import (
+	"errors"
+	"syscall"
+)
+
+var (
+	// ErrNoAPI: the member runs the store alone (Config.NoAPI), so there
+	// is no API server to describe.
+	ErrNoAPI = errors.New("controlplane: this member runs without the API server (--no-api)")
+
+	// errAddrInUse is the listen error of a taken port.
+	errAddrInUse = syscall.EADDRINUSE
+)
