@@ -727,6 +727,8 @@ type snapshotCatchup struct {
 	filled    chan struct{} // closed when the gap is reached or filling gave up
 	fillOps   int64
 	fillErr   error
+	// verifyWithin bounds Verify's wait for the install line (default 20s).
+	verifyWithin time.Duration
 }
 
 // fillFor bounds how long the fault may outlast its hold waiting for the
@@ -854,7 +856,11 @@ func (s *snapshotCatchup) Verify(ctx context.Context, r *rig.Rig) (string, error
 	}
 	gap := fmt.Sprintf("cut off at raft index %d, majority at %d at the heal (%d ahead, %d needed; %d filler entries)", s.from, s.to, s.to-min(s.to, s.from), s.need, s.fillOps)
 	line := snapshotInstalledLine[r.DB()]
-	deadline := time.Now().Add(20 * time.Second)
+	within := s.verifyWithin
+	if within == 0 {
+		within = 20 * time.Second
+	}
+	deadline := time.Now().Add(within)
 	for {
 		if found, err := logHas(m.LogPath, s.logOffset, line); err != nil {
 			return "", err

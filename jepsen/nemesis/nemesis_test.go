@@ -1,9 +1,14 @@
 package nemesis
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/skiffhq/skiff/jepsen/rig"
 )
@@ -116,5 +121,55 @@ func TestNew(t *testing.T) {
 	}
 	if _, err := New("meteor"); !errors.Is(err, ErrUnknownFault) {
 		t.Errorf("New(meteor): %v", err)
+	}
+}
+
+// A follower that caught up from the log must fail the fault, and an install
+// logged before this fault started (an earlier cycle) must not count.
+func TestSnapshotCatchupVerify(t *testing.T) {
+	dir := t.TempDir()
+	r, err := rig.New(rig.Config{RunID: "sjtest", Nodes: 3, DB: rig.DBSkiff, SkiffBinary: os.Args[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &rig.Member{Name: "n2", LogPath: filepath.Join(dir, "n2.log")}
+	earlier := "raft: Installed remote snapshot\n"
+	if err := os.WriteFile(m.LogPath, []byte(earlier), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &snapshotCatchup{isolated: m, logOffset: int64(len(earlier)), from: 100, to: 900, need: 640, verifyWithin: 300 * time.Millisecond}
+	out, err := s.Verify(context.Background(), r)
+	if err == nil || !strings.Contains(err.Error(), "caught up from the log") || out != "" {
+		t.Fatalf("no install since the fault started: got outcome %q, err %v; want a degraded-fault error", out, err)
+	}
+	f, err := os.OpenFile(m.LogPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(f, "[INFO]  raft: Installed remote snapshot")
+	f.Close()
+	out, err = s.Verify(context.Background(), r)
+	if err != nil || !strings.Contains(out, "n2 installed a snapshot") {
+		t.Fatalf("install logged: got outcome %q, err %v", out, err)
+	}
+}
+
+func TestSnapshotGap(t *testing.T) {
+	for _, tc := range []struct {
+		db    rig.DB
+		small bool
+		min   uint64
+	}{
+		{rig.DBSkiff, true, rig.SkiffSnapshotThreshold + rig.SkiffTrailingLogs},
+		{rig.DBSkiff, false, 20000},
+		{rig.DBEtcd, true, rig.EtcdCatchUpEntries + rig.EtcdSnapshotCount},
+	} {
+		r, err := rig.New(rig.Config{RunID: "sjtest", Nodes: 3, DB: tc.db, SkiffBinary: os.Args[0], EtcdBinary: os.Args[0], SmallSnapshots: tc.small})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := r.SnapshotGap(); g <= tc.min {
+			t.Errorf("%s small=%v: gap %d, want > %d", tc.db, tc.small, g, tc.min)
+		}
 	}
 }

@@ -71,7 +71,10 @@ func (m *Member) args() (string, []string) {
 		}
 		return r.cfg.EtcdBinary, args
 	default:
-		args := []string{"server",
+		// --no-api: the store alone (the API server and controllers
+		// would write keys of their own, which the checkers would see
+		// as written by no client).
+		args := []string{"server", "--no-api",
 			"--name", m.Name,
 			"--data-dir", m.DataDir,
 			"--listen-client", m.ClientAddr(),
