@@ -1,9 +1,9 @@
 // Package sched is the scheduling algorithm of Skiff: given a model of the
 // cluster and a pod, pick the node the pod should run on, or say precisely
 // why there is none. It is pure and synchronous — no API client, no
-// goroutines, no clocks — so that it can be tested exhaustively and driven
-// by a scheduler loop that watches unbound pods and binds them with a
-// compare-and-swap.
+// goroutines, no clocks — so that it can be tested exhaustively — and the
+// loop that drives it (Runner): watch unbound pods, place them, bind them
+// with a compare-and-swap, report the ones that fit nowhere.
 //
 // # Vocabulary
 //
@@ -116,10 +116,31 @@
 //
 // BenchmarkSchedule and BenchmarkScheduleBatch10k measure it.
 //
+// # The loop (Runner)
+//
+// Everything above is pure. Runner (runner.go) is the one part that talks
+// to the cluster, through the client like any outside program: informers
+// on Pods, Nodes, Namespaces and volumes feed the Snapshot; unbound pods
+// naming this scheduler (default-scheduler or skiff) go through a work
+// queue; the loop takes what is queued as one batch (ScheduleBatch, each
+// pod assumed before the next) and hands the placements to a pool of
+// binders. A binding is an Update of the pod with spec.nodeName set and the
+// resourceVersion the decision saw: a compare-and-swap, so two schedulers
+// overlapping across a leadership change cannot both bind a pod. Bindings
+// in flight together reach the store's leader together and are committed in
+// one Raft append — that is how bindings batch under load. A failed binding
+// forgets its assumption and requeues the pod.
+//
+// A pod that fits nowhere gets PodScheduled=False (reason Unschedulable,
+// the FitError message) and a FailedScheduling event, and waits aside until
+// a cluster change its reasons say may help (FitError.MayFitAfter; node
+// heartbeats that change nothing a filter reads do not count), or a periodic
+// retry of all of them. Events are best effort: written by a small pool,
+// dropped and counted when it falls behind, never slowing the bindings.
+//
 // # Not here
 //
-// Binding, the queue of unbound pods, retries and events belong to the
-// scheduler loop, which needs the cluster client. Not implemented:
+// Not implemented:
 // preemption, image locality, volume count limits and zones, binding of
 // unbound claims (a claim the snapshot does not know bound does not
 // constrain), and the zone half of owner spreading (zone spreading is
