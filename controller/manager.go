@@ -40,6 +40,17 @@ type Options struct {
 	Resync time.Duration
 	// Logger (default: discard).
 	Logger *slog.Logger
+	// NodeMonitorGracePeriod: a node whose heartbeat is older gets
+	// Ready=Unknown and the unreachable taint (default 40s).
+	NodeMonitorGracePeriod time.Duration
+	// PodEvictionTimeout: how long pods with no toleration of the
+	// unreachable/not-ready taints stay on such a node (default 300s).
+	PodEvictionTimeout time.Duration
+	// NodeHealth, optional: a fast node liveness signal (gossip.Pool).
+	NodeHealth NodeHealth
+	// JobBackoff: the delay before a failed Job pod is replaced, doubled
+	// per failure (default 10s).
+	JobBackoff time.Duration
 }
 
 // Manager runs Skiff's controllers: it shares one informer per kind among
@@ -104,6 +115,10 @@ func (m *Manager) Run(ctx context.Context) error {
 
 	rec := NewRecorder(m.c, "skiff-controller-manager", log)
 	rsc.events, rcc.events, dc.events = rec, rec, rec
+	wl := m.workloads(inf, pods, gc, rec, log) // job, cronjob, statefulset, daemonset, nodelifecycle
+	if infErr != nil {
+		return fmt.Errorf("controller informers: %w", infErr)
+	}
 
 	loops := []*loop{newLoop(rsc, log), newLoop(rcc, log), newLoop(dc, log), newLoop(gc, log)}
 	rsc.register(loops[0].queue, rss, pods)
@@ -114,6 +129,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	epLoop := newLoop(epc, log)
 	epc.register(epLoop.queue, svcs, pods, eps)
 	loops = append(loops, epLoop)
+	loops = append(loops, wl.loops...)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -133,6 +149,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, l := range loops {
 		l.start(ctx, m.opts.Workers, &wg)
 	}
+	wl.start(ctx, &wg)
 	<-ctx.Done()
 	for _, l := range loops {
 		l.queue.ShutDown()

@@ -1,0 +1,358 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/skiffhq/skiff/client"
+)
+
+// NodeHealth is an optional fast signal of node liveness, such as
+// gossip.Pool: it tells the node lifecycle controller within seconds that
+// a node is gone instead of letting it wait out the grace period. It is a
+// hint: the controller acts on it only when the store agrees (no
+// heartbeat since the source declared the node dead), and records its
+// decision in the store.
+type NodeHealth interface {
+	// NodeDown reports whether the source holds the node dead, and since
+	// when (the controller's clock). Safe for concurrent use.
+	NodeDown(node string) (down bool, since time.Time)
+	// OnChange registers fn, called with the name of a node whose health
+	// changed, from the source's goroutine: fn must not block. stop
+	// unregisters it.
+	OnChange(fn func(node string)) (stop func())
+}
+
+// NodeLifecycleOptions tune the node lifecycle controller.
+type NodeLifecycleOptions struct {
+	// GracePeriod: a node whose last heartbeat (its Ready condition's
+	// lastHeartbeatTime) is older is marked Ready=Unknown (default 40s).
+	GracePeriod time.Duration
+	// PodEvictionTimeout: how long a pod that has no toleration of the
+	// not-ready or unreachable taint stays on such a node (default 300s).
+	// Pods normally carry their own tolerations (the API server's
+	// DefaultTolerationSeconds admission adds them), which win.
+	PodEvictionTimeout time.Duration
+	// Health, optional: a faster signal than heartbeats (gossip).
+	Health NodeHealth
+}
+
+// Reasons and messages the node lifecycle controller writes.
+const (
+	ReasonNodeStatusUnknown = "NodeStatusUnknown"
+	ReasonNodeNotReady      = "NodeNotReady"
+	ReasonTaintEviction     = "TaintManagerEviction"
+	msgStaleHeartbeat       = "Kubelet stopped posting node status."
+)
+
+// NodeLifecycleController watches node heartbeats. A node whose heartbeat
+// is older than the grace period (or that the optional NodeHealth source
+// holds dead, with no heartbeat since) gets its conditions set to Unknown
+// and the node.kubernetes.io/unreachable taint (NoSchedule and
+// NoExecute); a node reporting Ready=False gets node.kubernetes.io/not-
+// ready instead; a Ready node loses both. Pods on an unreachable node are
+// marked not Ready (so they leave their services' endpoints) and every
+// pod on a node with NoExecute taints is deleted once it stops tolerating
+// them: at once without a toleration of a taint of someone else's, after
+// tolerationSeconds with one, never with a toleration without seconds,
+// and after PodEvictionTimeout for a pod with no toleration of the two
+// taints this controller sets. Their ReplicaSets and StatefulSets then
+// replace them on healthy nodes; a node that comes back finishes the
+// deletions (its agent stops the pods).
+type NodeLifecycleController struct {
+	nodes, pods Cache
+	w           Writer
+	opts        NodeLifecycleOptions
+	health      NodeHealth
+	now         func() time.Time
+	log         *slog.Logger
+	events      EventRecorder
+}
+
+// NewNodeLifecycleController watches nodes (cluster-scoped keys: the node
+// name) and evicts from pods.
+func NewNodeLifecycleController(nodes, pods Cache, w Writer, opts NodeLifecycleOptions, log *slog.Logger) *NodeLifecycleController {
+	if opts.GracePeriod <= 0 {
+		opts.GracePeriod = DefaultNodeMonitorGracePeriod
+	}
+	if opts.PodEvictionTimeout <= 0 {
+		opts.PodEvictionTimeout = DefaultPodEvictionTimeout
+	}
+	if log == nil {
+		log = discardLogger()
+	}
+	return &NodeLifecycleController{nodes: nodes, pods: pods, w: w, opts: opts, health: opts.Health, now: time.Now, log: log, events: noEvents{}}
+}
+
+// Name is the controller's name.
+func (c *NodeLifecycleController) Name() string { return "nodelifecycle" }
+
+func nodeCondition(n *corev1.Node, t corev1.NodeConditionType) *corev1.NodeCondition {
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == t {
+			return &n.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// lastHeartbeat is the node's latest heartbeat: its Ready condition's
+// lastHeartbeatTime, else its creation.
+func lastHeartbeat(n *corev1.Node) time.Time {
+	if c := nodeCondition(n, corev1.NodeReady); c != nil && !c.LastHeartbeatTime.IsZero() {
+		return c.LastHeartbeatTime.Time
+	}
+	return n.CreationTimestamp.Time
+}
+
+// isOurTaint: the not-ready and unreachable taints this controller owns.
+func isOurTaint(key string) bool {
+	return key == corev1.TaintNodeNotReady || key == corev1.TaintNodeUnreachable
+}
+
+// Reconcile checks one node's heartbeat, sets its condition and taints,
+// and evicts the pods that no longer tolerate it.
+func (c *NodeLifecycleController) Reconcile(ctx context.Context, key string) (Result, error) {
+	cached, ok := c.nodes.Get(key)
+	if !ok {
+		return Result{}, nil
+	}
+	node := cached.(*corev1.Node).DeepCopy()
+	now := c.now()
+	var res Result
+
+	ready := nodeCondition(node, corev1.NodeReady)
+	if ready == nil || ready.Status != corev1.ConditionUnknown {
+		hb := lastHeartbeat(node)
+		msg := ""
+		if stale := now.Sub(hb); stale >= c.opts.GracePeriod {
+			msg = msgStaleHeartbeat
+		} else if down, since := c.healthDown(node.Name); down && hb.Before(since) {
+			msg = "Node is unreachable: gossip reports it dead since " + since.UTC().Format(time.RFC3339) + " and it has posted no status since."
+		} else {
+			res.RequeueAfter = c.opts.GracePeriod - stale + 10*time.Millisecond
+		}
+		if msg != "" {
+			if err := c.markUnknown(ctx, node, msg, now); err != nil {
+				return Result{}, err
+			}
+			res.RequeueAfter = 0
+			ready = nodeCondition(node, corev1.NodeReady)
+		}
+	}
+
+	if err := c.setTaints(ctx, node, ready, now); err != nil {
+		return Result{}, err
+	}
+	if ready == nil || ready.Status == corev1.ConditionTrue {
+		if !hasNoExecute(node) {
+			return res, nil
+		}
+	}
+	wait, err := c.handlePods(ctx, node, ready != nil && ready.Status == corev1.ConditionUnknown, now)
+	res.RequeueAfter = minPositive(res.RequeueAfter, wait)
+	return res, err
+}
+
+func (c *NodeLifecycleController) healthDown(node string) (bool, time.Time) {
+	if c.health == nil {
+		return false, time.Time{}
+	}
+	return c.health.NodeDown(node)
+}
+
+func hasNoExecute(n *corev1.Node) bool {
+	for _, t := range n.Spec.Taints {
+		if t.Effect == corev1.TaintEffectNoExecute {
+			return true
+		}
+	}
+	return false
+}
+
+// markUnknown sets the node's conditions to Unknown (the agent's next
+// status write, if it comes, sets them back) and updates node in place.
+func (c *NodeLifecycleController) markUnknown(ctx context.Context, node *corev1.Node, msg string, now time.Time) error {
+	mnow := metav1.NewTime(now)
+	if nodeCondition(node, corev1.NodeReady) == nil {
+		node.Status.Conditions = append(node.Status.Conditions, corev1.NodeCondition{Type: corev1.NodeReady})
+	}
+	for i := range node.Status.Conditions {
+		cond := &node.Status.Conditions[i]
+		switch cond.Type {
+		case corev1.NodeReady, corev1.NodeMemoryPressure, corev1.NodeDiskPressure, corev1.NodePIDPressure:
+		default:
+			continue
+		}
+		if cond.Status != corev1.ConditionUnknown {
+			cond.LastTransitionTime = mnow
+		}
+		cond.Status, cond.Reason, cond.Message = corev1.ConditionUnknown, ReasonNodeStatusUnknown, msg
+	}
+	if err := c.w.UpdateStatus(ctx, node); err != nil {
+		return fmt.Errorf("marking node %s unknown: %w", node.Name, err)
+	}
+	c.log.Warn("node unreachable", "node", node.Name, "why", msg, "lastHeartbeat", lastHeartbeat(node))
+	c.events.Event(node, corev1.EventTypeNormal, ReasonNodeNotReady, "Node "+node.Name+" status is now: NodeNotReady")
+	return nil
+}
+
+// setTaints makes the node's not-ready/unreachable taints follow its Ready
+// condition, keeping the time a taint was first added.
+func (c *NodeLifecycleController) setTaints(ctx context.Context, node *corev1.Node, ready *corev1.NodeCondition, now time.Time) error {
+	want := ""
+	if ready != nil {
+		switch ready.Status {
+		case corev1.ConditionUnknown:
+			want = corev1.TaintNodeUnreachable
+		case corev1.ConditionFalse:
+			want = corev1.TaintNodeNotReady
+		}
+	}
+	var taints []corev1.Taint
+	have := map[corev1.TaintEffect]bool{}
+	for _, t := range node.Spec.Taints {
+		if isOurTaint(t.Key) && t.Key != want {
+			continue
+		}
+		if t.Key == want {
+			have[t.Effect] = true
+		}
+		taints = append(taints, t)
+	}
+	if want != "" {
+		mnow := metav1.NewTime(now)
+		if !have[corev1.TaintEffectNoSchedule] {
+			taints = append(taints, corev1.Taint{Key: want, Effect: corev1.TaintEffectNoSchedule})
+		}
+		if !have[corev1.TaintEffectNoExecute] {
+			taints = append(taints, corev1.Taint{Key: want, Effect: corev1.TaintEffectNoExecute, TimeAdded: &mnow})
+		}
+	}
+	if apiequality.Semantic.DeepEqual(taints, node.Spec.Taints) || (len(taints) == 0 && len(node.Spec.Taints) == 0) {
+		return nil
+	}
+	node.Spec.Taints = taints
+	if err := c.w.Update(ctx, node); err != nil {
+		return fmt.Errorf("tainting node %s: %w", node.Name, err)
+	}
+	if want == "" {
+		c.log.Info("node ready: taints removed", "node", node.Name)
+		c.events.Event(node, corev1.EventTypeNormal, "NodeReady", "Node "+node.Name+" status is now: NodeReady")
+	} else {
+		c.log.Info("node tainted", "node", node.Name, "taint", want)
+	}
+	return nil
+}
+
+// handlePods marks the node's pods not Ready (when it is unreachable) and
+// evicts those whose toleration of its NoExecute taints has run out. It
+// returns how long until the next eviction is due.
+func (c *NodeLifecycleController) handlePods(ctx context.Context, node *corev1.Node, unreachable bool, now time.Time) (time.Duration, error) {
+	var errs []error
+	var next time.Duration
+	for _, o := range c.pods.List(nil) {
+		p := o.(*corev1.Pod)
+		if p.Spec.NodeName != node.Name || p.DeletionTimestamp != nil {
+			continue
+		}
+		at, evict := c.evictionTime(p, node, now)
+		if evict && !at.After(now) {
+			errs = append(errs, c.evict(ctx, p, node))
+			continue
+		}
+		if evict {
+			next = minPositive(next, at.Sub(now))
+		}
+		if unreachable && isReady(p) && !isTerminal(p) {
+			errs = append(errs, c.markNotReady(ctx, p, now))
+		}
+	}
+	return next, errors.Join(errs...)
+}
+
+// evictionTime is when p must leave node for its NoExecute taints; false
+// when it tolerates them all for good.
+func (c *NodeLifecycleController) evictionTime(p *corev1.Pod, node *corev1.Node, now time.Time) (time.Time, bool) {
+	var at time.Time
+	evict := false
+	for i := range node.Spec.Taints {
+		t := &node.Spec.Taints[i]
+		if t.Effect != corev1.TaintEffectNoExecute {
+			continue
+		}
+		added := now
+		if t.TimeAdded != nil {
+			added = t.TimeAdded.Time
+		}
+		var when time.Time
+		switch tol := toleratedBy(p.Spec.Tolerations, t); {
+		case tol == nil && isOurTaint(t.Key):
+			when = added.Add(c.opts.PodEvictionTimeout)
+		case tol == nil:
+			when = added
+		case tol.TolerationSeconds == nil:
+			continue
+		default:
+			when = added.Add(time.Duration(max(*tol.TolerationSeconds, 0)) * time.Second)
+		}
+		if !evict || when.Before(at) {
+			at, evict = when, true
+		}
+	}
+	return at, evict
+}
+
+func (c *NodeLifecycleController) evict(ctx context.Context, p *corev1.Pod, node *corev1.Node) error {
+	_, err := c.w.Delete(ctx, p.DeepCopy(), &client.DeleteOptions{PreconditionUID: string(p.UID)})
+	if err != nil && !client.IsNotFound(err) {
+		return fmt.Errorf("evicting pod %s/%s from node %s: %w", p.Namespace, p.Name, node.Name, err)
+	}
+	c.log.Info("evicted pod", "pod", p.Namespace+"/"+p.Name, "node", node.Name)
+	c.events.Event(p, corev1.EventTypeNormal, ReasonTaintEviction, "Marking for deletion Pod "+p.Namespace+"/"+p.Name)
+	return nil
+}
+
+func (c *NodeLifecycleController) markNotReady(ctx context.Context, cached *corev1.Pod, now time.Time) error {
+	p := cached.DeepCopy()
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == corev1.PodReady {
+			p.Status.Conditions[i].Status = corev1.ConditionFalse
+			p.Status.Conditions[i].Reason = ReasonNodeStatusUnknown
+			p.Status.Conditions[i].LastTransitionTime = metav1.NewTime(now)
+		}
+	}
+	if err := c.w.UpdateStatus(ctx, p); err != nil && !client.IsNotFound(err) {
+		return fmt.Errorf("marking pod %s/%s not ready: %w", p.Namespace, p.Name, err)
+	}
+	return nil
+}
+
+func (c *NodeLifecycleController) register(q *client.Queue[string], nodes, pods *client.Informer) {
+	nodes.AddHandler(keyHandler(q, selfKey))
+	// A pod landing on (or changing on) a tainted or unready node may need
+	// evicting or marking.
+	pods.AddHandler(keyHandler(q, func(obj runtime.Object) []string {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.Spec.NodeName == "" {
+			return nil
+		}
+		o, ok := nodes.Get(p.Spec.NodeName)
+		if !ok {
+			return nil
+		}
+		n := o.(*corev1.Node)
+		if r := nodeCondition(n, corev1.NodeReady); hasNoExecute(n) || (r != nil && r.Status != corev1.ConditionTrue) {
+			return []string{n.Name}
+		}
+		return nil
+	}))
+}
