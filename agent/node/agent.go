@@ -175,7 +175,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	// Only now may the first sync run: before the informer has synced,
 	// an empty desired set would remove every running pod.
-	a.syncPods(runCtx)
+	a.syncPods(runCtx, true)
 	a.goRun(func() { a.syncLoop(runCtx) })
 	a.goRun(func() { a.heartbeatLoop(runCtx) })
 	for i := 0; i < cfg.StatusWriters; i++ {
@@ -276,20 +276,24 @@ func (a *Agent) syncLoop(ctx context.Context) {
 	t := time.NewTicker(a.cfg.Resync)
 	defer t.Stop()
 	for {
+		full := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			full = true
 		case <-a.kickSync:
 		}
-		a.syncPods(ctx)
+		a.syncPods(ctx, full)
 	}
 }
 
 // syncPods is one level-triggered step: the pods bound to this node, as
 // the informer has them, become the workers' desired set; pods being
-// deleted whose containers are gone are deleted for good.
-func (a *Agent) syncPods(ctx context.Context) {
+// deleted whose containers are gone are deleted for good. full also scans
+// containerd for pods nobody asks for (at Resync, not on every change: it
+// lists every container).
+func (a *Agent) syncPods(ctx context.Context, full bool) {
 	objs := a.pods.List(labels.Everything())
 	desired := make([]*corev1.Pod, 0, len(objs))
 	for _, o := range objs {
@@ -299,8 +303,12 @@ func (a *Agent) syncPods(ctx context.Context) {
 		}
 		desired = append(desired, p.DeepCopy())
 	}
-	if err := a.mgr.Sync(ctx, desired); err != nil && ctx.Err() == nil {
-		a.log.Error("sync pods", "err", err)
+	if full {
+		if err := a.mgr.Sync(ctx, desired); err != nil && ctx.Err() == nil {
+			a.log.Error("sync pods", "err", err)
+		}
+	} else {
+		a.mgr.Update(desired)
 	}
 	for _, p := range desired {
 		if p.DeletionTimestamp == nil || a.mgr.Active(p.UID) {

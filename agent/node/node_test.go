@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 		crilog.Main(os.Args[2])
 		return
 	}
+	if spec := os.Getenv(benchAgentEnv); spec != "" {
+		os.Exit(runChildAgent(spec))
+	}
 	os.Exit(m.Run())
 }
 
@@ -41,6 +44,7 @@ func TestMain(m *testing.M) {
 // with the test images, ready for agents.
 type env struct {
 	t       *testing.T
+	srv     *apiservertest.Server
 	c       *client.Client
 	dir     string
 	marker  string
@@ -56,7 +60,7 @@ func newEnv(t *testing.T) *env {
 	_ = d.Close()
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
-	e := &env{t: t, c: srv.Client(), dir: dir, marker: "skn" + hex.EncodeToString(b), podCIDR: nodetest.FreeCIDR(t)}
+	e := &env{t: t, srv: srv, c: srv.Client(), dir: dir, marker: "skn" + hex.EncodeToString(b), podCIDR: nodetest.FreeCIDR(t)}
 	t.Cleanup(func() {
 		if left := nodetest.HostLeftovers(e.marker); len(left) > 0 {
 			t.Errorf("left behind on the host:\n%s", strings.Join(left, "\n"))

@@ -116,6 +116,14 @@ func (m *Manager) forwardEvents() {
 // grace period and removed, and pods the runtime has that nobody wants
 // (left from before an agent restart) are removed.
 func (m *Manager) Sync(ctx context.Context, desired []*corev1.Pod) error {
+	m.Update(desired)
+	return m.RemoveOrphans(ctx, desired)
+}
+
+// Update is Sync without the scan of the runtime for pods nobody asks for:
+// cheap (no containerd call), for every change the API reports; Sync (or
+// RemoveOrphans) then runs at a slower period.
+func (m *Manager) Update(desired []*corev1.Pod) {
 	want := map[types.UID]*corev1.Pod{}
 	deleting := map[types.UID]*corev1.Pod{}
 	for _, p := range desired {
@@ -126,6 +134,7 @@ func (m *Manager) Sync(ctx context.Context, desired []*corev1.Pod) error {
 		}
 	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	for uid, w := range m.workers {
 		if _, ok := want[uid]; !ok {
 			if p, ok := deleting[uid]; ok {
@@ -146,15 +155,24 @@ func (m *Manager) Sync(ctx context.Context, desired []*corev1.Pod) error {
 		m.wg.Add(1)
 		go func() { defer m.wg.Done(); w.run(m.ctx) }()
 	}
-	m.mu.Unlock()
+}
 
+// RemoveOrphans removes the pods the runtime has that are not in desired
+// (or are being deleted) and that no worker owns.
+func (m *Manager) RemoveOrphans(ctx context.Context, desired []*corev1.Pod) error {
+	want := map[types.UID]bool{}
+	for _, p := range desired {
+		if p.DeletionTimestamp == nil {
+			want[p.UID] = true
+		}
+	}
 	pods, err := m.rt.ListPods(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, p := range pods {
-		if _, ok := want[types.UID(p.UID)]; ok {
+		if want[types.UID(p.UID)] {
 			continue
 		}
 		m.mu.Lock()
@@ -170,17 +188,6 @@ func (m *Manager) Sync(ctx context.Context, desired []*corev1.Pod) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// Status is the last status reported for a pod.
-func (m *Manager) Status(uid types.UID) (corev1.PodStatus, bool) {
-	m.mu.Lock()
-	w := m.workers[uid]
-	m.mu.Unlock()
-	if w == nil {
-		return corev1.PodStatus{}, false
-	}
-	return w.lastStatus()
 }
 
 // Active says whether a worker runs or is still removing the pod: the pod
