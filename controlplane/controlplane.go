@@ -15,6 +15,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controller"
 	"github.com/skiffhq/skiff/raftstore"
+	"github.com/skiffhq/skiff/sched"
 )
 
 // DefaultAPIPort is the port of the cluster API when Config.ListenAPI is
@@ -295,6 +296,15 @@ func (cp *ControlPlane) duties() []duty {
 	if !cp.cfg.DisableControllers {
 		ds = append(ds, duty{"controllers", func(ctx context.Context) error {
 			return controller.NewManager(cp.cli, controller.Options{Logger: cp.log.With("component", "controller-manager")}).Run(ctx)
+		}})
+	}
+	if !cp.cfg.DisableScheduler {
+		ds = append(ds, duty{"scheduler", func(ctx context.Context) error {
+			r, err := sched.NewRunner(cp.cli, sched.RunnerOptions{Logger: cp.log.With("component", "scheduler")})
+			if err != nil {
+				return err
+			}
+			return r.Run(ctx)
 		}})
 	}
 	return ds

@@ -12,6 +12,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/client"
@@ -129,7 +130,23 @@ func TestSingleMember(t *testing.T) {
 		return nil
 	})
 
-	// The controllers run: a Deployment gets its pods.
+	// The controllers and the scheduler run: a Deployment gets its pods,
+	// bound to the one node.
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}
+	if err := c.Create(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	node.Status = corev1.NodeStatus{
+		Allocatable: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("2"),
+			corev1.ResourceMemory: resource.MustParse("4Gi"),
+			corev1.ResourcePods:   resource.MustParse("110"),
+		},
+		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
+	}
+	if err := c.UpdateStatus(ctx, node); err != nil {
+		t.Fatal(err)
+	}
 	replicas := int32(2)
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
@@ -145,13 +162,18 @@ func TestSingleMember(t *testing.T) {
 	if err := c.Create(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "deployment pods created", func() error {
+	eventually(t, 20*time.Second, "deployment pods created and bound", func() error {
 		var pods corev1.PodList
 		if err := c.List(ctx, "default", &pods, client.ListOptions{LabelSelector: "app=web"}); err != nil {
 			return err
 		}
 		if len(pods.Items) != 2 {
 			return fmt.Errorf("%d pods, want 2", len(pods.Items))
+		}
+		for _, p := range pods.Items {
+			if p.Spec.NodeName != "node-1" {
+				return fmt.Errorf("pod %s bound to %q, want node-1", p.Name, p.Spec.NodeName)
+			}
 		}
 		return nil
 	})

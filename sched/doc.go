@@ -1,9 +1,9 @@
-// Package sched is the scheduling algorithm of Skiff: given a model of the
-// cluster and a pod, pick the node the pod should run on, or say precisely
-// why there is none. It is pure and synchronous — no API client, no
-// goroutines, no clocks — so that it can be tested exhaustively — and the
-// loop that drives it (Runner): watch unbound pods, place them, bind them
-// with a compare-and-swap, report the ones that fit nowhere.
+// Package sched is Skiff's scheduler: the algorithm that, given a model of
+// the cluster and a pod, picks the node the pod should run on or says
+// precisely why there is none; and the loop (Runner) that drives it — watch
+// unbound pods, place them, bind them with a compare-and-swap, report the
+// ones that fit nowhere. The algorithm is pure and synchronous — no API
+// client, no goroutines, no clocks — so that it can be tested exhaustively.
 //
 // # Vocabulary
 //
