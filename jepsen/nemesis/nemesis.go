@@ -506,16 +506,25 @@ type netem struct {
 	name    string
 	args    []string
 	applied []*rig.Member
+	// dropped: members with the iptables fallback of loss in INPUT.
+	dropped []*rig.Member
 }
 
 func (n *netem) Name() string { return n.name }
 
+// lossFallback is the share of member-to-member packets the loss fault drops
+// with iptables' statistic match when the kernel has no sch_netem.
+const lossFallback = "0.30"
+
 func (n *netem) Start(ctx context.Context, r *rig.Rig) (string, error) {
-	n.applied = nil
+	n.applied, n.dropped = nil, nil
 	for _, m := range r.Members {
 		args := append([]string{"qdisc", "add", "dev", "eth0", "root", "netem"}, n.args...)
 		if out, err := m.NSExec(ctx, "tc", args...); err != nil {
 			if strings.Contains(out, "qdisc kind is unknown") || strings.Contains(out, "No such file") {
+				if n.name == "loss" && len(n.applied) == 0 {
+					return n.dropRandom(ctx, r)
+				}
 				return "", fmt.Errorf("%w: tc netem: the kernel lacks sch_netem (%s)", ErrUnavailable, strings.TrimSpace(out))
 			}
 			return "", err
@@ -525,6 +534,25 @@ func (n *netem) Start(ctx context.Context, r *rig.Rig) (string, error) {
 	return "netem " + strings.Join(n.args, " ") + " on all members", nil
 }
 
+// dropRandom is loss without netem: every member drops a random 30% of the
+// packets it receives from the other members (iptables statistic match in
+// its namespace). Unlike netem on eth0 it spares the clients' traffic, as
+// the partitions do.
+func (n *netem) dropRandom(ctx context.Context, r *rig.Rig) (string, error) {
+	for _, m := range r.Members {
+		n.dropped = append(n.dropped, m)
+		for _, o := range r.Members {
+			if o == m {
+				continue
+			}
+			if out, err := m.NSExec(ctx, "iptables", "-w", "-A", "INPUT", "-s", o.IP, "-m", "statistic", "--mode", "random", "--probability", lossFallback, "-j", "DROP"); err != nil {
+				return "", fmt.Errorf("%w: no sch_netem, and iptables statistic failed too (%s)", ErrUnavailable, strings.TrimSpace(out))
+			}
+		}
+	}
+	return "30% loss of member-to-member packets (iptables statistic: this kernel has no sch_netem)", nil
+}
+
 func (n *netem) Stop(ctx context.Context, r *rig.Rig) error {
 	var errs []error
 	for _, m := range n.applied {
@@ -532,7 +560,12 @@ func (n *netem) Stop(ctx context.Context, r *rig.Rig) error {
 			errs = append(errs, err)
 		}
 	}
-	n.applied = nil
+	for _, m := range n.dropped {
+		if _, err := m.NSExec(ctx, "iptables", "-w", "-F", "INPUT"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.applied, n.dropped = nil, nil
 	return errors.Join(errs...)
 }
 

@@ -71,14 +71,17 @@ func (m *Member) args() (string, []string) {
 		}
 		return r.cfg.EtcdBinary, args
 	default:
-		// --no-api: the store alone (the API server and controllers
-		// would write keys of their own, which the checkers would see
-		// as written by no client).
-		args := []string{"server", "--no-api",
+		args := []string{"server",
 			"--name", m.Name,
 			"--data-dir", m.DataDir,
 			"--listen-client", m.ClientAddr(),
 			"--listen-peer", m.PeerAddr(),
+		}
+		if r.skiffNoAPI {
+			// The store alone: the API server and controllers would
+			// write keys of their own, which the checkers would see
+			// as written by no client.
+			args = append(args, "--no-api")
 		}
 		switch {
 		case m.rejoin:

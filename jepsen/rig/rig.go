@@ -140,6 +140,19 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// probeSkiff asks the Skiff binary's server help whether it has --no-api
+// (servers since the control plane landed run an API server and controllers
+// by default, whose own keys the checkers would see as phantom writes).
+func (r *Rig) probeSkiff(ctx context.Context) {
+	if r.cfg.DB != DBSkiff {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(cctx, r.cfg.SkiffBinary, "server", "--help").CombinedOutput()
+	r.skiffNoAPI = strings.Contains(string(out), "--no-api")
+}
+
 // Snapshot settings with SmallSnapshots.
 const (
 	SkiffSnapshotThreshold = 256
@@ -180,7 +193,10 @@ type Rig struct {
 	bridge  string
 	workDir string
 	ownDir  bool
-	Members []*Member
+	// skiffNoAPI: the Skiff binary's server has --no-api (probed once
+	// in Start).
+	skiffNoAPI bool
+	Members    []*Member
 
 	closeOnce sync.Once
 	closeErr  error
@@ -255,6 +271,7 @@ func (r *Rig) Start(ctx context.Context) error {
 		}
 		r.Members = append(r.Members, m)
 	}
+	r.probeSkiff(ctx)
 	if err := r.startMembers(ctx); err != nil {
 		return err
 	}
