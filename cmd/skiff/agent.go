@@ -26,11 +26,14 @@ type agentFlags struct {
 	heartbeat                                                                 time.Duration
 }
 
+// register adds the flags; defaultDataDir "" leaves --data-dir to the caller.
 func (f *agentFlags) register(fs *pflag.FlagSet, defaultDataDir string) {
 	host, _ := os.Hostname()
 	d := node.DefaultConfig("", "", nil)
 	fs.StringVar(&f.name, "name", strings.ToLower(host), "node name")
-	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir, "directory for the private containerd, pods' files and logs")
+	if defaultDataDir != "" {
+		fs.StringVar(&f.dataDir, "data-dir", defaultDataDir, "directory for the private containerd, pods' files and logs")
+	}
 	fs.StringVar(&f.socket, "containerd-socket", "", "use this existing containerd socket instead of a private daemon")
 	fs.StringVar(&f.nodeIP, "node-ip", "", "address reported for the node (default: the default route's source address)")
 	fs.StringVar(&f.podCIDR, "pod-cidr", "", "this node's pod range (default: the Node's spec.podCIDR, else a free /24 of --cluster-cidr)")
