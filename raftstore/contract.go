@@ -44,7 +44,10 @@ type Config struct {
 	MaxRequestBytes int    // default 1.5 MiB, as etcd
 	MaxTxnOps       int    // default 128, as etcd
 	ListenMetrics   string // Prometheus /metrics; empty = off
-	Logger          *slog.Logger
+	// EnablePprof also serves net/http/pprof under /debug/pprof/ on the
+	// metrics listener (as etcd's --enable-pprof), for profiling a member.
+	EnablePprof bool
+	Logger      *slog.Logger
 
 	// UnsafeFollowerReads serves linearizable ranges locally without a
 	// read-index. It exists only so the jepsen checkers can be shown to

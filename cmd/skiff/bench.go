@@ -32,6 +32,7 @@ func newBenchStoreCmd() *cobra.Command {
 		etcdBin   string
 		members   int
 		quiet     bool
+		skiffArgs string
 	)
 	cmd := &cobra.Command{
 		Use:   "store",
@@ -86,7 +87,7 @@ Workloads (--workloads takes names or prefixes, comma separated):
 			}
 			logf("bench store: %d workloads x %v on %s, %d CPUs", len(ws), duration, strings.Join(ts, " and "), runtime.NumCPU())
 			rep, err := bench.Compare(ctx, bench.Options{
-				SkiffBinary: skiffBin, EtcdBinary: etcdBin, Members: members,
+				SkiffBinary: skiffBin, SkiffArgs: strings.Fields(skiffArgs), EtcdBinary: etcdBin, Members: members,
 				Duration: duration, Workloads: ws, Targets: ts, Log: logf,
 			})
 			out := cmd.OutOrStdout()
@@ -104,6 +105,7 @@ Workloads (--workloads takes names or prefixes, comma separated):
 	f.StringVar(&skiffBin, "skiff-binary", "", "skiff binary whose server subcommand runs the members (default: this binary)")
 	f.StringVar(&etcdBin, "etcd-binary", "/usr/bin/etcd", "etcd binary for the reference cluster")
 	f.IntVar(&members, "members", 3, "members per cluster")
+	f.StringVar(&skiffArgs, "skiff-args", "", `extra "skiff server" flags for the Skiff members, space separated (e.g. "--log-store wal")`)
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the table")
 	return cmd
 }

@@ -110,9 +110,15 @@ Talk to the store with etcdctl:
 				}
 			}
 			log.Info("skiff server ready", attrs...)
+			// With --no-api there is no API server to watch: cp.Done is
+			// closed at once, and the member runs until signalled.
+			var apiDone <-chan struct{}
+			if !cpCfg.NoAPI {
+				apiDone = cp.Done()
+			}
 			select {
 			case <-ctx.Done():
-			case <-cp.Done():
+			case <-apiDone:
 				log.Error("API server stopped; shutting down", "err", cp.Err())
 			}
 			log.Info("shutting down (handing over leadership first if leading)")
@@ -137,6 +143,7 @@ Talk to the store with etcdctl:
 	f.DurationVar(&cfg.AutoCompactionRetention, "auto-compaction-retention", 0, "keep this much MVCC history (e.g. 1h); 0 disables auto-compaction")
 	f.DurationVar(&cfg.ProgressNotifyInterval, "progress-notify-interval", cfg.ProgressNotifyInterval, "period of watch progress notifications")
 	f.StringVar(&cfg.ListenMetrics, "listen-metrics", "", "host:port for Prometheus /metrics (empty: off)")
+	f.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "also serve Go profiles under /debug/pprof/ on --listen-metrics")
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "Raft log entries between snapshots")
 	f.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cfg.SnapshotInterval, "how often Raft checks whether a snapshot is due")
 	f.Uint64Var(&cfg.TrailingLogs, "trailing-logs", cfg.TrailingLogs, "Raft log entries kept after a snapshot (a follower further behind catches up by snapshot)")

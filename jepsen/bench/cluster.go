@@ -42,6 +42,8 @@ type Spec struct {
 	Kind    string // "skiff" or "etcd"
 	Binary  string // skiff binary (its "server" subcommand) or etcd
 	Members int
+	// ExtraArgs are appended to every member's command line.
+	ExtraArgs []string
 	// Log receives progress lines; nil discards them.
 	Log func(format string, args ...any)
 }
@@ -102,7 +104,20 @@ func Start(ctx context.Context, spec Spec) (*Cluster, error) {
 		// operator would.
 		for i := range clientAddrs {
 			args := []string{"server", "--name", fmt.Sprintf("m%d", i), "--data-dir", filepath.Join(dir, fmt.Sprintf("m%d", i)),
-				"--listen-client", clientAddrs[i], "--listen-peer", peerAddrs[i], "--log-level", "warn"}
+				"--listen-client", clientAddrs[i], "--listen-peer", peerAddrs[i], "--log-level", "warn",
+				// The store alone, as etcd runs: no API server or controllers.
+				"--no-api", "--no-admin-config"}
+			if os.Getenv("SKIFF_BENCH_PPROF") != "" {
+				// For profiling: members serve /debug/pprof/ on a logged port.
+				maddr, err := freeAddr()
+				if err != nil {
+					c.Stop()
+					return nil, err
+				}
+				args = append(args, "--listen-metrics", maddr, "--enable-pprof")
+				spec.Log("skiff m%d: pprof at http://%s/debug/pprof/", i, maddr)
+			}
+			args = append(args, spec.ExtraArgs...)
 			if i > 0 {
 				args = append(args, "--join", strings.Join(peerAddrs[:i], ","))
 			}

@@ -12,10 +12,12 @@ import (
 // Options configure a comparison run.
 type Options struct {
 	SkiffBinary string // runs "server"
-	EtcdBinary  string
-	Members     int
-	Duration    time.Duration // per workload and cluster
-	Workloads   []Workload
+	// SkiffArgs are extra "skiff server" flags (e.g. --log-store wal).
+	SkiffArgs  []string
+	EtcdBinary string
+	Members    int
+	Duration   time.Duration // per workload and cluster
+	Workloads  []Workload
 	// Targets in run order, each "skiff" or "etcd".
 	Targets []string
 	Log     func(format string, args ...any)
@@ -57,7 +59,11 @@ func Compare(ctx context.Context, o Options) (*Report, error) {
 		if target == "etcd" {
 			bin = o.EtcdBinary
 		}
-		c, err := Start(ctx, Spec{Kind: target, Binary: bin, Members: o.Members, Log: o.Log})
+		spec := Spec{Kind: target, Binary: bin, Members: o.Members, Log: o.Log}
+		if target == "skiff" {
+			spec.ExtraArgs = o.SkiffArgs
+		}
+		c, err := Start(ctx, spec)
 		if err != nil {
 			return rep, fmt.Errorf("start %s cluster: %w", target, err)
 		}
