@@ -302,10 +302,22 @@ func (c *JobController) createPods(ctx context.Context, key string, job *batchv1
 	var errs []error
 	for i := 0; i < n; i++ {
 		t := job.Spec.Template.DeepCopy()
+		// Kubernetes' API server puts these on the template; Skiff's
+		// may not have, so the pods get them here (skiff logs -l
+		// batch.kubernetes.io/job-name=NAME finds them either way).
+		lbl := t.Labels
+		if lbl == nil {
+			lbl = map[string]string{}
+		}
+		for k, v := range map[string]string{batchv1.JobNameLabel: job.Name, batchv1.ControllerUidLabel: string(job.UID)} {
+			if _, ok := lbl[k]; !ok && len(v) <= 63 {
+				lbl[k] = v
+			}
+		}
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace: job.Namespace, Name: podName(job.Name), GenerateName: job.Name + "-",
-				Labels: t.Labels, Annotations: t.Annotations, Finalizers: t.Finalizers,
+				Labels: lbl, Annotations: t.Annotations, Finalizers: t.Finalizers,
 				OwnerReferences: []metav1.OwnerReference{controllerRef(job, kindJob)},
 			},
 			Spec: t.Spec,
