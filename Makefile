@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BUF := github.com/bufbuild/buf/cmd/buf@v1.57.0
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: all build deps test test-unit test-agent test-apiserver-skiff test-e2e lint proto up down bench-store jepsen jepsen-smoke images bench-pods-runtime clean
+.PHONY: all build deps test test-unit test-agent test-apiserver-skiff test-e2e lint proto up down bench-store jepsen jepsen-smoke images bench-pods bench-pods-runtime clean
 
 all: build
 
@@ -54,12 +54,14 @@ proto:
 	$(GO) run $(BUF) lint
 	$(GO) run $(BUF) generate
 
-# up: until the agent lands, a single-member store in the background.
+# up: skiff up (control plane + agent + private containerd) in the background,
+# the test images imported, the demo Deployment (deploy/demo.yaml) rolled out.
 up: deps build
 	scripts/up.sh $(BIN)
 
+# down: stop skiff up and remove its pods, bridge, cgroups and containerd.
 down:
-	scripts/down.sh
+	scripts/down.sh $(BIN)
 
 bench-store: deps build
 	$(BIN) bench store
@@ -73,6 +75,11 @@ jepsen: build
 # images writes the busybox-static test image tarballs (no registry needed).
 images: build
 	$(BIN) image build-test --out build/images
+
+# Pod start latency through the API (create → Running seen by a watch) for 1
+# and 100 pods on one agent, and agent/containerd memory (a figure, not a test).
+bench-pods: deps
+	set -o pipefail; SKIFF_BENCH_PODS=100 $(GO) test ./agent/node -run TestBenchPods -v -count=1 -timeout 15m | grep -v '^time='
 
 # Pod start latency on one node at the runtime level (a figure, not a test).
 bench-pods-runtime:
