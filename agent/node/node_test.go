@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/skiffhq/skiff/agent/runtime"
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/controlplane"
 )
 
 // TestMain lets the test binary serve as the CRI logger the shims run.
@@ -55,12 +57,52 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	nodetest.RequireNode(t)
 	srv := apiservertest.Start(t, apiservertest.StartSkiffStore(t))
+	e := &env{t: t, srv: srv, c: srv.Client()}
+	e.startNode()
+	return e
+}
+
+// newControlPlaneEnv is newEnv with Skiff's whole control plane (store, API
+// server, controllers, scheduler) instead of a bare API server.
+func newControlPlaneEnv(t *testing.T) *env {
+	t.Helper()
+	nodetest.RequireNode(t)
+	cfg := controlplane.DefaultConfig()
+	cfg.Store.Name = "cp"
+	cfg.Store.ListenClient, cfg.Store.ListenPeer, cfg.ListenAPI = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DataDir = filepath.Join(t.TempDir(), "cp")
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cp, err := controlplane.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("control plane: %v", err)
+	}
+	t.Cleanup(func() { cp.Close() })
+	admin, err := cp.AdminConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Options{Config: admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	e := &env{t: t, c: c}
+	e.startNode()
+	return e
+}
+
+// startNode starts a private containerd with the test images and
+// registers the teardown and leftover checks of the host.
+func (e *env) startNode() {
+	t := e.t
 	d, dir := nodetest.StartDaemon(t)
 	nodetest.ImportTestImages(t, d)
 	_ = d.Close()
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
-	e := &env{t: t, srv: srv, c: srv.Client(), dir: dir, marker: "skn" + hex.EncodeToString(b), podCIDR: nodetest.FreeCIDR(t)}
+	e.dir, e.marker, e.podCIDR = dir, "skn"+hex.EncodeToString(b), nodetest.FreeCIDR(t)
 	t.Cleanup(func() {
 		if left := nodetest.HostLeftovers(e.marker); len(left) > 0 {
 			t.Errorf("left behind on the host:\n%s", strings.Join(left, "\n"))
@@ -73,7 +115,6 @@ func newEnv(t *testing.T) *env {
 			t.Errorf("teardown: %v", err)
 		}
 	})
-	return e
 }
 
 // startAgent runs an agent named name until Close or the end of the test.
@@ -369,16 +410,14 @@ func httpGet(t *testing.T, url string) string {
 
 func intstrFromInt(i int) intstr.IntOrString { return intstr.FromInt32(int32(i)) }
 
-// TestDeployment: a Deployment of 3 replicas of the HTTP image, with
-// requests and limits, gets 3 pods Running on the agent, each answering on
-// its pod IP. The controllers run in the test process against the API
-// server; pods are bound by a minimal binder (every pod to the one node).
+// TestDeployment: through Skiff's control plane (controllers, scheduler),
+// a Deployment of 3 replicas of the HTTP image, with requests and limits,
+// gets 3 pods Running on the agent, each answering on its pod IP; deleting
+// the Deployment removes them.
 func TestDeployment(t *testing.T) {
-	e := newEnv(t)
+	e := newControlPlaneEnv(t)
 	e.startAgent("n1")
 	ctx := e.ctx()
-	runControllers(t, e.c)
-	runBinder(t, e.c, "n1")
 
 	replicas := int32(3)
 	labels := map[string]string{"app": "web"}
