@@ -46,8 +46,11 @@ type Options struct {
 	// PodEvictionTimeout: how long pods with no toleration of the
 	// unreachable/not-ready taints stay on such a node (default 300s).
 	PodEvictionTimeout time.Duration
-	// NodeHealth, optional: a fast node liveness signal (gossip.Pool).
-	NodeHealth NodeHealth
+	// NodeHealth, optional: a fast node liveness signal (gossip.Pool);
+	// NodeHealthConfirmAge: how overdue a heartbeat must be to confirm
+	// its verdict (default 12s; see NodeLifecycleOptions).
+	NodeHealth           NodeHealth
+	NodeHealthConfirmAge time.Duration
 	// JobBackoff: the delay before a failed Job pod is replaced, doubled
 	// per failure (default 10s).
 	JobBackoff time.Duration

@@ -18,9 +18,9 @@ import (
 // NodeHealth is an optional fast signal of node liveness, such as
 // gossip.Pool: it tells the node lifecycle controller within seconds that
 // a node is gone instead of letting it wait out the grace period. It is a
-// hint: the controller acts on it only when the store agrees (no
-// heartbeat since the source declared the node dead), and records its
-// decision in the store.
+// hint: the controller acts on it only when the store agrees (the node's
+// heartbeat is overdue: HealthConfirmAge), and records its decision in the
+// store.
 type NodeHealth interface {
 	// NodeDown reports whether the source holds the node dead, and since
 	// when (the controller's clock). Safe for concurrent use.
@@ -43,6 +43,13 @@ type NodeLifecycleOptions struct {
 	PodEvictionTimeout time.Duration
 	// Health, optional: a faster signal than heartbeats (gossip).
 	Health NodeHealth
+	// HealthConfirmAge: a node Health reports dead is marked unreachable
+	// once its last heartbeat is at least this old, the store's
+	// confirmation of one server's gossip view (a node cut off from
+	// gossip alone keeps heartbeating, and is left alone). Set it a little
+	// above the agents' heartbeat interval plus the one-second precision
+	// of heartbeat times (default 12s, for the agent's default 10s).
+	HealthConfirmAge time.Duration
 }
 
 // Reasons and messages the node lifecycle controller writes.
@@ -55,7 +62,7 @@ const (
 
 // NodeLifecycleController watches node heartbeats. A node whose heartbeat
 // is older than the grace period (or that the optional NodeHealth source
-// holds dead, with no heartbeat since) gets its conditions set to Unknown
+// holds dead, its heartbeat overdue) gets its conditions set to Unknown
 // and the node.kubernetes.io/unreachable taint (NoSchedule and
 // NoExecute); a node reporting Ready=False gets node.kubernetes.io/not-
 // ready instead; a Ready node loses both. Pods on an unreachable node are
@@ -85,6 +92,9 @@ func NewNodeLifecycleController(nodes, pods Cache, w Writer, opts NodeLifecycleO
 	}
 	if opts.PodEvictionTimeout <= 0 {
 		opts.PodEvictionTimeout = DefaultPodEvictionTimeout
+	}
+	if opts.HealthConfirmAge <= 0 {
+		opts.HealthConfirmAge = DefaultNodeHealthConfirmAge
 	}
 	if log == nil {
 		log = discardLogger()
@@ -132,13 +142,20 @@ func (c *NodeLifecycleController) Reconcile(ctx context.Context, key string) (Re
 	ready := nodeCondition(node, corev1.NodeReady)
 	if ready == nil || ready.Status != corev1.ConditionUnknown {
 		hb := lastHeartbeat(node)
+		age := now.Sub(hb)
+		down, since := c.healthDown(node.Name)
 		msg := ""
-		if stale := now.Sub(hb); stale >= c.opts.GracePeriod {
+		switch {
+		case age >= c.opts.GracePeriod:
 			msg = msgStaleHeartbeat
-		} else if down, since := c.healthDown(node.Name); down && hb.Before(since) {
-			msg = "Node is unreachable: gossip reports it dead since " + since.UTC().Format(time.RFC3339) + " and it has posted no status since."
-		} else {
-			res.RequeueAfter = c.opts.GracePeriod - stale + 10*time.Millisecond
+		case down && age >= c.opts.HealthConfirmAge:
+			msg = "Node is unreachable: gossip reports it dead since " + since.UTC().Format(time.RFC3339) +
+				" and its last status is " + age.Round(time.Second).String() + " old."
+		default:
+			res.RequeueAfter = c.opts.GracePeriod - age + 10*time.Millisecond
+			if down {
+				res.RequeueAfter = min(res.RequeueAfter, c.opts.HealthConfirmAge-age+10*time.Millisecond)
+			}
 		}
 		if msg != "" {
 			if err := c.markUnknown(ctx, node, msg, now); err != nil {

@@ -30,6 +30,7 @@ const (
 	DefaultNodeMonitorGracePeriod = 40 * time.Second
 	DefaultPodEvictionTimeout     = 300 * time.Second
 	DefaultJobBackoff             = 10 * time.Second
+	DefaultNodeHealthConfirmAge   = 12 * time.Second
 )
 
 // workloadSet is what Manager.Run adds for the Job, CronJob, StatefulSet,
@@ -68,7 +69,8 @@ func (m *Manager) workloads(inf func(runtime.Object) *client.Informer, pods *cli
 	ssc := NewStatefulSetController(sss, pods, m.c, log.With("controller", "statefulset"))
 	dsc := NewDaemonSetController(dss, pods, nodes, m.c, log.With("controller", "daemonset"))
 	nlc := NewNodeLifecycleController(nodes, pods, m.c, NodeLifecycleOptions{
-		GracePeriod: m.opts.NodeMonitorGracePeriod, PodEvictionTimeout: m.opts.PodEvictionTimeout, Health: m.opts.NodeHealth,
+		GracePeriod: m.opts.NodeMonitorGracePeriod, PodEvictionTimeout: m.opts.PodEvictionTimeout,
+		Health: m.opts.NodeHealth, HealthConfirmAge: m.opts.NodeHealthConfirmAge,
 	}, log.With("controller", "nodelifecycle"))
 	jc.events, cjc.events, ssc.events, dsc.events, nlc.events = rec, rec, rec, rec, rec
 

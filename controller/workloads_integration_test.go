@@ -563,3 +563,182 @@ func TestIntegrationDaemonSet(t *testing.T) {
 		t.Errorf("%d nodes lacked a ready pod at once during the update; maxUnavailable is 1", worst)
 	}
 }
+
+// informer runs an informer of example's kind for the test.
+func (k *cluster) informer(example runtime.Object) *client.Informer {
+	k.t.Helper()
+	i, err := client.NewInformer(k.c, metav1.NamespaceAll, example, client.ListOptions{}, 0)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(k.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = i.Run(ctx) }()
+	k.t.Cleanup(func() { cancel(); <-done })
+	if !i.WaitForSync(ctx) {
+		k.t.Fatal("informer did not sync")
+	}
+	return i
+}
+
+// TestIntegrationCronJob drives the CronJob controller by hand with a fake
+// clock, over real informers and API server.
+func TestIntegrationCronJob(t *testing.T) {
+	k := startCluster(t, nil)
+	cjs, jobs := k.informer(&batchv1.CronJob{}), k.informer(&batchv1.Job{})
+	c := NewCronJobController(cjs, jobs, k.c, testLogger(t))
+	cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "tick"},
+		Spec: batchv1.CronJobSpec{Schedule: "*/5 * * * *", ConcurrencyPolicy: batchv1.ForbidConcurrent,
+			SuccessfulJobsHistoryLimit: ptrTo(int32(1)), FailedJobsHistoryLimit: ptrTo(int32(1)),
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: podTemplate("tick")}}}}
+	cj.Spec.JobTemplate.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
+	k.create(cj)
+	created := cj.CreationTimestamp.Time.UTC()
+	slot := created.Truncate(5 * time.Minute).Add(5 * time.Minute) // the first run after creation
+	var clock time.Time
+	c.now = func() time.Time { return clock }
+
+	// synced waits until the caches show what the API has, then reconciles.
+	reconcile := func(at time.Time) {
+		t.Helper()
+		clock = at
+		eventually(t, 10*time.Second, "caches in sync", func() error {
+			var jl batchv1.JobList
+			if err := k.c.List(k.ctx, "default", &jl, client.ListOptions{}); err != nil {
+				return err
+			}
+			var cur batchv1.CronJob
+			if err := k.c.Get(k.ctx, "default", "tick", &cur); err != nil {
+				return err
+			}
+			if o, ok := cjs.Get("default/tick"); !ok || o.(*batchv1.CronJob).ResourceVersion != cur.ResourceVersion {
+				return fmt.Errorf("cronjob cache behind")
+			}
+			if n := len(jobs.List(nil)); n != len(jl.Items) {
+				return fmt.Errorf("job cache has %d, API %d", n, len(jl.Items))
+			}
+			for _, j := range jl.Items {
+				if o, ok := jobs.Get(client.KeyOf(&j)); !ok || o.(*batchv1.Job).ResourceVersion != j.ResourceVersion {
+					return fmt.Errorf("job %s behind in cache", j.Name)
+				}
+			}
+			return nil
+		})
+		if _, err := c.Reconcile(k.ctx, "default/tick"); err != nil {
+			t.Fatalf("reconcile at %v: %v", at, err)
+		}
+	}
+	jobNames := func() string {
+		var jl batchv1.JobList
+		if err := k.c.List(k.ctx, "default", &jl, client.ListOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var n []string
+		for _, j := range jl.Items {
+			if j.DeletionTimestamp == nil {
+				n = append(n, j.Name)
+			}
+		}
+		sort.Strings(n)
+		return strings.Join(n, ",")
+	}
+	name := func(at time.Time) string { return fmt.Sprintf("tick-%d", at.Unix()/60) }
+	finish := func(job string, typ batchv1.JobConditionType) {
+		t.Helper()
+		err := client.RetryOnConflict(k.ctx, 5, func() error {
+			j := k.getJob(job)
+			now := metav1.NewTime(clock)
+			j.Status.Conditions = append(j.Status.Conditions, batchv1.JobCondition{Type: typ, Status: corev1.ConditionTrue, LastTransitionTime: now})
+			if typ == batchv1.JobComplete {
+				j.Status.CompletionTime = &now
+			}
+			return k.c.UpdateStatus(k.ctx, j)
+		})
+		if err != nil {
+			t.Fatalf("finish job %s: %v", job, err)
+		}
+	}
+	want := func(what, names string) {
+		t.Helper()
+		if got := jobNames(); got != names {
+			t.Fatalf("%s: jobs %q, want %q", what, got, names)
+		}
+	}
+
+	reconcile(slot.Add(-time.Second))
+	want("before the first run", "")
+	reconcile(slot.Add(10 * time.Second))
+	want("first run", name(slot))
+	j := k.getJob(name(slot))
+	if j.Annotations[CronJobScheduledTimestampAnnotation] != slot.Format(time.RFC3339) || !isControlledBy(j, cj.UID) {
+		t.Errorf("job annotations %v owners %v", j.Annotations, j.OwnerReferences)
+	}
+	reconcile(slot.Add(20 * time.Second))
+	want("same slot again", name(slot))
+
+	// Forbid: the next slot passes while the first job runs; it starts
+	// once that job is done, the slot still being the latest due.
+	slot2 := slot.Add(5 * time.Minute)
+	reconcile(slot2.Add(time.Second))
+	want("forbid while running", name(slot))
+	finish(name(slot), batchv1.JobComplete)
+	reconcile(slot2.Add(2 * time.Second))
+	want("forbid after finish", name(slot)+","+name(slot2))
+	var st batchv1.CronJob
+	if err := k.c.Get(k.ctx, "default", "tick", &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Status.LastScheduleTime == nil || !st.Status.LastScheduleTime.Time.Equal(slot2) || len(st.Status.Active) != 1 ||
+		st.Status.LastSuccessfulTime == nil {
+		t.Errorf("status %+v", st.Status)
+	}
+
+	// History limit 1: the older successful job goes when the next ends.
+	finish(name(slot2), batchv1.JobComplete)
+	reconcile(slot2.Add(3 * time.Second))
+	want("successful history trimmed", name(slot2))
+
+	// Replace: a running job is deleted for the next run.
+	if err := client.RetryOnConflict(k.ctx, 5, func() error {
+		if err := k.c.Get(k.ctx, "default", "tick", &st); err != nil {
+			return err
+		}
+		st.Spec.ConcurrencyPolicy = batchv1.ReplaceConcurrent
+		return k.c.Update(k.ctx, &st)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slot3, slot4 := slot2.Add(5*time.Minute), slot2.Add(10*time.Minute)
+	reconcile(slot3.Add(time.Second))
+	want("third run", name(slot2)+","+name(slot3))
+	reconcile(slot4.Add(time.Second))
+	want("replace", name(slot2)+","+name(slot4))
+
+	// Missed runs beyond startingDeadlineSeconds do not start; suspend
+	// starts nothing.
+	if err := client.RetryOnConflict(k.ctx, 5, func() error {
+		if err := k.c.Get(k.ctx, "default", "tick", &st); err != nil {
+			return err
+		}
+		st.Spec.StartingDeadlineSeconds = ptrTo(int64(30))
+		st.Spec.ConcurrencyPolicy = batchv1.AllowConcurrent
+		return k.c.Update(k.ctx, &st)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slot5 := slot4.Add(5 * time.Minute)
+	reconcile(slot5.Add(time.Minute))
+	want("missed the starting deadline", name(slot2)+","+name(slot4))
+	if err := client.RetryOnConflict(k.ctx, 5, func() error {
+		if err := k.c.Get(k.ctx, "default", "tick", &st); err != nil {
+			return err
+		}
+		st.Spec.Suspend = ptrTo(true)
+		return k.c.Update(k.ctx, &st)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slot6 := slot5.Add(5 * time.Minute)
+	reconcile(slot6.Add(time.Second))
+	want("suspended", name(slot2)+","+name(slot4))
+}
