@@ -34,6 +34,13 @@
 // every SyncPeriod regardless, which repairs rules someone else flushed.
 // Cleanup removes every jump and every SKIFF- chain.
 //
+// # Pod routes
+//
+// Routes, the other half of node networking, keeps a route to every other
+// node's pod CIDR via that node's address (flannel's host-gw), so pods on
+// different nodes talk by pod IP without NAT. Its routes carry their own
+// protocol number, which is how it finds (and removes) only its own.
+//
 // # Vocabulary
 //
 //   - Service port: one (service, port) pair; it gets a SKIFF-SVC- chain.

@@ -92,75 +92,103 @@ type testNode struct {
 
 func (n *testNode) ns(name string) string { return n.prefix + name }
 
+// addNetns creates network namespace name with lo up, deleted at the end
+// of the test.
+func addNetns(t *testing.T, name string) {
+	t.Helper()
+	run(t, "ip", "netns", "add", name)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	run(t, "ip", "-n", name, "link", "set", "lo", "up")
+}
+
+// attachPod links namespace pod to namespace node with a veth (veth in
+// node, eth0 in pod): the pod has ip/32 and a default route via gw, which
+// the node holds on its end; the node routes ip/32 to the pod.
+func attachPod(t *testing.T, node, pod, veth, gw, ip string) {
+	t.Helper()
+	run(t, "ip", "-n", node, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", pod)
+	run(t, "ip", "-n", node, "addr", "add", gw+"/32", "dev", veth)
+	run(t, "ip", "-n", node, "link", "set", veth, "up")
+	run(t, "ip", "-n", node, "route", "add", ip+"/32", "dev", veth)
+	run(t, "ip", "-n", pod, "addr", "add", ip+"/32", "dev", "eth0")
+	run(t, "ip", "-n", pod, "link", "set", "eth0", "up")
+	run(t, "ip", "-n", pod, "route", "add", gw, "dev", "eth0")
+	run(t, "ip", "-n", pod, "route", "add", "default", "via", gw)
+}
+
+// link joins namespaces a and b with a veth named ifname on both sides,
+// addresses ipA and ipB (CIDR form).
+func link(t *testing.T, a, b, ifname, ipA, ipB string) {
+	t.Helper()
+	run(t, "ip", "-n", a, "link", "add", ifname, "type", "veth", "peer", "name", ifname, "netns", b)
+	run(t, "ip", "-n", a, "addr", "add", ipA, "dev", ifname)
+	run(t, "ip", "-n", a, "link", "set", ifname, "up")
+	run(t, "ip", "-n", b, "addr", "add", ipB, "dev", ifname)
+	run(t, "ip", "-n", b, "link", "set", ifname, "up")
+}
+
+func nsPrefix() string { return fmt.Sprintf("snp%d-", os.Getpid()%100000) }
+
 func newTestNode(t *testing.T, pods ...string) *testNode {
 	t.Helper()
-	n := &testNode{prefix: fmt.Sprintf("snp%d-", os.Getpid()%100000), pods: map[string]string{}}
-	add := func(name string) {
-		run(t, "ip", "netns", "add", n.ns(name))
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", n.ns(name)).CombinedOutput(); err != nil {
-				t.Errorf("ip netns del %s: %v: %s", n.ns(name), err, out)
-			}
-		})
-		run(t, "ip", "-n", n.ns(name), "link", "set", "lo", "up")
-	}
+	n := &testNode{prefix: nsPrefix(), pods: map[string]string{}}
 	node := n.ns("node")
-	add("node")
+	addNetns(t, node)
 	run(t, "ip", "netns", "exec", node, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
 	for i, p := range pods {
-		add(p)
+		addNetns(t, n.ns(p))
 		ip := fmt.Sprintf("10.244.0.%d", 10+i)
 		n.pods[p] = ip
-		veth := fmt.Sprintf("vp%d", i)
-		run(t, "ip", "-n", node, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", n.ns(p))
-		run(t, "ip", "-n", node, "addr", "add", "10.244.0.1/32", "dev", veth)
-		run(t, "ip", "-n", node, "link", "set", veth, "up")
-		run(t, "ip", "-n", node, "route", "add", ip+"/32", "dev", veth)
-		run(t, "ip", "-n", n.ns(p), "addr", "add", ip+"/32", "dev", "eth0")
-		run(t, "ip", "-n", n.ns(p), "link", "set", "eth0", "up")
-		run(t, "ip", "-n", n.ns(p), "route", "add", "10.244.0.1", "dev", "eth0")
-		run(t, "ip", "-n", n.ns(p), "route", "add", "default", "via", "10.244.0.1")
+		attachPod(t, node, n.ns(p), fmt.Sprintf("vp%d", i), "10.244.0.1", ip)
 	}
-	add("ext")
-	run(t, "ip", "-n", node, "link", "add", "vext", "type", "veth", "peer", "name", "eth0", "netns", n.ns("ext"))
-	run(t, "ip", "-n", node, "addr", "add", "192.168.77.1/24", "dev", "vext")
-	run(t, "ip", "-n", node, "link", "set", "vext", "up")
-	run(t, "ip", "-n", n.ns("ext"), "addr", "add", "192.168.77.2/24", "dev", "eth0")
-	run(t, "ip", "-n", n.ns("ext"), "link", "set", "eth0", "up")
+	addNetns(t, n.ns("ext"))
+	link(t, node, n.ns("ext"), "vext", "192.168.77.1/24", "192.168.77.2/24")
 	// The node's default route: a connection to a cluster IP needs a route
 	// before OUTPUT's DNAT rewrites it.
 	run(t, "ip", "-n", node, "route", "add", "default", "via", "192.168.77.2")
 	return n
 }
 
-// serve runs an HTTP server answering its pod's name on port in each pod,
-// until the end of the test.
+// serve runs an HTTP server in each pod, answering "<pod> <client IP>" on
+// port, until the end of the test.
 func (n *testNode) serve(t *testing.T, port int, pods ...string) {
 	t.Helper()
 	for _, p := range pods {
-		var ln net.Listener
-		err := nsDo(n.ns(p), func() (err error) {
-			ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", port))
-			return err
-		})
-		if err != nil {
-			t.Fatalf("listen in %s: %v", p, err)
-		}
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprint(w, p)
-		}), ReadHeaderTimeout: 5 * time.Second}
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = srv.Serve(ln) }()
-		t.Cleanup(func() { srv.Close(); wg.Wait() })
+		serveIn(t, n.ns(p), p, port)
 	}
 }
 
-// dialer dials from namespace ns.
-func (n *testNode) dial(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// serveIn runs that server in network namespace ns (full name), answering
+// name.
+func serveIn(t *testing.T, ns, p string, port int) {
+	t.Helper()
+	var ln net.Listener
+	err := nsDo(ns, func() (err error) {
+		ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", port))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listen in %s: %v", p, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		fmt.Fprint(w, p+" "+host) // who answered, and whom it saw
+	}), ReadHeaderTimeout: 5 * time.Second}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); wg.Wait() })
+}
+
+// dialFrom dials from network namespace ns (full name).
+func dialFrom(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var c net.Conn
-		err := nsDo(n.ns(ns), func() (err error) {
+		err := nsDo(ns, func() (err error) {
 			c, err = (&net.Dialer{Timeout: time.Second}).DialContext(ctx, network, addr)
 			return err
 		})
@@ -171,7 +199,17 @@ func (n *testNode) dial(ns string) func(ctx context.Context, network, addr strin
 // get sends one request from namespace ns, on a new connection, and
 // returns the answering pod's name.
 func (n *testNode) get(ns, hostport string) (string, error) {
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: n.dial(ns), DisableKeepAlives: true}}
+	body, err := getFrom(n.ns(ns), hostport)
+	if f := strings.Fields(body); err == nil && len(f) > 0 {
+		return f[0], nil
+	}
+	return body, err
+}
+
+// getFrom sends one request from network namespace ns (full name) on a
+// new connection and returns the body.
+func getFrom(ns, hostport string) (string, error) {
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: dialFrom(ns), DisableKeepAlives: true}}
 	resp, err := c.Get("http://" + hostport + "/")
 	if err != nil {
 		return "", err
