@@ -307,6 +307,7 @@ func (a *Agent) syncPods(ctx context.Context, full bool) {
 		if err := a.mgr.Sync(ctx, desired); err != nil && ctx.Err() == nil {
 			a.log.Error("sync pods", "err", err)
 		}
+		a.reassertStatuses(desired)
 	} else {
 		a.mgr.Update(desired)
 	}
@@ -318,6 +319,28 @@ func (a *Agent) syncPods(ctx context.Context, full bool) {
 			continue // still on the node (the next sync removes it)
 		}
 		a.finishDeletion(ctx, p)
+	}
+}
+
+// reassertStatuses queues the workers' status of every pod whose stored
+// status differs from it (someone else wrote it, e.g. the node lifecycle
+// controller while the agent was unreachable, or a write was lost), as the
+// kubelet's status manager does. Compared as JSON, as the API stores it
+// (times to the second).
+func (a *Agent) reassertStatuses(pods []*corev1.Pod) {
+	for _, p := range pods {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		want, ok := a.mgr.Status(p.UID)
+		if !ok {
+			continue
+		}
+		w, err1 := json.Marshal(want)
+		g, err2 := json.Marshal(p.Status)
+		if err1 == nil && err2 == nil && !bytes.Equal(w, g) {
+			a.queueStatus(p, want)
+		}
 	}
 }
 

@@ -122,7 +122,7 @@ func (e *env) startAgent(name string) *node.Agent {
 	e.t.Helper()
 	cfg := node.DefaultConfig(name, e.dir, e.c)
 	cfg.BridgeName, cfg.CgroupParent, cfg.PodCIDR = e.marker, e.marker, e.podCIDR
-	cfg.HeartbeatInterval = time.Second
+	cfg.HeartbeatInterval, cfg.Resync = time.Second, time.Second
 	exe, err := os.Executable()
 	if err != nil {
 		e.t.Fatal(err)
@@ -290,6 +290,16 @@ func TestNodeAndConfigMapPod(t *testing.T) {
 	if got := execOut(t, a.Runtime(), string(p.UID), "main", "cat", "/etc/cfg/size"); got != "XL" {
 		t.Errorf("configMap volume file size = %q, want XL", got)
 	}
+
+	// A status someone else writes (as the node lifecycle controller does
+	// for an unreachable node) is put right at the next resync.
+	bogus := p.DeepCopy()
+	bogus.Status.Phase = corev1.PodUnknown
+	bogus.Status.Conditions = nil
+	if err := e.c.UpdateStatus(ctx, bogus); err != nil {
+		t.Fatal(err)
+	}
+	e.waitPod("default", "envpod", 10*time.Second, "status reasserted by the agent", running)
 
 	// Events were recorded about the pod.
 	nodetest.Poll(t, 10*time.Second, "Started event", func() (bool, error) {

@@ -190,6 +190,17 @@ func (m *Manager) RemoveOrphans(ctx context.Context, desired []*corev1.Pod) erro
 	return errors.Join(errs...)
 }
 
+// Status is the last status reported for a pod.
+func (m *Manager) Status(uid types.UID) (corev1.PodStatus, bool) {
+	m.mu.Lock()
+	w := m.workers[uid]
+	m.mu.Unlock()
+	if w == nil {
+		return corev1.PodStatus{}, false
+	}
+	return w.lastStatus()
+}
+
 // Active says whether a worker runs or is still removing the pod: the pod
 // is not yet gone from the node.
 func (m *Manager) Active(uid types.UID) bool {
