@@ -18,6 +18,9 @@
 //	                                     the targets' A records as additionals
 //	<a-b-c-d>.<ns>.pod.<domain>          A: a.b.c.d (checked against the pods of
 //	                                     <ns> when a Pods cache is given)
+//	<d.c.b.a>.in-addr.arpa               PTR: the service of a cluster IP, or the
+//	                                     name of a headless service's endpoint;
+//	                                     other addresses go upstream
 //
 // Anything else in the domain is NXDOMAIN (with the zone's SOA, so
 // resolvers cache the answer negatively); an existing name with no record

@@ -210,6 +210,14 @@ func (s *Server) answer(req *mdns.Msg) *mdns.Msg {
 		return resp.SetRcode(req, mdns.RcodeNotImplemented)
 	}
 	if !mdns.IsSubDomain(s.zone, name) {
+		if ptr := s.reverse(name); ptr != nil {
+			resp.SetReply(req)
+			resp.Authoritative = true
+			if q.Qtype == mdns.TypePTR || q.Qtype == mdns.TypeANY {
+				resp.Answer = []mdns.RR{ptr}
+			}
+			return resp
+		}
 		return s.forward(req)
 	}
 	resp.SetReply(req)
@@ -488,6 +496,60 @@ func (s *Server) podHasIP(ns string, ip net.IP) bool {
 		}
 	}
 	return false
+}
+
+// reverse answers a PTR name (d.c.b.a.in-addr.arpa.) of a cluster IP
+// (the service's name) or of a ready endpoint of a headless service (its
+// name under the service); nil when the address is not the cluster's, so
+// the query goes upstream.
+func (s *Server) reverse(name string) mdns.RR {
+	rest, ok := strings.CutSuffix(name, ".in-addr.arpa.")
+	if !ok {
+		return nil
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 4 {
+		return nil
+	}
+	for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
+		parts[i], parts[j] = parts[j], parts[i]
+	}
+	ip := net.ParseIP(strings.Join(parts, "."))
+	if ip == nil {
+		return nil
+	}
+	addr := ip.String()
+	ptr := func(target string) mdns.RR {
+		return &mdns.PTR{Hdr: s.hdr(name, mdns.TypePTR), Ptr: target}
+	}
+	for _, o := range s.services.List(nil) {
+		svc, ok := o.(*corev1.Service)
+		if !ok {
+			continue
+		}
+		for _, cip := range append([]string{svc.Spec.ClusterIP}, svc.Spec.ClusterIPs...) {
+			if cip == addr {
+				return ptr(ServiceFQDN(svc.Name, svc.Namespace, s.zone))
+			}
+		}
+	}
+	for _, o := range s.endpoints.List(nil) {
+		ep, ok := o.(*corev1.Endpoints)
+		if !ok {
+			continue
+		}
+		for _, ss := range ep.Subsets {
+			for _, a := range ss.Addresses {
+				if a.IP != addr {
+					continue
+				}
+				if svc := s.getService(ep.Namespace, ep.Name); svc != nil && isHeadless(svc) {
+					return ptr(hostLabel(a) + "." + ServiceFQDN(ep.Name, ep.Namespace, s.zone))
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // forward sends a query outside the zone to the upstreams, in order, and
