@@ -36,6 +36,7 @@ else
     fi
   done
   step "starting skiff up (data in $DIR/data, log in $log)"
+  if [ -f "$log" ]; then mv "$log" "$log.1"; fi
   setsid "$BIN" up --data-dir "$DIR/data" --admin-config "$SKIFFCONFIG" \
     --listen-api "$API" --listen-client "$CLIENT" --listen-peer "$PEER" --listen-metrics "$METRICS" \
     >"$log" 2>&1 </dev/null &
