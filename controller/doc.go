@@ -1,5 +1,6 @@
 // Package controller holds Skiff's level-triggered controllers: ReplicaSet
-// and ReplicationController, Deployment, and the garbage collector.
+// and ReplicationController, Deployment, Endpoints, Job, CronJob,
+// StatefulSet, DaemonSet, node lifecycle, and the garbage collector.
 //
 // # Shape
 //
@@ -36,12 +37,27 @@
 //	c, _ := client.New(client.Options{ConfigPath: adminConfig})
 //	err := controller.NewManager(c, controller.Options{Logger: log}).Run(leaderCtx)
 //
-// where leaderCtx is cancelled when this server stops leading. Run returns
+// where leaderCtx is cancelled when this server stops leading. Options
+// carry the node lifecycle settings (NodeMonitorGracePeriod, default 40s;
+// PodEvictionTimeout, default 300s) and its optional fast input,
+// NodeHealth: a gossip.Pool every server starts (see gossip/DESIGN.md for
+// the wiring of `skiff server` and `skiff agent`). Run returns
 // once every informer and worker it started has stopped, so a new term can
 // start a new Manager at once. Two managers overlapping briefly is safe:
 // every write is a compare-and-swap on resourceVersion (or a UID
 // precondition on deletes), and a surplus pod created by the overlap is
 // removed by the next ReplicaSet reconcile.
+//
+// # Workloads and nodes
+//
+//   - Job pods are created bare of a node; DaemonSet pods are created with
+//     spec.nodeName set (no scheduler involved) and the daemon tolerations.
+//   - StatefulSet revisions are template hashes in the
+//     controller-revision-hash label; no ControllerRevision objects.
+//   - CronJob schedules are parsed here (cron.go): Next is what the
+//     controller needs, which validation's parser does not offer.
+//   - Node lifecycle reads the Ready condition's lastHeartbeatTime: the
+//     API serves no coordination.k8s.io Lease, so there is no Lease to read.
 //
 // # Why the garbage collector checks live
 //

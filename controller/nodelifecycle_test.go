@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/gossip"
 )
 
 func TestEvictionTime(t *testing.T) {
@@ -313,3 +314,6 @@ func TestIntegrationNodeLifecycleGossip(t *testing.T) {
 		t.Errorf("n2, heartbeating, was tainted on gossip alone: %v", n.Spec.Taints)
 	}
 }
+
+// gossip.Pool is the NodeHealth `skiff server` wires in.
+var _ NodeHealth = (*gossip.Pool)(nil)
