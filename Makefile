@@ -66,6 +66,11 @@ down:
 bench-store: deps build
 	$(BIN) bench store
 
+# bench-sched: pods/s bound end to end through the API (in-process raftstore +
+# API server, fake Nodes). SKIFF_BENCH_SCHED_NODES=1000,5000 SKIFF_BENCH_SCHED_PODS=10000 by default.
+bench-sched:
+	SKIFF_BENCH_SCHED=1 $(GO) test ./sched -run TestBenchSchedE2E -count=1 -v -timeout 60m
+
 jepsen-smoke: build
 	$(BIN) jepsen smoke --skiff-binary $(BIN)
 
