@@ -227,3 +227,102 @@ func TestAPIPortTaken(t *testing.T) {
 		t.Fatalf("Start on a taken API port: err = %v, want one naming --listen-api", err)
 	}
 }
+
+// leaders returns the members running the leader duties.
+func leaders(cps []*ControlPlane) []int {
+	var out []int
+	for i, cp := range cps {
+		if cp != nil && cp.Leading() {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func TestThreeMembersHandOver(t *testing.T) {
+	var cps []*ControlPlane
+	first := testConfig(t, "m0")
+	cps = append(cps, startMember(t, first))
+	for _, name := range []string{"m1", "m2"} {
+		cfg := testConfig(t, name)
+		cfg.Store.Join = []string{cps[0].Store().PeerAddr()}
+		cps = append(cps, startMember(t, cfg))
+	}
+	// Every member serves the API, with one CA and one node token.
+	for i, cp := range cps[1:] {
+		if cp.NodeToken() != cps[0].NodeToken() || string(cp.CACertPEM()) != string(cps[0].CACertPEM()) {
+			t.Errorf("member m%d has another node token or CA than m0", i+1)
+		}
+	}
+	var lead int
+	eventually(t, 15*time.Second, "exactly one member runs the leader duties", func() error {
+		l := leaders(cps)
+		if len(l) != 1 {
+			return fmt.Errorf("leading: %v", l)
+		}
+		if !cps[l[0]].Store().IsLeader() {
+			return fmt.Errorf("m%d runs the duties but does not lead raft", l[0])
+		}
+		lead = l[0]
+		return nil
+	})
+
+	// Stop the leader: another member takes the duties over, and pods
+	// created through a surviving member are still scheduled.
+	if err := cps[lead].Close(); err != nil {
+		t.Fatalf("closing the leader: %v", err)
+	}
+	cps[lead] = nil
+	start := time.Now()
+	eventually(t, 20*time.Second, "another member takes the leader duties over", func() error {
+		if l := leaders(cps); len(l) != 1 {
+			return fmt.Errorf("leading: %v", l)
+		}
+		return nil
+	})
+	t.Logf("leader duties handed over in %v", time.Since(start).Round(time.Millisecond))
+
+	survivor := cps[(lead+1)%3]
+	c := adminClient(t, survivor)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}
+	eventually(t, 20*time.Second, "node created", func() error {
+		err := c.Create(ctx, node)
+		if client.IsAlreadyExists(err) {
+			return nil
+		}
+		return err
+	})
+	node.Status = corev1.NodeStatus{
+		Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourcePods: resource.MustParse("110")},
+		Conditions:  []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
+	}
+	if err := client.RetryOnConflict(ctx, 5, func() error {
+		cur := &corev1.Node{}
+		if err := c.Get(ctx, "", "node-1", cur); err != nil {
+			return err
+		}
+		cur.Status = node.Status
+		return c.UpdateStatus(ctx, cur)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "after-failover", Namespace: "default"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	if err := c.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "pod bound after the failover", func() error {
+		p := &corev1.Pod{}
+		if err := c.Get(ctx, "default", "after-failover", p); err != nil {
+			return err
+		}
+		if p.Spec.NodeName != "node-1" {
+			return fmt.Errorf("nodeName %q", p.Spec.NodeName)
+		}
+		return nil
+	})
+}
