@@ -36,6 +36,10 @@ func (APIScheme) Kinds() []Kind {
 // Default implements Scheme.
 func (APIScheme) Default(obj runtime.Object) { api.Default(obj) }
 
+// PrepareForCreate implements CreatePreparer: status cleared (a pod starts
+// Pending with its QoS class), a Job's selector generated from its uid.
+func (APIScheme) PrepareForCreate(obj runtime.Object) { api.PrepareForCreate(obj) }
+
 // Validate implements Scheme.
 func (APIScheme) Validate(obj runtime.Object) field.ErrorList { return api.Validate(obj) }
 

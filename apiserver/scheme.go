@@ -42,3 +42,10 @@ type Scheme interface {
 	// ValidateUpdate checks obj replacing old (immutable fields).
 	ValidateUpdate(obj, old runtime.Object) field.ErrorList
 }
+
+// CreatePreparer is an optional Scheme method: what Kubernetes' API server
+// does to a new object after it has its uid and defaults, before
+// validation (clear the status a client may not set, generate selectors).
+type CreatePreparer interface {
+	PrepareForCreate(obj runtime.Object)
+}

@@ -158,15 +158,19 @@ func (s *Server) prepareCreate(ctx context.Context, k Kind, ref *skiffv1.Resourc
 	} else {
 		m.SetGeneration(0)
 	}
-	switch o := obj.(type) {
-	case *corev1.Pod:
-		if o.Status.Phase == "" {
-			o.Status.Phase = corev1.PodPending
-		}
-	case *corev1.Namespace:
-		o.Status.Phase = corev1.NamespaceActive
-		if len(o.Spec.Finalizers) == 0 {
-			o.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
+	if p, ok := s.scheme.(CreatePreparer); ok {
+		p.PrepareForCreate(obj)
+	} else {
+		switch o := obj.(type) {
+		case *corev1.Pod:
+			if o.Status.Phase == "" {
+				o.Status.Phase = corev1.PodPending
+			}
+		case *corev1.Namespace:
+			o.Status.Phase = corev1.NamespaceActive
+			if len(o.Spec.Finalizers) == 0 {
+				o.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
+			}
 		}
 	}
 	if errs := s.scheme.Validate(obj); len(errs) > 0 {
