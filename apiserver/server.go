@@ -218,6 +218,7 @@ func (s *Server) Run(ctx context.Context) error {
 		grpc.ChainStreamInterceptor(s.streamAuth),
 	)
 	skiffv1.RegisterClusterServiceServer(gs, s)
+	skiffv1.RegisterPodStreamServiceServer(gs, &podStreams{s: s})
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

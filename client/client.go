@@ -123,6 +123,12 @@ func (c *Client) Close() error { return c.conn.Close() }
 // Raw is the generated gRPC client, for callers that work on JSON.
 func (c *Client) Raw() skiffv1.ClusterServiceClient { return c.svc }
 
+// PodStreams is the generated client of the container log and exec streams
+// (skiff logs, skiff exec), on the same connection.
+func (c *Client) PodStreams() skiffv1.PodStreamServiceClient {
+	return skiffv1.NewPodStreamServiceClient(c.conn)
+}
+
 // Resources lists the served resources (cached after the first call).
 func (c *Client) Resources(ctx context.Context) ([]*skiffv1.APIResource, error) {
 	c.mu.Lock()

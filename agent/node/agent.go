@@ -42,6 +42,9 @@ type Agent struct {
 	nodeUID        types.UID
 	podCIDR        string
 	runtimeVersion string
+	streamPort     int32  // of the log/exec endpoint, 0 without one
+	certSHA256     string // of its serving certificate
+	stopStreams    func()
 
 	mu             sync.Mutex
 	lastNodeStatus corev1.NodeStatus
@@ -114,6 +117,14 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		a.runtimeVersion = "containerd://" + v.Version
 	}
 
+	var serveStreams func()
+	if len(cfg.ClusterCA) > 0 {
+		if serveStreams, a.stopStreams, err = a.startStreams(); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Warn("no cluster CA given: the log and exec endpoint is off (skiff logs/exec will not reach this node)")
+	}
 	node, err := a.register(ctx)
 	if err != nil {
 		return nil, err
@@ -176,6 +187,9 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	// Only now may the first sync run: before the informer has synced,
 	// an empty desired set would remove every running pod.
 	a.syncPods(runCtx, true)
+	if serveStreams != nil {
+		a.goRun(serveStreams)
+	}
 	a.goRun(func() { a.syncLoop(runCtx) })
 	a.goRun(func() { a.heartbeatLoop(runCtx) })
 	for i := 0; i < cfg.StatusWriters; i++ {
@@ -242,6 +256,10 @@ func (a *Agent) NodeIP() string { return a.nodeIP }
 // containerd keep running; a new agent on the same data dir adopts them.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
+		if a.stopStreams != nil {
+			a.stopStreams()
+			a.stopStreams = nil
+		}
 		if a.cancel != nil {
 			a.cancel()
 		}
@@ -255,6 +273,10 @@ func (a *Agent) Close() error {
 }
 
 func (a *Agent) closeResources() {
+	if a.stopStreams != nil {
+		a.stopStreams()
+		a.stopStreams = nil
+	}
 	if a.rt != nil {
 		_ = a.rt.Close()
 	}

@@ -63,6 +63,13 @@ type Config struct {
 	// LoggerBinary is the CRI logger the shims run (the skiff binary); empty
 	// makes the shim append raw output.
 	LoggerBinary string
+	// ClusterCA (PEM) verifies the client certificates of callers of the
+	// agent's log and exec endpoint (the API server's). Empty: no endpoint,
+	// so no `skiff logs`/`skiff exec` for this node's pods.
+	ClusterCA []byte
+	// StreamListen is the address of the log and exec endpoint (TLS gRPC),
+	// reported as status.daemonEndpoints.kubeletEndpoint.
+	StreamListen string
 	// Version is reported as nodeInfo.kubeletVersion.
 	Version string
 	// Log receives the agent's lines (default: discard).
@@ -85,6 +92,7 @@ func DefaultConfig(name, dataDir string, c *client.Client) Config {
 		HeartbeatInterval: 10 * time.Second,
 		Resync:            10 * time.Second,
 		StatusWriters:     4,
+		StreamListen:      ":10250",
 		Version:           "skiff",
 	}
 }

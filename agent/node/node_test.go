@@ -28,6 +28,7 @@ import (
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controlplane"
+	skiffv1 "github.com/skiffhq/skiff/proto/skiff/v1"
 )
 
 // TestMain lets the test binary serve as the CRI logger the shims run.
@@ -123,6 +124,10 @@ func (e *env) startAgent(name string) *node.Agent {
 	cfg := node.DefaultConfig(name, e.dir, e.c)
 	cfg.BridgeName, cfg.CgroupParent, cfg.PodCIDR = e.marker, e.marker, e.podCIDR
 	cfg.HeartbeatInterval, cfg.Resync = time.Second, time.Second
+	cfg.StreamListen = ":0"
+	if e.srv != nil {
+		cfg.ClusterCA = e.srv.CACertPEM()
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		e.t.Fatal(err)
@@ -317,7 +322,8 @@ func TestNodeAndConfigMapPod(t *testing.T) {
 }
 
 // TestRestartAndDelete: an agent restart adopts running pods without
-// restarting them; a pod deleted through the API is stopped, its cgroup
+// restarting them; logs and exec reach the pod through the API server; a
+// pod deleted through the API is stopped, its cgroup
 // and netns removed, and the pod object deleted for good.
 func TestRestartAndDelete(t *testing.T) {
 	e := newEnv(t)
@@ -372,6 +378,57 @@ func TestRestartAndDelete(t *testing.T) {
 	}
 	if rc := q.Status.ContainerStatuses[0].RestartCount; rc != 0 {
 		t.Errorf("restartCount after agent restart = %d, want 0", rc)
+	}
+
+	// Logs and exec through the API server to the agent (the new one).
+	logs, err := e.c.PodStreams().Logs(ctx, &skiffv1.LogsRequest{Namespace: "default", Pod: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logText strings.Builder
+	for {
+		m, err := logs.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("logs: %v", err)
+		}
+		logText.Write(m.Data)
+	}
+	if !strings.Contains(logText.String(), "skiff httpd: hostname=web") {
+		t.Errorf("logs through the API server = %q", logText.String())
+	}
+	ex, err := e.c.PodStreams().Exec(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Send(&skiffv1.ExecRequest{Start: &skiffv1.ExecStart{Namespace: "default", Pod: "web", Stdin: true,
+		Command: []string{"sh", "-c", "read x; echo got $x; echo oops >&2; exit 7"}}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = ex.Send(&skiffv1.ExecRequest{Stdin: []byte("ping\n")})
+	_ = ex.Send(&skiffv1.ExecRequest{StdinClosed: true})
+	var stdout, stderr strings.Builder
+	code := int32(-1)
+	for {
+		m, err := ex.Recv()
+		if err != nil {
+			t.Fatalf("exec: %v (stdout %q)", err, stdout.String())
+		}
+		if m.Exited {
+			code = m.ExitCode
+			break
+		}
+		if m.Stream == 2 {
+			stderr.Write(m.Data)
+		} else {
+			stdout.Write(m.Data)
+		}
+	}
+	if stdout.String() != "got ping\n" || stderr.String() != "oops\n" || code != 7 {
+		t.Errorf("exec through the API server: stdout %q stderr %q code %d; want \"got ping\\n\", \"oops\\n\", 7",
+			stdout.String(), stderr.String(), code)
 	}
 
 	cgroup := "/sys/fs/cgroup/memory/" + after.CgroupPath

@@ -79,6 +79,14 @@ func (a *Agent) register(ctx context.Context) (*corev1.Node, error) {
 		if host == "" {
 			host = a.cfg.Name
 		}
+		if a.certSHA256 != "" {
+			if node.Annotations == nil {
+				node.Annotations = map[string]string{}
+			}
+			node.Annotations[AnnotationAgentCert] = a.certSHA256
+		} else {
+			delete(node.Annotations, AnnotationAgentCert)
+		}
 		node.Labels[LabelHostname] = a.cfg.Name
 		node.Labels[LabelOS] = goruntime.GOOS
 		node.Labels[LabelArch] = goruntime.GOARCH
@@ -184,6 +192,9 @@ func (a *Agent) nodeStatus(ctx context.Context, prev corev1.NodeStatus) (corev1.
 		Capacity:    capacity,
 		Allocatable: capacity.DeepCopy(),
 		Phase:       corev1.NodeRunning,
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{
+			KubeletEndpoint: corev1.DaemonEndpoint{Port: a.streamPort},
+		},
 		Addresses: []corev1.NodeAddress{
 			{Type: corev1.NodeInternalIP, Address: a.nodeIP},
 			{Type: corev1.NodeHostName, Address: host},

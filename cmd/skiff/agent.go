@@ -21,6 +21,7 @@ import (
 // agentFlags are the node settings shared by `skiff agent` and `skiff up`.
 type agentFlags struct {
 	name, dataDir, socket, nodeIP, podCIDR, clusterCIDR, bridge, cgroupParent string
+	streamListen                                                              string
 	labels                                                                    []string
 	maxPods                                                                   int
 	heartbeat                                                                 time.Duration
@@ -43,6 +44,7 @@ func (f *agentFlags) register(fs *pflag.FlagSet, defaultDataDir string) {
 	fs.StringSliceVar(&f.labels, "node-labels", nil, "extra node labels, key=value[,key=value]")
 	fs.IntVar(&f.maxPods, "max-pods", d.MaxPods, "pods this node accepts (status.capacity.pods)")
 	fs.DurationVar(&f.heartbeat, "heartbeat-interval", d.HeartbeatInterval, "how often the Node status is written")
+	fs.StringVar(&f.streamListen, "listen-streams", d.StreamListen, "address of the agent's log and exec endpoint (TLS; the API server calls it)")
 }
 
 // config builds the agent config for client c.
@@ -54,6 +56,7 @@ func (f *agentFlags) config(c *client.Client, log *slog.Logger) (node.Config, er
 	cfg := node.DefaultConfig(f.name, dir, c)
 	cfg.ContainerdSocket, cfg.NodeIP, cfg.PodCIDR, cfg.ClusterCIDR = f.socket, f.nodeIP, f.podCIDR, f.clusterCIDR
 	cfg.BridgeName, cfg.CgroupParent, cfg.MaxPods, cfg.HeartbeatInterval = f.bridge, f.cgroupParent, f.maxPods, f.heartbeat
+	cfg.StreamListen = f.streamListen
 	cfg.Version = "skiff-" + version
 	cfg.Log = log
 	if len(f.labels) > 0 {
@@ -113,26 +116,40 @@ and busybox-static.`,
 			if os.Geteuid() != 0 {
 				return fmt.Errorf("skiff agent must run as root (it creates containers, network namespaces and cgroups)")
 			}
-			var c *client.Client
+			var (
+				c  *client.Client
+				ca []byte
+			)
 			if server != "" {
 				if token == "" || caFile == "" {
-					return fmt.Errorf("--server needs --token (the node token) and --ca-file (the cluster CA, apiserver/ca.crt in the server's data dir)")
+					return fmt.Errorf("--server needs --token (the node token) and --ca-file (the cluster CA, ca.crt in the server's data dir)")
 				}
-				ca, err := os.ReadFile(caFile)
-				if err != nil {
+				if ca, err = os.ReadFile(caFile); err != nil {
 					return fmt.Errorf("--ca-file: %w", err)
 				}
 				if c, err = client.Dial(client.Cluster{Server: server, CertificateAuthorityData: ca}, client.AuthInfo{Token: strings.TrimSpace(token)}); err != nil {
 					return err
 				}
-			} else if c, err = client.New(client.Options{ConfigPath: conf}); err != nil {
-				return fmt.Errorf("no --server given, and the client config could not be read: %w", err)
+			} else {
+				cc, err := client.LoadConfig(client.ConfigPath(conf))
+				if err != nil {
+					return fmt.Errorf("no --server given, and the client config could not be read: %w", err)
+				}
+				cl, _, _, err := cc.Resolve("")
+				if err != nil {
+					return err
+				}
+				ca = cl.CertificateAuthorityData
+				if c, err = client.New(client.Options{Config: cc}); err != nil {
+					return err
+				}
 			}
 			defer c.Close()
 			cfg, err := af.config(c, log)
 			if err != nil {
 				return err
 			}
+			cfg.ClusterCA = ca
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)

@@ -98,6 +98,7 @@ and busybox-static (scripts/deps.sh installs them).`,
 			if err != nil {
 				return err
 			}
+			cfg.ClusterCA = cp.CACertPEM()
 			progress("starting the agent %s (containerd and pods under %s)", cfg.Name, cfg.DataDir)
 			start = time.Now()
 			aCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
