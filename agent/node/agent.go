@@ -574,7 +574,16 @@ func Teardown(ctx context.Context, dataDir string, log *slog.Logger) error {
 	} else {
 		pods, _ := rt.ListPods(ctx)
 		log.Info("removing pods", "count", len(pods))
-		if err := rt.Teardown(ctx); err != nil {
+		// A shim that exits while its last task is deleted can fail that
+		// delete ("ttrpc: closed"); a second pass finds what is left.
+		var err error
+		for attempt := 0; attempt < 3; attempt++ {
+			if err = rt.Teardown(ctx); err == nil || ctx.Err() != nil {
+				break
+			}
+			log.Warn("teardown incomplete; retrying", "err", err)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 		_ = rt.Close()
