@@ -17,7 +17,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -742,20 +744,22 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // snapshotCatchup isolates one follower while the majority goes on
 // committing: the workload's writes plus filler entries from the nemesis
 // itself (transactions whose comparison always fails, so each is one raft
-// entry but no MVCC revision and no event for the checkers), until the
-// majority is rig.SnapshotGap entries past the follower or fillFor has
-// passed. With the rig's SmallSnapshots settings the leader has by then
-// snapshotted and compacted its log past the follower's last entry, so after
-// the heal the follower can only catch up by installing a snapshot. Verify
-// then looks in the follower's log (only what it wrote since the fault
-// started) for the install, and fails the fault when there was none: a
-// fault that degraded to log catch-up is reported, not passed.
+// entry but no MVCC revision and no event for the checkers), until every
+// majority member's log says it compacted its raft log past the follower's
+// last entry (or fillFor has passed); only then does it heal. With the rig's
+// SmallSnapshots settings that takes a few hundred entries for Skiff and
+// ~5000 for etcd (plus up to 30s when etcd's leader sent a snapshot
+// recently: it pauses compaction meanwhile). After the heal the follower
+// can only catch up by installing a snapshot; Verify looks in its log (only
+// what it wrote since the fault started) for the install, and fails the
+// fault when there was none: a fault that degraded to log catch-up is
+// reported, not passed.
 type snapshotCatchup struct {
 	partition
 	isolated  *rig.Member
 	logOffset int64
-	from, to  uint64 // follower's raft index when cut off; majority's at the heal
-	need      uint64
+	from, to  uint64 // follower's raft index when cut off; majority's applied index at the heal
+	compacted uint64 // lowest compaction index over the majority at the heal
 	stopFill  context.CancelFunc
 	filled    chan struct{} // closed when the gap is reached or filling gave up
 	fillOps   int64
@@ -765,7 +769,8 @@ type snapshotCatchup struct {
 }
 
 // fillFor bounds how long the fault may outlast its hold waiting for the
-// gap (etcd needs ~5400 entries on a shared 2-core host).
+// compaction (etcd: ~5100 entries, and up to 30s after a previous snapshot
+// was sent, on a shared 2-core host).
 const fillFor = 60 * time.Second
 
 // FillPrefix holds the key the filler's transactions compare (never written).
@@ -774,8 +779,7 @@ const FillPrefix = "nemesis/"
 func (s *snapshotCatchup) Name() string { return "snapshot-catchup" }
 
 func (s *snapshotCatchup) Start(ctx context.Context, r *rig.Rig) (string, error) {
-	s.isolated, s.from, s.to, s.fillOps, s.fillErr = nil, 0, 0, 0, nil
-	s.need = r.SnapshotGap()
+	s.isolated, s.from, s.to, s.compacted, s.fillOps, s.fillErr = nil, 0, 0, 0, 0, nil
 	// The follower's index just before the cut is the baseline; its log
 	// from here on is what Verify reads.
 	before := r.Statuses(ctx, time.Second)
@@ -796,6 +800,8 @@ func (s *snapshotCatchup) Start(ctx context.Context, r *rig.Rig) (string, error)
 			s.from = st.RaftIndex
 		}
 	}
+	// The follower's last entry is at most its commit index a moment
+	// after the cut (entries past it would only make the gap larger).
 	if st := s.isolated.Status(ctx, time.Second); st.Err == nil && st.RaftIndex > s.from {
 		s.from = st.RaftIndex
 	}
@@ -808,11 +814,11 @@ func (s *snapshotCatchup) Start(ctx context.Context, r *rig.Rig) (string, error)
 	fctx, cancel := context.WithTimeout(context.Background(), fillFor)
 	s.stopFill, s.filled = cancel, make(chan struct{})
 	go s.fill(fctx, r, majority)
-	return fmt.Sprintf("%s at raft index %d; filling until the majority is %d entries ahead", detail, s.from, s.need), nil
+	return fmt.Sprintf("%s at raft index %d; filling until the majority has compacted its logs past it", detail, s.from), nil
 }
 
-// fill writes filler entries through the majority until it is s.need
-// entries past the follower, then closes s.filled.
+// fill writes filler entries through the majority until every majority
+// member has compacted its log past the follower, then closes s.filled.
 func (s *snapshotCatchup) fill(ctx context.Context, r *rig.Rig, majority []*rig.Member) {
 	defer close(s.filled)
 	c, err := rig.Client(majority)
@@ -850,20 +856,87 @@ func (s *snapshotCatchup) fill(ctx context.Context, r *rig.Rig, majority []*rig.
 		wg.Wait()
 		s.fillOps = ops
 	}()
+	// Done when every majority member (any of them may lead after the
+	// heal) has compacted its raft log past the follower's last entry,
+	// as its own log says. The applied-index gap is only for the record
+	// (etcd's leader, for one, does not compact for 30s after it sent a
+	// snapshot, whatever the gap).
+	scans := map[*rig.Member]*compactionScan{}
+	for _, m := range majority {
+		sc := &compactionScan{path: m.LogPath, pattern: compactedPattern[r.DB()]}
+		if fi, err := os.Stat(m.LogPath); err == nil {
+			sc.offset = fi.Size()
+		}
+		scans[m] = sc
+	}
 	for {
 		for _, st := range r.Statuses(ctx, time.Second) {
-			if st.Member != s.isolated && st.Err == nil && st.RaftIndex > s.to {
-				s.to = st.RaftIndex
+			if st.Member != s.isolated && st.Err == nil && st.AppliedIndex > s.to {
+				s.to = st.AppliedIndex
 			}
 		}
-		if s.to >= s.from+s.need {
+		done := true
+		s.compacted = 0
+		for _, m := range majority {
+			c := scans[m].scan()
+			if s.compacted == 0 || c < s.compacted {
+				s.compacted = c
+			}
+			if c <= s.from {
+				done = false
+			}
+		}
+		if done {
 			return
 		}
 		if !sleep(ctx, 250*time.Millisecond) {
-			s.fillErr = fmt.Errorf("the majority reached raft index %d, %d past the follower, within %v (wanted %d)", s.to, s.to-s.from, fillFor, s.need)
+			s.fillErr = fmt.Errorf("within %v the majority applied up to raft index %d, %d past the follower, but not every member compacted its log past %d (lowest compaction: %d)", fillFor, s.to, s.to-min(s.to, s.from), s.from, s.compacted)
 			return
 		}
 	}
+}
+
+// compactedPattern matches a member's log line saying it compacted its raft
+// log up to the captured index: hashicorp/raft in Skiff, etcd's server.
+var compactedPattern = map[rig.DB]*regexp.Regexp{
+	rig.DBSkiff: regexp.MustCompile(`compacting logs: from=\d+ to=(\d+)`),
+	rig.DBEtcd:  regexp.MustCompile(`"compacted Raft logs","compact-index":(\d+)`),
+}
+
+// compactionScan follows a log file from an offset and keeps the highest
+// compaction index seen.
+type compactionScan struct {
+	path    string
+	pattern *regexp.Regexp
+	offset  int64
+	max     uint64
+}
+
+func (c *compactionScan) scan() uint64 {
+	if c.pattern == nil {
+		return c.max
+	}
+	f, err := os.Open(c.path)
+	if err != nil {
+		return c.max
+	}
+	defer f.Close()
+	if _, err := f.Seek(c.offset, io.SeekStart); err != nil {
+		return c.max
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return c.max
+	}
+	// Whole lines only; a partial last line is read again next time.
+	end := strings.LastIndexByte(string(data), '\n') + 1
+	for _, m := range c.pattern.FindAllStringSubmatch(string(data[:end]), -1) {
+		if v, err := strconv.ParseUint(m[1], 10, 64); err == nil && v > c.max {
+			c.max = v
+		}
+	}
+	c.offset += int64(end)
+	return c.max
 }
 
 // Stop waits for the filler (bounded by fillFor from the start), then heals.
@@ -887,7 +960,7 @@ func (s *snapshotCatchup) Verify(ctx context.Context, r *rig.Rig) (string, error
 	if m == nil {
 		return "", nil
 	}
-	gap := fmt.Sprintf("cut off at raft index %d, majority at %d at the heal (%d ahead, %d needed; %d filler entries)", s.from, s.to, s.to-min(s.to, s.from), s.need, s.fillOps)
+	gap := fmt.Sprintf("cut off at raft index %d; at the heal the majority had applied %d and compacted its logs up to at least %d; %d filler entries", s.from, s.to, s.compacted, s.fillOps)
 	line := snapshotInstalledLine[r.DB()]
 	within := s.verifyWithin
 	if within == 0 {

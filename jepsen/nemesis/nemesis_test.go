@@ -137,7 +137,7 @@ func TestSnapshotCatchupVerify(t *testing.T) {
 	if err := os.WriteFile(m.LogPath, []byte(earlier), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := &snapshotCatchup{isolated: m, logOffset: int64(len(earlier)), from: 100, to: 900, need: 640, verifyWithin: 300 * time.Millisecond}
+	s := &snapshotCatchup{isolated: m, logOffset: int64(len(earlier)), from: 100, to: 900, compacted: 700, verifyWithin: 300 * time.Millisecond}
 	out, err := s.Verify(context.Background(), r)
 	if err == nil || !strings.Contains(err.Error(), "caught up from the log") || out != "" {
 		t.Fatalf("no install since the fault started: got outcome %q, err %v; want a degraded-fault error", out, err)
@@ -154,22 +154,38 @@ func TestSnapshotCatchupVerify(t *testing.T) {
 	}
 }
 
-func TestSnapshotGap(t *testing.T) {
+func TestCompactionScan(t *testing.T) {
+	dir := t.TempDir()
 	for _, tc := range []struct {
-		db    rig.DB
-		small bool
-		min   uint64
+		db         rig.DB
+		lines      string
+		partial    string
+		want, then uint64
 	}{
-		{rig.DBSkiff, true, rig.SkiffSnapshotThreshold + rig.SkiffTrailingLogs},
-		{rig.DBSkiff, false, 20000},
-		{rig.DBEtcd, true, rig.EtcdCatchUpEntries + rig.EtcdSnapshotCount},
+		{rig.DBSkiff,
+			"time=x level=INFO msg=\"[INFO]  raft: compacting logs: from=1 to=235\" member=n1\ntime=x msg=\"[INFO]  raft: compacting logs: from=236 to=942\"\n",
+			"time=x msg=\"[INFO]  raft: compacting logs: from=943 to=1500\"", 942, 1500},
+		{rig.DBEtcd,
+			`{"level":"info","caller":"etcdserver/server.go:2479","msg":"compacted Raft logs","compact-index":7985}` + "\n",
+			`{"level":"info","msg":"compacted Raft logs","compact-index":9025}`, 7985, 9025},
 	} {
-		r, err := rig.New(rig.Config{RunID: "sjtest", Nodes: 3, DB: tc.db, SkiffBinary: os.Args[0], EtcdBinary: os.Args[0], SmallSnapshots: tc.small})
-		if err != nil {
+		path := filepath.Join(dir, string(tc.db)+".log")
+		if err := os.WriteFile(path, []byte("old line before the fault\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if g := r.SnapshotGap(); g <= tc.min {
-			t.Errorf("%s small=%v: gap %d, want > %d", tc.db, tc.small, g, tc.min)
+		sc := &compactionScan{path: path, pattern: compactedPattern[tc.db], offset: int64(len("old line before the fault\n"))}
+		if got := sc.scan(); got != 0 {
+			t.Errorf("%s: nothing compacted yet, got %d", tc.db, got)
+		}
+		f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		f.WriteString(tc.lines + tc.partial)
+		if got := sc.scan(); got != tc.want {
+			t.Errorf("%s: got %d, want %d (a partial last line must wait)", tc.db, got, tc.want)
+		}
+		f.WriteString("\n")
+		f.Close()
+		if got := sc.scan(); got != tc.then {
+			t.Errorf("%s: after the line ends got %d, want %d", tc.db, got, tc.then)
 		}
 	}
 }

@@ -280,7 +280,10 @@ type Status struct {
 	// RaftIndex is the member's raft commit index (etcd: committed
 	// index; Skiff: raft CommitIndex).
 	RaftIndex uint64
-	Err       error
+	// AppliedIndex is the raft index of the last entry the member applied
+	// (what both stores' snapshot triggers count).
+	AppliedIndex uint64
+	Err          error
 }
 
 // Statuses asks every running member for its status, each with timeout.
@@ -323,7 +326,7 @@ func (m *Member) status(ctx context.Context, timeout time.Duration) Status {
 		return st
 	}
 	st.ID, st.Leader, st.Term, st.Revision = resp.Header.MemberId, resp.Leader, resp.RaftTerm, resp.Header.Revision
-	st.RaftIndex = resp.RaftIndex
+	st.RaftIndex, st.AppliedIndex = resp.RaftIndex, resp.RaftAppliedIndex
 	return st
 }
 

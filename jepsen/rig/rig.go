@@ -79,7 +79,7 @@ type Config struct {
 	UnsafeFollowerReads bool
 	// SmallSnapshots starts members with snapshot settings small enough
 	// that a follower cut off for a few seconds falls behind the leader's
-	// compacted log (see SnapshotGap): Skiff with --snapshot-threshold
+	// compacted log: Skiff with --snapshot-threshold
 	// SkiffSnapshotThreshold --trailing-logs SkiffTrailingLogs
 	// --snapshot-interval SkiffSnapshotInterval, etcd with
 	// --snapshot-count EtcdSnapshotCount.
@@ -163,28 +163,7 @@ const (
 	// keeps this many entries before its latest snapshot for slow
 	// followers, whatever --snapshot-count says (not configurable).
 	EtcdCatchUpEntries = 5000
-	// Defaults of both stores without SmallSnapshots.
-	skiffDefaultThreshold, skiffDefaultTrailing = 10000, 10000
-	etcdDefaultSnapshotCount                    = 100000
 )
-
-// SnapshotGap is how many raft entries the majority must commit past an
-// isolated follower's last entry before that follower can only catch up by
-// installing a snapshot, with this rig's settings and a margin: the leader
-// snapshots once more than threshold entries followed its last snapshot and
-// then keeps only the trailing entries before it.
-func (r *Rig) SnapshotGap() uint64 {
-	switch {
-	case r.cfg.DB == DBEtcd && r.cfg.SmallSnapshots:
-		return EtcdCatchUpEntries + 2*EtcdSnapshotCount + 300
-	case r.cfg.DB == DBEtcd:
-		return EtcdCatchUpEntries + etcdDefaultSnapshotCount + 300
-	case r.cfg.SmallSnapshots:
-		return 2 * (SkiffSnapshotThreshold + SkiffTrailingLogs)
-	default:
-		return 2 * (skiffDefaultThreshold + skiffDefaultTrailing)
-	}
-}
 
 // Rig is a set of hosts with one member each.
 type Rig struct {
