@@ -9,6 +9,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -33,7 +34,8 @@ const HeadlessLabel = "service.kubernetes.io/headless"
 //
 // Services without a selector (and ExternalName services) are left alone:
 // their Endpoints, if any, belong to the user. The Endpoints of a deleted
-// Service are deleted.
+// Service are deleted, once an uncached read (when the Writer is also a
+// Reader, as *client.Client is) confirms the Service is gone.
 //
 // EndpointSlices (discovery.k8s.io/v1) are not written: the API server does
 // not serve that group yet.
@@ -94,6 +96,17 @@ func (c *EndpointsController) Reconcile(ctx context.Context, key string) (Result
 	if !ok {
 		if cur == nil {
 			return Result{}, nil
+		}
+		// The Endpoints may have reached our cache before its Service (two
+		// watches): confirm the Service is gone before deleting.
+		if r, ok := c.w.(Reader); ok {
+			err := r.Get(ctx, ns, name, &corev1.Service{})
+			if err == nil {
+				return Result{RequeueAfter: time.Second}, nil // the cache will catch up
+			}
+			if !client.IsNotFound(err) {
+				return Result{}, fmt.Errorf("confirm service %s is gone: %w", key, err)
+			}
 		}
 		_, err := c.w.Delete(ctx, cur, &client.DeleteOptions{PreconditionUID: string(cur.UID)})
 		if err != nil && !client.IsNotFound(err) {

@@ -12,6 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -280,4 +282,51 @@ func describeAddrs(ep *corev1.Endpoints) string {
 		}
 	}
 	return strings.Join(ips, ",")
+}
+
+// TestEndpointsOfAServiceNotYetCached: an Endpoints seen before its
+// Service (two watches) must not be deleted as an orphan.
+func TestEndpointsOfAServiceNotYetCached(t *testing.T) {
+	f := newFake()
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db"}}
+	ep := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db"}}
+	f.add(svc, ep)
+	lagging := snapshot{} // the services cache has not seen db yet
+	c := NewEndpointsController(lagging, f.cache("Pod"), f.cache("Endpoints"), serviceReader{f}, nil)
+	res, err := c.Reconcile(ctxT(t), "default/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := f.takeActions(); len(a) != 0 {
+		t.Errorf("actions %v, want none while the service exists", a)
+	}
+	if res.RequeueAfter == 0 {
+		t.Error("want a requeue to look again once the cache caught up")
+	}
+
+	f.objs["Service"] = nil // now really gone
+	if _, err := c.Reconcile(ctxT(t), "default/db"); err != nil {
+		t.Fatal(err)
+	}
+	if a := f.takeActions(); len(a) != 1 || a[0].String() != "delete Endpoints default/db" {
+		t.Errorf("actions %v, want the orphan deleted", a)
+	}
+}
+
+// serviceReader is the fake cluster, reading Services too.
+type serviceReader struct{ *fakeCluster }
+
+func (r serviceReader) Get(ctx context.Context, ns, name string, obj runtime.Object) error {
+	s, ok := obj.(*corev1.Service)
+	if !ok {
+		return r.fakeCluster.Get(ctx, ns, name, obj)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o, found := r.objs["Service"][ns+"/"+name]
+	if !found {
+		return client.NewNotFound(schema.GroupResource{Resource: "services"}, name)
+	}
+	*s = *o.(*corev1.Service).DeepCopy()
+	return nil
 }

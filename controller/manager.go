@@ -79,11 +79,11 @@ func NewManager(c *client.Client, opts Options) *Manager {
 	return &Manager{c: c, opts: opts}
 }
 
-// Run runs the ReplicaSet, ReplicationController, Deployment, Endpoints and
-// garbage collector controllers until ctx ends (`skiff server` calls it on the
-// leader and cancels ctx when leadership is lost), then waits for its
-// goroutines. It returns ctx's error, or an error if the caches could not
-// be created.
+// Run runs the ReplicaSet, ReplicationController, Deployment, Endpoints,
+// ServiceLB and garbage collector controllers (and those of workloads)
+// until ctx ends (`skiff server` calls it on the leader and cancels ctx
+// when leadership is lost), then waits for its goroutines. It returns
+// ctx's error, or an error if the caches could not be created.
 func (m *Manager) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -101,7 +101,6 @@ func (m *Manager) Run(ctx context.Context) error {
 		return i
 	}
 	pods, rss, rcs, deps := inf(&corev1.Pod{}), inf(&appsv1.ReplicaSet{}), inf(&corev1.ReplicationController{}), inf(&appsv1.Deployment{})
-	svcs, eps := inf(&corev1.Service{}), inf(&corev1.Endpoints{}) //lint:ignore SA1019 Skiff serves Endpoints
 	if infErr != nil {
 		return fmt.Errorf("controller informers: %w", infErr)
 	}
@@ -119,6 +118,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	rec := NewRecorder(m.c, "skiff-controller-manager", log)
 	rsc.events, rcc.events, dc.events = rec, rec, rec
 	wl := m.workloads(inf, pods, gc, rec, log) // job, cronjob, statefulset, daemonset, nodelifecycle
+	svcLoops := m.serviceLoops(inf, pods, log) // endpoints, servicelb
 	if infErr != nil {
 		return fmt.Errorf("controller informers: %w", infErr)
 	}
@@ -128,10 +128,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	rcc.register(loops[1].queue, rcs, pods)
 	dc.register(loops[2].queue, deps, rss, pods)
 	gc.register(loops[3].queue)
-	epc := NewEndpointsController(svcs, pods, eps, m.c, log.With("controller", "endpoints"))
-	epLoop := newLoop(epc, log)
-	epc.register(epLoop.queue, svcs, pods, eps)
-	loops = append(loops, epLoop)
+	loops = append(loops, svcLoops...)
 	loops = append(loops, wl.loops...)
 
 	var wg sync.WaitGroup
