@@ -456,10 +456,37 @@ func (cp *ControlPlane) Shutdown(ctx context.Context) error {
 			_ = cp.cli.Close()
 		}
 		if cp.store != nil {
-			cp.closeErr = cp.store.Shutdown(ctx)
+			cp.closeErr = cp.stopStore(ctx)
 		}
 	})
 	return cp.closeErr
+}
+
+// storeStopGrace is how long Shutdown waits for the store to close after
+// ctx (which bounds the leadership hand-over) has ended.
+const storeStopGrace = 10 * time.Second
+
+// stopStore shuts the store down, but does not wait for it forever: a Raft
+// shutdown has been seen to hang (a replication goroutine blocked on a
+// dead pipeline after a leadership transfer), and a process stopping must
+// still exit. The store is then left to finish in the background.
+func (cp *ControlPlane) stopStore(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- cp.store.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(storeStopGrace)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		cp.log.Error("store did not stop; leaving it", "waited", storeStopGrace)
+		return fmt.Errorf("%w (waited %s after the hand-over deadline)", ErrStoreStopTimeout, storeStopGrace)
+	}
 }
 
 // Close is Shutdown with five seconds for the leadership hand-over.
