@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -76,4 +77,25 @@ func TestTxnMalformedOpsAnswerEtcdErrors(t *testing.T) {
 	if _, err := c.Txn(ctx).Then(clientv3.OpPut("", "v")).Commit(); !errors.Is(err, rpctypes.ErrEmptyKey) {
 		t.Errorf("clientv3 txn put of the empty key: got %v, want rpctypes.ErrEmptyKey", err)
 	}
+}
+
+// retryUnknown runs op until it succeeds, again when it failed with an
+// outcome-unknown or no-leader error (a leader change on a loaded machine;
+// test election timeouts are 200ms). Only for ops that may run twice.
+func retryUnknown(t *testing.T, ctx context.Context, what string, op func() error) {
+	t.Helper()
+	for {
+		err := op()
+		if err == nil {
+			return
+		}
+		if !isLeaderChange(err) || ctx.Err() != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+}
+
+func isLeaderChange(err error) bool {
+	return errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail) || errors.Is(err, rpctypes.ErrNoLeader) ||
+		errors.Is(err, rpctypes.ErrTimeout) || errors.Is(err, rpctypes.ErrLeaderChanged)
 }

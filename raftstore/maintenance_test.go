@@ -20,10 +20,8 @@ func TestMaintenanceSnapshotStreamsRestorableState(t *testing.T) {
 	leader, _ := leaderAndFollowers(t, ms)
 	c := newClient(t, leader)
 	ctx := testCtx(t)
-	lease, err := c.Grant(ctx, 60)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var lease *clientv3.LeaseGrantResponse
+	retryUnknown(t, ctx, "grant", func() (err error) { lease, err = c.Grant(ctx, 60); return err })
 	// Enough data for several 32 KiB chunks.
 	val := bytes.Repeat([]byte("v"), 1000)
 	for i := range 200 {
@@ -31,13 +29,9 @@ func TestMaintenanceSnapshotStreamsRestorableState(t *testing.T) {
 		if i%10 == 0 {
 			opts = append(opts, clientv3.WithLease(lease.ID))
 		}
-		if _, err := c.Put(ctx, fmt.Sprintf("k%03d", i), string(val), opts...); err != nil {
-			t.Fatal(err)
-		}
+		retryUnknown(t, ctx, "put", func() error { _, err := c.Put(ctx, fmt.Sprintf("k%03d", i), string(val), opts...); return err })
 	}
-	if _, err := c.Delete(ctx, "k000"); err != nil {
-		t.Fatal(err)
-	}
+	retryUnknown(t, ctx, "delete", func() error { _, err := c.Delete(ctx, "k000"); return err })
 
 	rc, err := c.Snapshot(ctx)
 	if err != nil {

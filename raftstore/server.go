@@ -310,6 +310,10 @@ func (s *Server) Close() error {
 			}
 		}
 		if s.trans != nil {
+			// Close alone leaves the pooled outgoing connections open,
+			// and with them the peers' handler goroutines reading them;
+			// CloseStreams closes them.
+			s.trans.CloseStreams()
 			_ = s.trans.Close()
 		}
 		if s.mux != nil {

@@ -2,11 +2,13 @@ package raftstore
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -18,31 +20,38 @@ func TestWatchFromCompactionRevisionKeepsDeletes(t *testing.T) {
 	ms := startCluster(t, 3)
 	c := newClient(t, ms...)
 	ctx := testCtx(t)
+	// Writes that fail with an unknown outcome (leader change) are
+	// repeated: a repeated put of the same value changes no event below.
 	for _, kv := range [][2]string{{"wc/a", "1"}, {"wc/b", "1"}, {"wc/a", "2"}} {
-		if _, err := c.Put(ctx, kv[0], kv[1]); err != nil {
-			t.Fatal(err)
-		}
+		retryUnknown(t, ctx, "put", func() error { _, err := c.Put(ctx, kv[0], kv[1]); return err })
 	}
 	// One revision with a DELETE, a PUT, and a delete of a key with a lease.
-	lease, err := c.Grant(ctx, 60)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Put(ctx, "wc/l", "x", clientv3.WithLease(lease.ID)); err != nil {
-		t.Fatal(err)
-	}
-	tr, err := c.Txn(ctx).Then(clientv3.OpDelete("wc/a"), clientv3.OpPut("wc/c", "1"), clientv3.OpDelete("wc/l")).Commit()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := tr.Header.Revision
-	if _, err := c.Compact(ctx, rc, clientv3.WithCompactPhysical()); err != nil {
-		t.Fatal(err)
-	}
-	pr, err := c.Put(ctx, "wc/b", "2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	var lease *clientv3.LeaseGrantResponse
+	retryUnknown(t, ctx, "grant", func() (err error) { lease, err = c.Grant(ctx, 60); return err })
+	retryUnknown(t, ctx, "put", func() error { _, err := c.Put(ctx, "wc/l", "x", clientv3.WithLease(lease.ID)); return err })
+	var rc int64
+	retryUnknown(t, ctx, "txn", func() error {
+		tr, err := c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision("wc/c"), "=", 0)).
+			Then(clientv3.OpDelete("wc/a"), clientv3.OpPut("wc/c", "1"), clientv3.OpDelete("wc/l")).
+			Else(clientv3.OpGet("wc/c")).Commit()
+		if err != nil {
+			return err
+		}
+		rc = tr.Header.Revision
+		if !tr.Succeeded { // an earlier attempt did apply
+			rc = tr.Responses[0].GetResponseRange().Kvs[0].ModRevision
+		}
+		return nil
+	})
+	retryUnknown(t, ctx, "compact", func() error {
+		_, err := c.Compact(ctx, rc, clientv3.WithCompactPhysical())
+		if errors.Is(err, rpctypes.ErrCompacted) { // an earlier attempt did apply
+			return nil
+		}
+		return err
+	})
+	var pr *clientv3.PutResponse
+	retryUnknown(t, ctx, "put", func() (err error) { pr, err = c.Put(ctx, "wc/b", "2"); return err })
 	want := []string{"DELETE wc/a prev=2", "PUT wc/c=1", "DELETE wc/l prev=x", "PUT wc/b=2 prev=1"}
 	for _, m := range ms {
 		// Wait for the member to have applied the last put, so the watch
