@@ -54,7 +54,7 @@ func TestMain(m *testing.M) {
 // /etc/resolv.conf with Go's own resolver and reaches both pods.
 func TestServiceByName(t *testing.T) {
 	requireRoot(t)
-	n := newTestNode(t, "web1", "web2", "client")
+	n := newTestNode(t, true, "web1", "web2", "client")
 	n.serve(t, 8080, "web1", "web2")
 	node := n.ns("node")
 

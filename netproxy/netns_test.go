@@ -26,8 +26,10 @@ import (
 //	web1     web2     web3     client      pods, 10.244.0.10-13/32,
 //	                                        routed point to point
 //
-// Pods reach each other and the node only through the node's IP stack (no
-// bridge), as a routed CNI does, so conntrack sees every packet.
+// Pods reach each other and the node only through the node's IP stack, as
+// a routed CNI does, so conntrack sees every packet. The bridged variant
+// puts them on bridge cni0 (10.244.0.1/24) as the agent's bridge CNI
+// does; there bridge-nf-call-iptables makes bridged frames pass iptables.
 
 // requireRoot skips a test that needs to create namespaces and rules.
 func requireRoot(t *testing.T) {
@@ -133,17 +135,47 @@ func link(t *testing.T, a, b, ifname, ipA, ipB string) {
 
 func nsPrefix() string { return fmt.Sprintf("snp%d-", os.Getpid()%100000) }
 
-func newTestNode(t *testing.T, pods ...string) *testNode {
+// attachBridgedPod plugs namespace pod into bridge cni0 of namespace
+// node, as the CNI bridge plugin does: ip/24 on eth0, default route via the
+// bridge's address, hairpin on so the pod can reach itself through a
+// service.
+func attachBridgedPod(t *testing.T, node, pod, veth, ip string) {
+	t.Helper()
+	run(t, "ip", "-n", node, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", pod)
+	run(t, "ip", "-n", node, "link", "set", veth, "master", "cni0")
+	run(t, "ip", "-n", node, "link", "set", veth, "type", "bridge_slave", "hairpin", "on")
+	run(t, "ip", "-n", node, "link", "set", veth, "up")
+	run(t, "ip", "-n", pod, "addr", "add", ip+"/24", "dev", "eth0")
+	run(t, "ip", "-n", pod, "link", "set", "eth0", "up")
+	run(t, "ip", "-n", pod, "route", "add", "default", "via", "10.244.0.1")
+}
+
+// newTestNode builds the node of the picture above. bridged puts the pods
+// on a Linux bridge (the agent's CNI) instead of routed point-to-point
+// links; the proxy then relies on bridge-nf-call-iptables.
+func newTestNode(t *testing.T, bridged bool, pods ...string) *testNode {
 	t.Helper()
 	n := &testNode{prefix: nsPrefix(), pods: map[string]string{}}
 	node := n.ns("node")
 	addNetns(t, node)
 	run(t, "ip", "netns", "exec", node, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+	if bridged {
+		if err := exec.Command("ip", "netns", "exec", node, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1").Run(); err != nil {
+			t.Skipf("no bridge netfilter (br_netfilter) here: %v", err)
+		}
+		run(t, "ip", "-n", node, "link", "add", "cni0", "type", "bridge")
+		run(t, "ip", "-n", node, "addr", "add", "10.244.0.1/24", "dev", "cni0")
+		run(t, "ip", "-n", node, "link", "set", "cni0", "up")
+	}
 	for i, p := range pods {
 		addNetns(t, n.ns(p))
 		ip := fmt.Sprintf("10.244.0.%d", 10+i)
 		n.pods[p] = ip
-		attachPod(t, node, n.ns(p), fmt.Sprintf("vp%d", i), "10.244.0.1", ip)
+		if bridged {
+			attachBridgedPod(t, node, n.ns(p), fmt.Sprintf("vp%d", i), ip)
+		} else {
+			attachPod(t, node, n.ns(p), fmt.Sprintf("vp%d", i), "10.244.0.1", ip)
+		}
 	}
 	addNetns(t, n.ns("ext"))
 	link(t, node, n.ns("ext"), "vext", "192.168.77.1/24", "192.168.77.2/24")

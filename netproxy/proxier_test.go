@@ -65,7 +65,17 @@ func counterless(save string) string {
 
 func TestProxierInNetns(t *testing.T) {
 	requireRoot(t)
-	n := newTestNode(t, "web1", "web2", "web3", "client")
+	for _, bridged := range []bool{false, true} {
+		name := "routed pods"
+		if bridged {
+			name = "bridged pods"
+		}
+		t.Run(name, func(t *testing.T) { testProxier(t, bridged) })
+	}
+}
+
+func testProxier(t *testing.T, bridged bool) {
+	n := newTestNode(t, bridged, "web1", "web2", "web3", "client")
 	n.serve(t, 8080, "web1", "web2", "web3")
 	node := n.ns("node")
 	saveAll := func() string {
