@@ -293,3 +293,65 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() e
 	}
 	t.Fatalf("%s: not within %v: %v", what, timeout, err)
 }
+
+// serveUDP answers every datagram on port in namespace ns with name, until
+// the end of the test.
+func serveUDP(t *testing.T, ns, name string, port int) {
+	t.Helper()
+	var pc net.PacketConn
+	err := nsDo(ns, func() (err error) {
+		pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", port))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("udp listen in %s: %v", ns, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 512)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo([]byte(name), from)
+		}
+	}()
+	t.Cleanup(func() { pc.Close(); <-done })
+}
+
+// udpClient binds UDP port in namespace ns and returns a function that
+// sends one datagram to addr and returns the answer (or the error text).
+func udpClient(t *testing.T, ns string, port int) func(addr string) string {
+	t.Helper()
+	var pc net.PacketConn
+	err := nsDo(ns, func() (err error) {
+		pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", port))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("udp client in %s: %v", ns, err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return func(addr string) string {
+		ua, err := net.ResolveUDPAddr("udp4", addr)
+		if err != nil {
+			return err.Error()
+		}
+		if _, err := pc.WriteTo([]byte("?"), ua); err != nil {
+			return err.Error()
+		}
+		buf := make([]byte, 512)
+		for {
+			_ = pc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return err.Error()
+			}
+			if from.String() == ua.String() { // ignore late answers to earlier asks
+				return string(buf[:n])
+			}
+		}
+	}
+}

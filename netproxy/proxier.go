@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -47,6 +48,9 @@ type Config struct {
 	MinSyncInterval time.Duration
 	// Runner runs iptables (default &Exec{}).
 	Runner Runner
+	// Conntrack removes stale UDP conntrack entries after endpoints go
+	// (default &NetlinkConntrack{}: this process's network namespace).
+	Conntrack Conntrack
 	// Logger (default: discard).
 	Logger *slog.Logger
 }
@@ -112,6 +116,7 @@ type Proxier struct {
 	lastRules []byte
 	lastWrite time.Time
 	syncs     int
+	lastUDP   map[string]*servicePort // UDP service ports of the last sync, by name
 }
 
 // New returns a proxier over the two caches.
@@ -127,6 +132,9 @@ func New(cfg Config, services, endpoints Cache) (*Proxier, error) {
 	}
 	if cfg.Runner == nil {
 		cfg.Runner = &Exec{}
+	}
+	if cfg.Conntrack == nil {
+		cfg.Conntrack = &NetlinkConntrack{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -242,6 +250,7 @@ func (p *Proxier) Sync(ctx context.Context) error {
 	if err := ensureJumps(ctx, p.run); err != nil {
 		return err
 	}
+	p.flushStaleUDP(ctx, ports)
 	if p.syncs == syncsBefore {
 		return nil
 	}
@@ -252,6 +261,72 @@ func (p *Proxier) Sync(ctx context.Context) error {
 	p.log.Info("service proxy synced", "node", p.cfg.NodeName, "servicePorts", len(ports), "endpoints", eps,
 		"took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// flushStaleUDP deletes the conntrack entries that would keep UDP clients
+// on what the rules no longer say: flows DNATed to an endpoint that is
+// gone, and flows to a service port that is gone, new, or just got its
+// first endpoints (entries made before it had any were never DNATed). Failures
+// are logged: the rules are right, only old flows linger.
+func (p *Proxier) flushStaleUDP(ctx context.Context, ports []*servicePort) {
+	cur := map[string]*servicePort{}
+	for _, sp := range ports {
+		if sp.proto == "udp" {
+			cur[sp.name] = sp
+		}
+	}
+	var filters []ConntrackFilter
+	// to lists filters for the addresses a client may have used for sp.
+	to := func(sp *servicePort, replySrc net.IP) {
+		f := ConntrackFilter{Proto: unix.IPPROTO_UDP, ReplySrc: replySrc}
+		for _, ip := range append([]string{sp.clusterIP}, sp.externalIPs...) {
+			g := f
+			g.OrigDst, g.OrigDstPort = net.ParseIP(ip), uint16(sp.port)
+			filters = append(filters, g)
+		}
+		if sp.nodePort != 0 {
+			g := f
+			g.OrigDstPort = uint16(sp.nodePort)
+			filters = append(filters, g)
+		}
+	}
+	if p.lastUDP != nil { // not on the first sync: an agent restart must not move live flows
+		for name, now := range cur {
+			if _, seen := p.lastUDP[name]; !seen && len(now.endpoints) > 0 {
+				to(now, nil) // a new port: packets sent before its rules existed were tracked un-NATed
+			}
+		}
+	}
+	for name, old := range p.lastUDP {
+		now, ok := cur[name]
+		switch {
+		case !ok:
+			to(old, nil)
+		case len(old.endpoints) == 0 && len(now.endpoints) > 0:
+			to(now, nil)
+		default:
+			gone := map[string]endpoint{}
+			for _, e := range old.endpoints {
+				gone[e.String()] = e
+			}
+			for _, e := range now.endpoints {
+				delete(gone, e.String())
+			}
+			for _, e := range gone {
+				to(old, net.ParseIP(e.ip))
+			}
+		}
+	}
+	p.lastUDP = cur
+	if len(filters) == 0 {
+		return
+	}
+	n, err := p.cfg.Conntrack.Delete(ctx, filters)
+	if err != nil {
+		p.log.Warn("flushing stale UDP conntrack entries failed", "node", p.cfg.NodeName, "deleted", n, "err", err)
+		return
+	}
+	p.log.Info("flushed stale UDP conntrack entries", "node", p.cfg.NodeName, "deleted", n)
 }
 
 // ensureJumps puts the jumps from built-in chains in place, at the top of

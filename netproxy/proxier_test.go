@@ -125,6 +125,7 @@ func testProxier(t *testing.T, bridged bool) {
 	cfg.ClusterCIDR = "10.244.0.0/16"
 	cfg.MinSyncInterval = 50 * time.Millisecond
 	cfg.Runner = &Exec{Prefix: []string{"ip", "netns", "exec", node}}
+	cfg.Conntrack = &NetlinkConntrack{Netns: "/run/netns/" + node}
 	cfg.Logger = testLogger(t)
 	p, err := New(cfg, svcs, eps)
 	if err != nil {
@@ -235,6 +236,50 @@ func testProxier(t *testing.T, bridged bool) {
 			return nil
 		})
 	})
+	t.Run("UDP: a client on one source port follows the endpoint change", func(t *testing.T) {
+		for _, p := range []string{"web1", "web2"} {
+			serveUDP(t, n.ns(p), p, 5353)
+		}
+		udp := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "udp"},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}}}}
+		if err := c.Create(ctx, udp); err != nil {
+			t.Fatal(err)
+		}
+		udpEP := func(pod string) []corev1.EndpointSubset {
+			return []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: n.pods[pod]}},
+				Ports: []corev1.EndpointPort{{Name: "dns", Port: 5353, Protocol: corev1.ProtocolUDP}}}}
+		}
+		if err := c.Create(ctx, &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "udp"}, Subsets: udpEP("web1")}); err != nil {
+			t.Fatal(err)
+		}
+		ask := udpClient(t, n.ns("client"), 40000) // one source port throughout
+		vip := udp.Spec.ClusterIP + ":53"
+		eventually(t, 10*time.Second, "web1 answers", func() error {
+			if got := ask(vip); got != "web1" {
+				return fmt.Errorf("answer %q", got)
+			}
+			return nil
+		})
+		err := client.RetryOnConflict(ctx, 5, func() error {
+			cur := &corev1.Endpoints{}
+			if err := c.Get(ctx, "default", "udp", cur); err != nil {
+				return err
+			}
+			cur.Subsets = udpEP("web2")
+			return c.Update(ctx, cur)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// web1 still runs: without the conntrack flush this client would
+		// keep reaching it for as long as it keeps asking.
+		eventually(t, 10*time.Second, "web2 answers the same client port", func() error {
+			if got := ask(vip); got != "web2" {
+				return fmt.Errorf("answer %q", got)
+			}
+			return nil
+		})
+	})
 	t.Run("a full rewrite is idempotent", func(t *testing.T) {
 		before := saveAll()
 		p.mu.Lock()
@@ -248,16 +293,18 @@ func testProxier(t *testing.T, bridged bool) {
 		}
 	})
 	t.Run("a deleted service's chains go", func(t *testing.T) {
-		cur := &corev1.Service{}
-		if err := c.Get(ctx, "default", "web", cur); err != nil {
-			t.Fatal(err)
+		for _, name := range []string{"web", "udp"} {
+			cur := &corev1.Service{}
+			if err := c.Get(ctx, "default", name, cur); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Delete(ctx, cur, nil); err != nil {
+				t.Fatalf("delete service: %v", err)
+			}
 		}
-		if _, err := c.Delete(ctx, cur, nil); err != nil {
-			t.Fatalf("delete service: %v", err)
-		}
-		eventually(t, 10*time.Second, "no rules for default/web", func() error {
-			if s := saveAll(); strings.Contains(s, "default/web:http") {
-				return errors.New("iptables still has default/web:http")
+		eventually(t, 10*time.Second, "no rules for default/web and default/udp", func() error {
+			if s := saveAll(); strings.Contains(s, "default/web:http") || strings.Contains(s, "default/udp:dns") {
+				return errors.New("iptables still has rules of default/web or default/udp")
 			}
 			return nil
 		})

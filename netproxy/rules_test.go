@@ -5,6 +5,8 @@ package netproxy
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"reflect"
 	"strings"
 	"testing"
@@ -202,7 +204,7 @@ func (r *recorder) DeleteRule(context.Context, Table, string, ...string) error {
 
 type listCache []runtime.Object
 
-func (l listCache) List(labels.Selector) []runtime.Object { return l }
+func (l *listCache) List(labels.Selector) []runtime.Object { return *l }
 
 func TestSyncSkipsUnchangedAndRetriesFailed(t *testing.T) {
 	svcs, eps := testServices()
@@ -217,8 +219,8 @@ func TestSyncSkipsUnchangedAndRetriesFailed(t *testing.T) {
 	}
 	rec := &recorder{rules: map[string][]string{}}
 	cfg := DefaultConfig()
-	cfg.Runner = rec
-	p, err := New(cfg, sc, ec)
+	cfg.Runner, cfg.Conntrack = rec, &ctRecorder{}
+	p, err := New(cfg, &sc, &ec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,5 +239,89 @@ func TestSyncSkipsUnchangedAndRetriesFailed(t *testing.T) {
 	}
 	if got := rec.rules["filter/FORWARD"]; len(got) != 3 || !strings.HasSuffix(got[2], "SKIFF-FORWARD") {
 		t.Errorf("FORWARD jumps %q: want the two service checks, then SKIFF-FORWARD", got)
+	}
+}
+
+// ctRecorder records the filters it is asked to delete with.
+type ctRecorder struct{ calls [][]ConntrackFilter }
+
+func (r *ctRecorder) Delete(_ context.Context, f []ConntrackFilter) (int, error) {
+	r.calls = append(r.calls, f)
+	return len(f), nil
+}
+
+func describeFilters(fs []ConntrackFilter) string {
+	var out []string
+	for _, f := range fs {
+		s := fmt.Sprintf("dst=%v:%d", f.OrigDst, f.OrigDstPort)
+		if f.ReplySrc != nil {
+			s += fmt.Sprintf(" from=%v", f.ReplySrc)
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, "; ")
+}
+
+func TestStaleUDPFlushes(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "dns"},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.10", Ports: []corev1.ServicePort{{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}}}}
+	ep := func(ips ...string) *corev1.Endpoints {
+		e := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "dns"}}
+		ss := corev1.EndpointSubset{Ports: []corev1.EndpointPort{{Name: "dns", Port: 5353, Protocol: corev1.ProtocolUDP}}}
+		for _, ip := range ips {
+			ss.Addresses = append(ss.Addresses, corev1.EndpointAddress{IP: ip})
+		}
+		e.Subsets = []corev1.EndpointSubset{ss}
+		return e
+	}
+	ct := &ctRecorder{}
+	sc, ec := &listCache{}, &listCache{}
+	cfg := DefaultConfig()
+	cfg.Runner, cfg.Conntrack = &recorder{rules: map[string][]string{}}, ct
+	p, err := New(cfg, sc, ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		what string
+		svcs listCache
+		eps  listCache
+		want string
+	}{
+		{"first sync: nothing moves", listCache{svc}, listCache{ep("10.244.0.5")}, ""},
+		{"unchanged", listCache{svc}, listCache{ep("10.244.0.5")}, ""},
+		{"an endpoint replaced", listCache{svc}, listCache{ep("10.244.0.6")}, "dst=10.96.0.10:53 from=10.244.0.5"},
+		{"an endpoint added", listCache{svc}, listCache{ep("10.244.0.6", "10.244.0.7")}, ""},
+		{"all gone", listCache{svc}, listCache{}, "dst=10.96.0.10:53 from=10.244.0.6; dst=10.96.0.10:53 from=10.244.0.7"},
+		{"first endpoint again", listCache{svc}, listCache{ep("10.244.0.8")}, "dst=10.96.0.10:53"},
+		{"service gone", listCache{}, listCache{}, "dst=10.96.0.10:53"},
+		{"new service with endpoints", listCache{svc}, listCache{ep("10.244.0.9")}, "dst=10.96.0.10:53"},
+	} {
+		*sc, *ec = step.svcs, step.eps
+		ct.calls = nil
+		if err := p.Sync(context.Background()); err != nil {
+			t.Fatalf("%s: %v", step.what, err)
+		}
+		var got []string
+		for _, c := range ct.calls {
+			got = append(got, describeFilters(c))
+		}
+		if g := strings.Join(got, " | "); g != step.want {
+			t.Errorf("%s: flushed %q, want %q", step.what, g, step.want)
+		}
+	}
+}
+
+func TestConntrackTupleRoundTrip(t *testing.T) {
+	in := ctTuple{src: net.IPv4(10, 244, 0, 13).To4(), dst: net.IPv4(10, 96, 0, 10).To4(), sport: 40000, dport: 53,
+		proto: 17, hasPorts: true, hasIPs: true}
+	enc := encodeTuple(ctaTupleOrig, in)
+	out := parseTuple(attrs(enc)[ctaTupleOrig])
+	if !out.src.Equal(in.src) || !out.dst.Equal(in.dst) || out.sport != in.sport || out.dport != in.dport || out.proto != in.proto {
+		t.Errorf("round trip: got %+v, want %+v", out, in)
+	}
+	f := ConntrackFilter{Proto: 17, OrigDst: in.dst, OrigDstPort: 53, ReplySrc: net.IPv4(10, 244, 0, 5)}
+	if f.matches(in, ctTuple{src: net.IPv4(10, 244, 0, 6)}) || !f.matches(in, ctTuple{src: net.IPv4(10, 244, 0, 5)}) {
+		t.Error("filter matched the wrong reply source")
 	}
 }
