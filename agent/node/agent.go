@@ -150,7 +150,9 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	a.recorder = client.NewEventRecorder(cfg.Client, "kubelet", cfg.Name)
 	a.mgr = podworker.New(a.rt, podworker.Config{
-		NodeIP: a.nodeIP,
+		NodeIP:     a.nodeIP,
+		Resync:     time.Second,
+		IdleResync: 10 * time.Second,
 		Resolve: func(ctx context.Context, pod *corev1.Pod) (runtime.PodInput, error) {
 			return Resolve(ctx, cfg.Client, pod)
 		},

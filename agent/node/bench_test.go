@@ -175,6 +175,7 @@ func TestBenchPods(t *testing.T) {
 	defer cancel()
 	// round creates count pods at once and returns each one's create →
 	// Running latency and the time until all ran.
+	var createdAll time.Duration
 	round := func(prefix string, count int) ([]time.Duration, time.Duration) {
 		var list corev1.PodList
 		if err := e.c.List(ctx, "default", &list, client.ListOptions{}); err != nil {
@@ -189,7 +190,9 @@ func TestBenchPods(t *testing.T) {
 		created := map[string]time.Time{}
 		createdCh := make(chan [2]any, count)
 		start := time.Now()
+		createDone := make(chan time.Duration, 1)
 		go func() {
+			defer func() { createDone <- time.Since(start) }()
 			for i := 0; i < count; i++ {
 				name := fmt.Sprintf("%s-%d", prefix, i)
 				p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
@@ -234,7 +237,9 @@ func TestBenchPods(t *testing.T) {
 				t.Fatalf("%s: %d of %d pods Running before the deadline", prefix, len(lat), count)
 			}
 		}
-		return lat, time.Since(start)
+		took := time.Since(start)
+		createdAll = <-createDone
+		return lat, took
 	}
 
 	var singles []time.Duration
@@ -249,8 +254,9 @@ func TestBenchPods(t *testing.T) {
 
 	fmt.Printf("\npod start latency, create → Running through a watch (one node, local image, pods bound at create):\n")
 	fmt.Printf("  %-22s p50 %-8v p99 %-8v\n", "1 pod at a time (x20)", percentile(singles, 0.5).Round(time.Millisecond), percentile(singles, 0.99).Round(time.Millisecond))
-	fmt.Printf("  %-22s p50 %-8v p99 %-8v all Running after %v\n", fmt.Sprintf("%d pods at once", n),
-		percentile(lat, 0.5).Round(time.Millisecond), percentile(lat, 0.99).Round(time.Millisecond), all.Round(time.Millisecond))
+	fmt.Printf("  %-22s p50 %-8v p99 %-8v all Running after %v (the creates took %v)\n", fmt.Sprintf("%d pods at once", n),
+		percentile(lat, 0.5).Round(time.Millisecond), percentile(lat, 0.99).Round(time.Millisecond), all.Round(time.Millisecond),
+		createdAll.Round(time.Millisecond))
 	fmt.Printf("memory (VmRSS):\n")
 	fmt.Printf("  agent       %6.1f MB idle, %6.1f MB with %d pods\n", float64(idleAgent)/1024, float64(busyAgent)/1024, n+20)
 	fmt.Printf("  containerd  %6.1f MB idle, %6.1f MB with %d pods\n", float64(idleContainerd)/1024, float64(busyContainerd)/1024, n+20)

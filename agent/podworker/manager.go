@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	goruntime "runtime"
 	"sync"
 	"time"
 
@@ -36,8 +37,16 @@ var ErrVolumesNotReady = errors.New("volumes not ready")
 type Config struct {
 	// NodeIP is reported as status.hostIP.
 	NodeIP string
-	// Resync is the period of a worker's pass when nothing wakes it.
+	// Resync is the period of a worker's pass when nothing wakes it, while
+	// its pod is not steady (starting, backing off, stopping).
 	Resync time.Duration
+	// MaxConcurrentStarts bounds sandbox creations and container starts in
+	// flight at once (default 2 per CPU): a hundred at once on a small node
+	// all finish late, a few at a time finish early, and in total sooner.
+	MaxConcurrentStarts int
+	// IdleResync is the period once every container runs (shortened to the
+	// pods' probe periods). Zero or not above Resync: always Resync.
+	IdleResync time.Duration
 	// Backoff is the crash-loop back-off (the kubelet's bounds when nil).
 	Backoff *podstate.Backoff
 	// Resolve builds the runtime input for a pod: env from configMaps and
@@ -66,6 +75,8 @@ type Manager struct {
 	rt  *runtime.Runtime
 	cfg Config
 
+	starts chan struct{} // slots of MaxConcurrentStarts
+
 	mu          sync.Mutex
 	workers     map[types.UID]*worker
 	terminating map[types.UID]bool // workers removing their pod
@@ -79,6 +90,9 @@ func New(rt *runtime.Runtime, cfg Config) *Manager {
 	if cfg.Resync <= 0 {
 		cfg.Resync = time.Second
 	}
+	if cfg.MaxConcurrentStarts <= 0 {
+		cfg.MaxConcurrentStarts = 2 * goruntime.NumCPU()
+	}
 	if cfg.Backoff == nil {
 		cfg.Backoff = podstate.NewBackoff(0, 0, 0)
 	}
@@ -86,10 +100,20 @@ func New(rt *runtime.Runtime, cfg Config) *Manager {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &Manager{rt: rt, cfg: cfg, workers: map[types.UID]*worker{}, terminating: map[types.UID]bool{}, ctx: ctx, cancel: cancel}
+	m := &Manager{rt: rt, cfg: cfg, starts: make(chan struct{}, cfg.MaxConcurrentStarts), workers: map[types.UID]*worker{}, terminating: map[types.UID]bool{}, ctx: ctx, cancel: cancel}
 	m.wg.Add(1)
 	go m.forwardEvents()
 	return m
+}
+
+// startSlot waits for a start slot and returns its release.
+func (m *Manager) startSlot(ctx context.Context) func() {
+	select {
+	case m.starts <- struct{}{}:
+		return func() { <-m.starts }
+	case <-ctx.Done():
+		return func() {}
+	}
 }
 
 // forwardEvents wakes the worker of the pod an exit or OOM is about.

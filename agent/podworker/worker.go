@@ -33,6 +33,8 @@ type worker struct {
 	oomReported map[string]bool
 	// mountFailed: a FailedMount event was told for the current wait.
 	mountFailed bool
+	// holdsSlot: this pass holds a start slot (worker goroutine only).
+	holdsSlot bool
 }
 
 // probeState tracks the probes of one container instance.
@@ -62,10 +64,20 @@ func (w *worker) kick() {
 	}
 }
 
+// update hands the worker the latest pod; only a change the worker acts on
+// (spec, deletion, labels and annotations for the downward API) wakes it,
+// not a new status — every status write of every pod comes back here.
 func (w *worker) update(p *corev1.Pod) {
 	w.mu.Lock()
+	old := w.pod
 	w.pod = p
 	w.mu.Unlock()
+	if old != nil && old.UID == p.UID && equality.Semantic.DeepEqual(old.Spec, p.Spec) &&
+		equality.Semantic.DeepEqual(old.DeletionTimestamp, p.DeletionTimestamp) &&
+		equality.Semantic.DeepEqual(old.DeletionGracePeriodSeconds, p.DeletionGracePeriodSeconds) &&
+		equality.Semantic.DeepEqual(old.Labels, p.Labels) && equality.Semantic.DeepEqual(old.Annotations, p.Annotations) {
+		return
+	}
 	w.kick()
 }
 
@@ -83,7 +95,7 @@ func (w *worker) lastStatus() (corev1.PodStatus, bool) {
 }
 
 func (w *worker) run(ctx context.Context) {
-	t := time.NewTicker(w.m.cfg.Resync)
+	t := time.NewTimer(w.m.cfg.Resync)
 	defer t.Stop()
 	for {
 		w.mu.Lock()
@@ -100,6 +112,7 @@ func (w *worker) run(ctx context.Context) {
 			return
 		}
 		w.pass(ctx, pod)
+		t.Reset(w.interval(pod))
 		select {
 		case <-ctx.Done():
 			return
@@ -107,6 +120,51 @@ func (w *worker) run(ctx context.Context) {
 		case <-w.wake:
 		}
 	}
+}
+
+// interval is the time to the next pass when nothing wakes the worker:
+// Resync while the pod is getting somewhere (starting, waiting, backing
+// off, terminating containers); once every container runs (or the pod is
+// done), the shortest probe period, at most IdleResync. Exits, OOMs and
+// changes from the API wake the worker anyway, so a steady pod costs
+// containerd little (100 idle pods at Resync each are hundreds of calls a
+// second).
+func (w *worker) interval(pod *corev1.Pod) time.Duration {
+	base, idle := w.m.cfg.Resync, w.m.cfg.IdleResync
+	if idle <= base {
+		return base
+	}
+	w.mu.Lock()
+	st, valid := w.stat, w.valid
+	w.mu.Unlock()
+	if !valid {
+		return base
+	}
+	switch st.Phase {
+	case corev1.PodSucceeded, corev1.PodFailed:
+		return idle
+	case corev1.PodRunning:
+	default:
+		return base
+	}
+	for _, cs := range st.ContainerStatuses {
+		if cs.State.Running == nil {
+			return base
+		}
+	}
+	for _, c := range pod.Spec.Containers {
+		for _, p := range []*corev1.Probe{c.StartupProbe, c.LivenessProbe, c.ReadinessProbe} {
+			if p == nil {
+				continue
+			}
+			period := 10 * time.Second
+			if p.PeriodSeconds > 0 {
+				period = time.Duration(p.PeriodSeconds) * time.Second
+			}
+			idle = min(idle, max(period, base))
+		}
+	}
+	return idle
 }
 
 func gracePeriod(pod *corev1.Pod) time.Duration {
@@ -171,6 +229,11 @@ func (w *worker) pass(ctx context.Context, pod *corev1.Pod) {
 			return
 		}
 		w.mountFailed = false
+		// One start slot for the sandbox and this pass's container
+		// starts: a pod, once begun, is finished before others begin.
+		release := w.m.startSlot(ctx)
+		w.holdsSlot = true
+		defer func() { w.holdsSlot = false; release() }()
 		ps, err = rt.RunSandbox(ctx, in)
 		if err != nil {
 			log.Error("create sandbox", "err", err)
@@ -253,7 +316,12 @@ func (w *worker) ensure(ctx context.Context, in runtime.PodInput, ps *runtime.Po
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: configErr.Error()}
 		return false, configErr
 	}
+	release := func() {}
+	if !w.holdsSlot {
+		release = w.m.startSlot(ctx)
+	}
 	st, err := w.m.rt.StartContainer(ctx, in, c.Name)
+	release()
 	switch {
 	case errors.Is(err, runtime.ErrImageNotFound):
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: err.Error()}
