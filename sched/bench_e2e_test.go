@@ -22,6 +22,8 @@ const (
 	benchEnv      = "SKIFF_BENCH_SCHED"       // set to run it
 	benchNodesEnv = "SKIFF_BENCH_SCHED_NODES" // comma-separated node counts (default 1000,5000)
 	benchPodsEnv  = "SKIFF_BENCH_SCHED_PODS"  // pods per run (default 10000)
+	// benchBindersEnv overrides RunnerOptions.Binders.
+	benchBindersEnv = "SKIFF_BENCH_SCHED_BINDERS"
 )
 
 func envInts(name string, def []int) ([]int, error) {
@@ -134,7 +136,13 @@ func benchSchedOnce(t *testing.T, numNodes, numPods int) string {
 	}
 	podTime := time.Since(start)
 
-	r, err := NewRunner(c, RunnerOptions{})
+	opts := RunnerOptions{}
+	if b, err := envInts(benchBindersEnv, []int{0}); err == nil {
+		opts.Binders = b[0]
+	} else {
+		t.Fatal(err)
+	}
+	r, err := NewRunner(c, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

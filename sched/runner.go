@@ -45,8 +45,11 @@ type RunnerOptions struct {
 	// (each assumed before the next) and their bindings written together.
 	BatchSize int
 	// Binders is how many binding writes are in flight at once (default
-	// 64). Concurrent writes reach the store's leader together and are
-	// committed in one Raft append, which is what batches the bindings.
+	// 256). Concurrent writes reach the store's leader together and are
+	// committed in one Raft append, which is what batches the bindings; a
+	// write's latency is mostly waiting for that append, so more in flight
+	// means more per append (make bench-sched: 16 → 232 pods/s, 64 → 348,
+	// 256 → 578–791 on a loaded 2-core machine).
 	Binders int
 	// RetryUnschedulable is how often every pod that fit nowhere is tried
 	// again whatever happened (default 60s): a safety net under the
@@ -110,7 +113,7 @@ func NewRunner(c *client.Client, opts RunnerOptions) (*Runner, error) {
 		opts.BatchSize = 512
 	}
 	if opts.Binders <= 0 {
-		opts.Binders = 64
+		opts.Binders = 256
 	}
 	if opts.RetryUnschedulable <= 0 {
 		opts.RetryUnschedulable = time.Minute
