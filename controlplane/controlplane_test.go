@@ -240,15 +240,51 @@ func leaders(cps []*ControlPlane) []int {
 	return out
 }
 
-func TestThreeMembersHandOver(t *testing.T) {
-	var cps []*ControlPlane
-	first := testConfig(t, "m0")
-	cps = append(cps, startMember(t, first))
+// startThree starts a 3-member control plane: m0 bootstraps, m1 and m2
+// join it.
+func startThree(t *testing.T) []*ControlPlane {
+	cps := []*ControlPlane{startMember(t, testConfig(t, "m0"))}
 	for _, name := range []string{"m1", "m2"} {
 		cfg := testConfig(t, name)
 		cfg.Store.Join = []string{cps[0].Store().PeerAddr()}
 		cps = append(cps, startMember(t, cfg))
 	}
+	return cps
+}
+
+// TestLeaderCrash: the leader's store dies without handing leadership
+// over; another member is elected and takes the duties within seconds,
+// and the dead one stops its own.
+func TestLeaderCrash(t *testing.T) {
+	cps := startThree(t)
+	var lead int
+	eventually(t, 15*time.Second, "one member runs the leader duties", func() error {
+		l := leaders(cps)
+		if len(l) != 1 {
+			return fmt.Errorf("leading: %v", l)
+		}
+		lead = l[0]
+		return nil
+	})
+	crashed := cps[lead]
+	_ = crashed.Store().Close() // no leadership transfer: a crash
+	start := time.Now()
+	eventually(t, 20*time.Second, "a surviving member takes the leader duties over", func() error {
+		if crashed.Leading() {
+			return fmt.Errorf("the crashed member still runs the duties")
+		}
+		for i, cp := range cps {
+			if i != lead && cp.Leading() {
+				return nil
+			}
+		}
+		return fmt.Errorf("no survivor leads")
+	})
+	t.Logf("leader duties taken over %v after the crash", time.Since(start).Round(time.Millisecond))
+}
+
+func TestThreeMembersHandOver(t *testing.T) {
+	cps := startThree(t)
 	// Every member serves the API, with one CA and one node token.
 	for i, cp := range cps[1:] {
 		if cp.NodeToken() != cps[0].NodeToken() || string(cp.CACertPEM()) != string(cps[0].CACertPEM()) {
