@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/skiffhq/skiff/client"
@@ -16,7 +17,8 @@ import (
 // (Endpoints, ServiceLB) for Manager.Run.
 func (m *Manager) serviceLoops(inf func(runtime.Object) *client.Informer, pods *client.Informer, log *slog.Logger) []*loop {
 	svcs, eps, nodes := inf(&corev1.Service{}), inf(&corev1.Endpoints{}), inf(&corev1.Node{}) //lint:ignore SA1019 Skiff serves Endpoints
-	if svcs == nil || eps == nil || nodes == nil {
+	ings := inf(&networkingv1.Ingress{})
+	if svcs == nil || eps == nil || nodes == nil || ings == nil {
 		return nil // Run reports the informer error
 	}
 	epc := NewEndpointsController(svcs, pods, eps, m.c, log.With("controller", "endpoints"))
@@ -25,7 +27,10 @@ func (m *Manager) serviceLoops(inf func(runtime.Object) *client.Informer, pods *
 	lbc := NewServiceLBController(svcs, nodes, m.c, log.With("controller", "servicelb"))
 	lbLoop := newLoop(lbc, log)
 	lbc.register(lbLoop.queue, svcs, nodes)
-	return []*loop{epLoop, lbLoop}
+	isc := NewIngressStatusController(ings, nodes, m.c, log.With("controller", "ingressstatus"))
+	isLoop := newLoop(isc, log)
+	isc.register(isLoop.queue, ings, nodes)
+	return []*loop{epLoop, lbLoop, isLoop}
 }
 
 // ServiceLBController gives LoadBalancer Services without a
@@ -198,4 +203,85 @@ func nodeIsReady(n *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// IngressClassName is the class of Skiff's built-in Ingress router (the
+// ingress package serves it, and Ingresses naming no class).
+const IngressClassName = "skiff"
+
+// IngressStatusController writes the addresses of the cluster's ready
+// nodes into status.loadBalancer.ingress of the Ingresses Skiff's router
+// serves (class "skiff" or none): the router runs on every node, so those
+// are where the Ingress answers, and `get ingress` shows them as ADDRESS.
+type IngressStatusController struct {
+	ingresses, nodes Cache
+	w                Writer
+	log              *slog.Logger
+	addrs            *ServiceLBController // for nodeAddresses
+}
+
+// NewIngressStatusController returns the controller over the caches of
+// Ingresses and Nodes, writing Ingress status through w.
+func NewIngressStatusController(ingresses, nodes Cache, w Writer, log *slog.Logger) *IngressStatusController {
+	if log == nil {
+		log = discardLogger()
+	}
+	return &IngressStatusController{ingresses: ingresses, nodes: nodes, w: w, log: log,
+		addrs: &ServiceLBController{nodes: nodes}}
+}
+
+// Name is the controller's name in logs.
+func (c *IngressStatusController) Name() string { return "ingressstatus" }
+
+func (c *IngressStatusController) register(q *client.Queue[string], ingresses, nodes *client.Informer) {
+	ingresses.AddHandler(keyHandler(q, selfKey))
+	nodes.AddHandler(keyHandler(q, func(runtime.Object) []string {
+		var keys []string
+		for _, o := range c.ingresses.List(nil) {
+			keys = append(keys, client.KeyOf(o))
+		}
+		return keys
+	}))
+}
+
+func servedBySkiff(ing *networkingv1.Ingress) bool {
+	if c := ing.Spec.IngressClassName; c != nil {
+		return *c == IngressClassName
+	}
+	if c, ok := ing.Annotations["kubernetes.io/ingress.class"]; ok {
+		return c == IngressClassName
+	}
+	return true
+}
+
+// Reconcile sets the Ingress's addresses (or leaves another class's
+// Ingress alone).
+func (c *IngressStatusController) Reconcile(ctx context.Context, key string) (Result, error) {
+	o, ok := c.ingresses.Get(key)
+	if !ok {
+		return Result{}, nil
+	}
+	ing := o.(*networkingv1.Ingress)
+	if !servedBySkiff(ing) {
+		return Result{}, nil
+	}
+	var want []networkingv1.IngressLoadBalancerIngress
+	for _, ip := range c.addrs.nodeAddresses() {
+		want = append(want, networkingv1.IngressLoadBalancerIngress{IP: ip})
+	}
+	cur := ing.Status.LoadBalancer.Ingress
+	same := len(cur) == len(want)
+	for i := 0; same && i < len(cur); i++ {
+		same = cur[i].IP == want[i].IP && cur[i].Hostname == ""
+	}
+	if same {
+		return Result{}, nil
+	}
+	upd := ing.DeepCopy()
+	upd.Status.LoadBalancer.Ingress = want
+	if err := c.w.UpdateStatus(ctx, upd); err != nil {
+		return Result{}, fmt.Errorf("update status of ingress %s: %w", key, err)
+	}
+	c.log.Info("ingress addresses", "ingress", key, "rv", upd.ResourceVersion, "addresses", len(want))
+	return Result{}, nil
 }

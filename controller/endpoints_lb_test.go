@@ -9,13 +9,15 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 )
 
-// TestIntegrationServiceLB runs the ServiceLB controller alone (the node
+// TestIntegrationServiceLB runs the ServiceLB and Ingress status
+// controllers alone (the node
 // lifecycle controller would mark these heartbeat-less nodes NotReady)
 // against a real API server.
 func TestIntegrationServiceLB(t *testing.T) {
@@ -62,7 +64,27 @@ func TestIntegrationServiceLB(t *testing.T) {
 	lb("second", 80) // same port: pending while first holds it
 	lb("other", 8080)
 
+	ingress := func(name string, class *string) {
+		t.Helper()
+		pt := networkingv1.PathTypePrefix
+		ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			Spec: networkingv1.IngressSpec{IngressClassName: class, Rules: []networkingv1.IngressRule{{Host: "a.example.com",
+				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+					Path: "/", PathType: &pt, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+						Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}}}}}
+		if err := c.Create(ctx, ing); err != nil {
+			t.Fatalf("create ingress: %v", err)
+		}
+	}
+	nginx := "nginx"
+	ingress("ours", nil)
+	ingress("theirs", &nginx)
+
 	svcs, err := client.NewInformer(c, "", &corev1.Service{}, client.ListOptions{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ings, err := client.NewInformer(c, "", &networkingv1.Ingress{}, client.ListOptions{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,10 +95,13 @@ func TestIntegrationServiceLB(t *testing.T) {
 	lbc := NewServiceLBController(svcs, nodes, c, testLogger(t))
 	l := newLoop(lbc, discardLogger())
 	lbc.register(l.queue, svcs, nodes)
+	isc := NewIngressStatusController(ings, nodes, c, testLogger(t))
+	il := newLoop(isc, discardLogger())
+	isc.register(il.queue, ings, nodes)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	for _, i := range []*client.Informer{svcs, nodes} {
+	for _, i := range []*client.Informer{svcs, nodes, ings} {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = i.Run(ctx) }()
 		if !i.WaitForSync(ctx) {
@@ -85,8 +110,21 @@ func TestIntegrationServiceLB(t *testing.T) {
 	}
 	l.start(ctx, 1, &wg)
 	defer l.queue.ShutDown()
+	il.start(ctx, 1, &wg)
+	defer il.queue.ShutDown()
 
-	ingress := func(name string) string {
+	ingressIPs := func(name string) string {
+		ing := &networkingv1.Ingress{}
+		if err := c.Get(ctx, "default", name, ing); err != nil {
+			return "error: " + err.Error()
+		}
+		var ips []string
+		for _, i := range ing.Status.LoadBalancer.Ingress {
+			ips = append(ips, i.IP)
+		}
+		return strings.Join(ips, ",")
+	}
+	lbIPs := func(name string) string {
 		s := &corev1.Service{}
 		if err := c.Get(ctx, "default", name, s); err != nil {
 			return "error: " + err.Error()
@@ -101,7 +139,7 @@ func TestIntegrationServiceLB(t *testing.T) {
 		t.Helper()
 		eventually(t, 20*time.Second, what, func() error {
 			for name, w := range want {
-				if got := ingress(name); got != w {
+				if got := lbIPs(name); got != w {
 					return fmt.Errorf("service %s: ingress %q, want %q", name, got, w)
 				}
 			}
@@ -110,6 +148,15 @@ func TestIntegrationServiceLB(t *testing.T) {
 	}
 	expect("ready nodes' addresses (external preferred); second pending", map[string]string{
 		"first": "192.168.1.1,203.0.113.2", "second": "", "other": "192.168.1.1,203.0.113.2"})
+	eventually(t, 20*time.Second, "ingress of class skiff (or none) gets the node addresses", func() error {
+		if got := ingressIPs("ours"); got != "192.168.1.1,203.0.113.2" {
+			return fmt.Errorf("ingress ours: %q", got)
+		}
+		return nil
+	})
+	if got := ingressIPs("theirs"); got != "" {
+		t.Errorf("ingress of class nginx got addresses %q", got)
+	}
 
 	if _, err := c.Delete(ctx, first, nil); err != nil {
 		t.Fatal(err)
