@@ -75,10 +75,6 @@ func (a *Agent) register(ctx context.Context) (*corev1.Node, error) {
 		for k, v := range a.cfg.Labels {
 			node.Labels[k] = v
 		}
-		host, _ := os.Hostname()
-		if host == "" {
-			host = a.cfg.Name
-		}
 		if a.certSHA256 != "" {
 			if node.Annotations == nil {
 				node.Annotations = map[string]string{}
@@ -206,7 +202,6 @@ func (a *Agent) nodeStatus(ctx context.Context, prev corev1.NodeStatus) (corev1.
 			OSImage:                 osImage(),
 			ContainerRuntimeVersion: a.runtimeVersion,
 			KubeletVersion:          a.cfg.Version,
-			KubeProxyVersion:        a.cfg.Version,
 			MachineID:               readTrim("/etc/machine-id"),
 			BootID:                  readTrim("/proc/sys/kernel/random/boot_id"),
 		},
