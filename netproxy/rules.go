@@ -65,6 +65,7 @@ type servicePort struct {
 	externalIPs []string // spec.externalIPs and status.loadBalancer.ingress IPs
 	affinity    int32    // ClientIP affinity timeout in seconds; 0: none
 	extLocal    bool     // externalTrafficPolicy: Local
+	intLocal    bool     // internalTrafficPolicy: Local
 	endpoints   []endpoint
 }
 
@@ -122,6 +123,8 @@ func servicePorts(services []*corev1.Service, endpoints map[string]*corev1.Endpo
 				externalIPs: ext,
 				affinity:    affinity,
 				extLocal:    svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+				intLocal: svc.Spec.InternalTrafficPolicy != nil &&
+					*svc.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal,
 			}
 			if svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
 				sp.nodePort = p.NodePort
@@ -249,17 +252,41 @@ func buildRules(prm ruleParams, ports []*servicePort, existing map[Table][]strin
 		}
 		svc := sp.svcChain()
 		natChains = append(natChains, svc)
-		nat.add(chainServices, cat(comment(" cluster IP"), match(sp.clusterIP, sp.port), "-j", svc)...)
+		var locals []endpoint
+		for _, e := range sp.endpoints {
+			if e.local {
+				locals = append(locals, e)
+			}
+		}
+		local := sp.localChain()
+		hasExt := sp.nodePort != 0 || len(sp.externalIPs) > 0
+		if sp.intLocal || (sp.extLocal && hasExt) {
+			natChains = append(natChains, local)
+		}
+		// internalTrafficPolicy Local: cluster IP traffic goes to this
+		// node's endpoints only.
+		cip := svc
+		if sp.intLocal {
+			cip = local
+			if len(locals) == 0 {
+				filter.add(chainServices, cat(comment(" has no local endpoints"), match(sp.clusterIP, sp.port), "-j", "DROP")...)
+			}
+		}
+		nat.add(chainServices, cat(comment(" cluster IP"), match(sp.clusterIP, sp.port), "-j", cip)...)
 		// Traffic to the VIP from outside the pod network (the node itself,
 		// another host routing to the VIP) must come back through this
-		// node: masquerade it.
+		// node: masquerade it. (The rule matches the VIP, so external
+		// traffic sharing a local chain is not affected.)
 		switch {
 		case prm.masqueradeAll:
-			nat.add(svc, cat(comment(" cluster IP"), match(sp.clusterIP, sp.port), "-j", chainMarkMasq)...)
+			nat.add(cip, cat(comment(" cluster IP"), match(sp.clusterIP, sp.port), "-j", chainMarkMasq)...)
 		case prm.clusterCIDR != "":
-			nat.add(svc, cat(comment(" cluster IP"), []string{"!", "-s", prm.clusterCIDR}, match(sp.clusterIP, sp.port), "-j", chainMarkMasq)...)
+			nat.add(cip, cat(comment(" cluster IP"), []string{"!", "-s", prm.clusterCIDR}, match(sp.clusterIP, sp.port), "-j", chainMarkMasq)...)
 		}
 		writeBalance(&nat, svc, sp, sp.endpoints)
+		if sp.intLocal || (sp.extLocal && hasExt) {
+			writeBalance(&nat, local, sp, locals)
+		}
 		for _, e := range sp.endpoints {
 			sep := sp.sepChain(e)
 			natChains = append(natChains, sep)
@@ -273,7 +300,7 @@ func buildRules(prm ruleParams, ports []*servicePort, existing map[Table][]strin
 			nat.add(sep, cat(dnat, "-m", sp.proto, "-j", "DNAT", "--to-destination", e.String())...)
 		}
 
-		if sp.nodePort == 0 && len(sp.externalIPs) == 0 {
+		if !hasExt {
 			continue
 		}
 		ext := sp.extChain()
@@ -293,20 +320,12 @@ func buildRules(prm ruleParams, ports []*servicePort, existing map[Table][]strin
 		// externalTrafficPolicy Local: no SNAT (the client address is
 		// kept), only this node's endpoints. Pods and the node itself still
 		// get every endpoint, as in Kubernetes.
-		local := sp.localChain()
-		natChains = append(natChains, local)
 		if prm.clusterCIDR != "" {
 			nat.add(ext, cat(comment(" pod traffic for a local-policy port goes to the service"), "-s", prm.clusterCIDR, "-j", svc)...)
 		}
 		nat.add(ext, cat(comment(" masquerade node-local traffic"), "-m", "addrtype", "--src-type", "LOCAL", "-j", chainMarkMasq)...)
 		nat.add(ext, cat(comment(" route node-local traffic to the service"), "-m", "addrtype", "--src-type", "LOCAL", "-j", svc)...)
 		nat.add(ext, "-j", local)
-		var locals []endpoint
-		for _, e := range sp.endpoints {
-			if e.local {
-				locals = append(locals, e)
-			}
-		}
 		if len(locals) == 0 {
 			// Left un-DNATed, such packets reach filter INPUT still
 			// addressed to the node port or external IP: drop them there.
@@ -317,9 +336,7 @@ func buildRules(prm ruleParams, ports []*servicePort, existing map[Table][]strin
 				filter.add(chainExternal, cat(comment(" has no local endpoints"), []string{"-m", "addrtype", "--dst-type", "LOCAL"},
 					match("", sp.nodePort), "-j", "DROP")...)
 			}
-			continue
 		}
-		writeBalance(&nat, local, sp, locals)
 	}
 
 	// NodePorts last: only packets that matched no VIP, and are addressed to

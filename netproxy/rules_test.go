@@ -325,3 +325,83 @@ func TestConntrackTupleRoundTrip(t *testing.T) {
 		t.Error("filter matched the wrong reply source")
 	}
 }
+
+func TestInternalTrafficPolicyLocal(t *testing.T) {
+	local := corev1.ServiceInternalTrafficPolicyLocal
+	mk := func(name, ip string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			Spec: corev1.ServiceSpec{ClusterIP: ip, InternalTrafficPolicy: &local, Ports: []corev1.ServicePort{{Name: "p", Port: 80}}}}
+	}
+	eps := map[string]*corev1.Endpoints{
+		"default/agent": {Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: "10.244.0.5", NodeName: ptrTo("me")}, {IP: "10.244.1.5", NodeName: ptrTo("other")}},
+			Ports:     []corev1.EndpointPort{{Name: "p", Port: 8080}}}}},
+		"default/far": {Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: "10.244.1.6", NodeName: ptrTo("other")}},
+			Ports:     []corev1.EndpointPort{{Name: "p", Port: 8080}}}}},
+	}
+	ports := servicePorts([]*corev1.Service{mk("agent", "10.96.0.20"), mk("far", "10.96.0.21")}, eps, "me")
+	rules := string(buildRules(ruleParams{masqMark: "0x4000/0x4000", clusterCIDR: "10.244.0.0/16"}, ports, nil))
+	agent, far := ports[0], ports[1]
+	for _, want := range []string{
+		"-d 10.96.0.20/32 -m tcp --dport 80 -j " + agent.localChain(),
+		"-A " + agent.localChain() + " -m comment --comment \"default/agent:p -> 10.244.0.5:8080\" -j " + agent.sepChain(endpoint{ip: "10.244.0.5", port: 8080}),
+		"-A SKIFF-SERVICES -m comment --comment \"default/far:p has no local endpoints\" -p tcp -d 10.96.0.21/32 -m tcp --dport 80 -j DROP",
+	} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("rules lack %q", want)
+		}
+	}
+	if strings.Contains(rules, "-A "+agent.localChain()+" -m comment --comment \"default/agent:p -> 10.244.1.5:8080\"") {
+		t.Error("the local chain balances to another node's endpoint")
+	}
+	if strings.Contains(rules, "-j "+far.svcChain()+"\n") && strings.Contains(rules, "-d 10.96.0.21/32 -m tcp --dport 80 -j "+far.svcChain()) {
+		t.Error("cluster IP of a local-policy service goes to all endpoints")
+	}
+	if t.Failed() {
+		t.Logf("rules:\n%s", rules)
+	}
+}
+
+// TestRulesAcceptedByIPTables feeds every rule shape (node ports, load
+// balancer IPs, both Local policies, affinity, UDP, no endpoints) to a
+// real iptables-restore in a scratch namespace, then cleans up.
+func TestRulesAcceptedByIPTables(t *testing.T) {
+	requireRoot(t)
+	ns := nsPrefix() + "rules"
+	addNetns(t, ns)
+	svcs, eps := testServices()
+	local := corev1.ServiceInternalTrafficPolicyLocal
+	il := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "il"},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.30", InternalTrafficPolicy: &local, SessionAffinity: corev1.ServiceAffinityClientIP,
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+	eps["default/il"] = &corev1.Endpoints{Subsets: []corev1.EndpointSubset{{
+		Addresses: []corev1.EndpointAddress{{IP: "10.244.0.40", NodeName: ptrTo("me")}},
+		Ports:     []corev1.EndpointPort{{Name: "http", Port: 80}}}}}
+	ports := servicePorts(append(svcs, il), eps, "me")
+	r := &Exec{Prefix: []string{"ip", "netns", "exec", ns}}
+	ctx := context.Background()
+	for _, prm := range []ruleParams{
+		{masqMark: "0x4000/0x4000", clusterCIDR: "10.244.0.0/16"},
+		{masqMark: "0x4000/0x4000", masqueradeAll: true, nodeIPs: []string{"192.0.2.1"}},
+	} {
+		if err := r.Restore(ctx, buildRules(prm, ports, nil)); err != nil {
+			t.Errorf("iptables-restore rejected the rules (%+v): %v", prm, err)
+		}
+		if err := ensureJumps(ctx, r); err != nil {
+			t.Errorf("jumps: %v", err)
+		}
+		if err := Cleanup(ctx, r); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		for _, tb := range []Table{TableNAT, TableFilter} {
+			out, err := r.Save(ctx, tb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(out), "SKIFF") {
+				t.Errorf("%s table keeps SKIFF rules after cleanup:\n%s", tb, out)
+			}
+		}
+	}
+}
