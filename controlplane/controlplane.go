@@ -165,6 +165,7 @@ type ControlPlane struct {
 	runErr   error
 	closeErr error
 	once     sync.Once
+	doneOnce sync.Once
 }
 
 // Start starts the member: the store, then (unless NoAPI) the API server,
@@ -201,7 +202,6 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	}
 	if cfg.NoAPI {
 		ok = true
-		close(cp.done)
 		return cp, nil
 	}
 
@@ -218,7 +218,7 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		cp.mu.Lock()
 		cp.runErr = err
 		cp.mu.Unlock()
-		close(cp.done)
+		cp.doneOnce.Do(func() { close(cp.done) })
 	}()
 
 	if !cfg.DisableControllers || !cfg.DisableScheduler {
@@ -435,7 +435,8 @@ func (cp *ControlPlane) AdminConfig() (*client.Config, error) {
 }
 
 // Done is closed when the API server has stopped: after Shutdown, or on
-// its own when it failed (Err says why).
+// its own when it failed (Err says why). With NoAPI it is closed by
+// Shutdown only.
 func (cp *ControlPlane) Done() <-chan struct{} { return cp.done }
 
 // Err is the API server's error once Done is closed.
@@ -458,6 +459,7 @@ func (cp *ControlPlane) Shutdown(ctx context.Context) error {
 		if cp.store != nil {
 			cp.closeErr = cp.stopStore(ctx)
 		}
+		cp.doneOnce.Do(func() { close(cp.done) })
 	})
 	return cp.closeErr
 }

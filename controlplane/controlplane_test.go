@@ -193,6 +193,19 @@ func TestNoAPI(t *testing.T) {
 	if cp.Store().ClientAddr() == "" {
 		t.Error("no store client address")
 	}
+	select {
+	case <-cp.Done():
+		t.Error("Done is closed while the store-only member runs")
+	default:
+	}
+	if err := cp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-cp.Done():
+	default:
+		t.Error("Done is still open after Close")
+	}
 }
 
 func TestConfigErrors(t *testing.T) {
