@@ -163,18 +163,25 @@ func benchSchedOnce(t *testing.T, numNodes, numPods int) string {
 	}
 	elapsed := time.Since(start)
 
-	var list corev1.PodList
-	if err := c.List(ctx, "default", &list, client.ListOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	unbound := 0
-	for _, p := range list.Items {
-		if p.Spec.NodeName == "" {
-			unbound++
+	// Paged: 10,000 pods are more than one gRPC message may carry.
+	unbound, total := 0, 0
+	for cont := ""; ; {
+		var list corev1.PodList
+		if err := c.List(ctx, "default", &list, client.ListOptions{Limit: 1000, Continue: cont}); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range list.Items {
+			total++
+			if p.Spec.NodeName == "" {
+				unbound++
+			}
+		}
+		if cont = list.Continue; cont == "" {
+			break
 		}
 	}
-	if unbound > 0 {
-		t.Errorf("%d of %d pods unbound after the runner counted them all", unbound, len(list.Items))
+	if unbound > 0 || total != numPods {
+		t.Errorf("%d of %d pods unbound after the runner counted %d bound", unbound, total, numPods)
 	}
 	st := r.Stats()
 	return fmt.Sprintf("%5d nodes, %5d pods: %7.0f pods/s scheduled (%.2fs incl. informer sync; bind errors %d, events dropped %d) [setup: nodes %.1fs, pod creates %.0f/s]",
