@@ -82,7 +82,7 @@ wait_serving() {
 start_skiff() {
   local i=$1 join=$2
   local args=(server --name "${NAMES[$i]}" --data-dir "$TMP/${NAMES[$i]}"
-    --listen-client "${CLIENT[$i]}" --listen-peer "${PEER[$i]}")
+    --listen-client "${CLIENT[$i]}" --listen-peer "${PEER[$i]}" --no-api)
   [ -n "$join" ] && args+=(--join "$join")
   "$BIN" "${args[@]}" >"$TMP/${NAMES[$i]}.log" 2>&1 &
   PIDS+=($!)
