@@ -463,14 +463,26 @@ func (r *Runtime) containersOf(ctx context.Context, uid, name string) ([]client.
 // deleteContainer removes a container's task and the container with its
 // snapshot. The OOM kill counter is read first, as the task's deletion
 // removes the cgroup that holds it.
+//
+// A task delete can fail with "ttrpc: closed" when the pod's shim exits
+// under it (the last task of a shim group going): the task is then looked
+// up again, and is usually gone.
 func (r *Runtime) deleteContainer(ctx context.Context, c client.Container) error {
-	if task, err := c.Task(ctx, nil); err == nil {
+	for attempt := 0; ; attempt++ {
+		task, err := c.Task(ctx, nil)
+		if errdefs.IsNotFound(err) {
+			break
+		} else if err != nil {
+			return err
+		}
 		r.noteCgroupOOM(ctx, c)
-		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		_, err = task.Delete(ctx, client.WithProcessKill)
+		if err == nil || errdefs.IsNotFound(err) {
+			break
+		}
+		if attempt == 2 || !strings.Contains(err.Error(), "ttrpc: closed") {
 			return fmt.Errorf("delete task %s: %w", c.ID(), err)
 		}
-	} else if !errdefs.IsNotFound(err) {
-		return err
 	}
 	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", c.ID(), err)
