@@ -138,7 +138,10 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	rcfg.CNIBinDir = cfg.CNIBinDir
 	rcfg.LoggerBinary = cfg.LoggerBinary
 	rcfg.NodeIP = a.nodeIP
-	rcfg.IPMasq = true
+	// No masquerading: Debian's bridge plugin (1.1.1) leaves its ipMasq
+	// rules behind on CNI DEL here, and pods need only the node and each
+	// other (no registry is reachable anyway).
+	rcfg.IPMasq = false
 	if err := a.writeState(); err != nil {
 		return nil, err
 	}
