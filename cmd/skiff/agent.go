@@ -99,9 +99,8 @@ and cgroup limits. Stopping the agent leaves its pods and containerd running; a
 restarted agent adopts them without restarting anything. 'skiff teardown-node
 --data-dir DIR' removes them all.
 
-Authenticate with the cluster's node token and CA (both written by the server
-into its data dir: apiserver/node-token and apiserver/ca.crt), or with a client
-config (--config).
+Authenticate with the cluster's node token and CA (skiff server writes both into
+its data dir as node-token and ca.crt), or with a client config (--config).
 
 Needs root and the Debian packages containerd, runc, containernetworking-plugins
 and busybox-static.`,
