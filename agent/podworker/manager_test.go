@@ -260,3 +260,24 @@ func TestOOMRestartAndAdoption(t *testing.T) {
 		t.Errorf("pods after the second Sync: %v %+v", err, pods)
 	}
 }
+
+// TestImagePullBackOff: an image the node does not have shows ErrImagePull,
+// then ImagePullBackOff while the back-off lasts (not a retry every pass).
+func TestImagePullBackOff(t *testing.T) {
+	m, _, st := setup(t)
+	p := newPod("nopull", corev1.RestartPolicyAlways, corev1.Container{Name: "c", Image: "skiff.local/absent:1"})
+	ctx := context.Background()
+	if err := m.Sync(ctx, []*corev1.Pod{p}); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Poll(t, 30*time.Second, "ErrImagePull then ImagePullBackOff", func() (bool, error) {
+		return st.saw("ErrImagePull") && st.saw("ImagePullBackOff"), nil
+	})
+	c := container(st.get(p.UID), "c")
+	if w := c.State.Waiting; w == nil || (w.Reason != "ImagePullBackOff" && w.Reason != "ErrImagePull") {
+		t.Errorf("container state = %+v, want waiting on the image", c.State)
+	}
+	if err := m.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -189,6 +189,7 @@ func (w *worker) remove(pod *corev1.Pod) bool {
 	}
 	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
 		w.m.cfg.Backoff.Forget(string(pod.UID) + "/" + c.Name)
+		w.m.cfg.Backoff.Forget(pullKey(string(pod.UID) + "/" + c.Name))
 	}
 	log.Info("pod removed")
 	return true
@@ -316,14 +317,29 @@ func (w *worker) ensure(ctx context.Context, in runtime.PodInput, ps *runtime.Po
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: configErr.Error()}
 		return false, configErr
 	}
+	// An image that could not be had is tried again after the same
+	// doubling back-off as a crash loop (the kubelet's ImagePullBackOff),
+	// not on every pass of the worker.
+	if waiting, _ := w.m.cfg.Backoff.Waiting(pullKey(key), time.Now()); waiting {
+		if prev := w.waiting[c.Name]; prev == nil || prev.Reason != "ImagePullBackOff" {
+			w.event(pod, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
+		}
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff",
+			Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}
+		return false, nil
+	}
 	release := func() {}
 	if !w.holdsSlot {
 		release = w.m.startSlot(ctx)
 	}
 	st, err := w.m.rt.StartContainer(ctx, in, c.Name)
 	release()
+	if err == nil || !errors.Is(err, runtime.ErrImageNotFound) {
+		w.m.cfg.Backoff.Forget(pullKey(key))
+	}
 	switch {
 	case errors.Is(err, runtime.ErrImageNotFound):
+		w.m.cfg.Backoff.Next(pullKey(key), time.Now())
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: err.Error()}
 	case errors.Is(err, runtime.ErrInvalidInput):
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: err.Error()}
@@ -538,3 +554,7 @@ func (w *worker) report(pod *corev1.Pod, ps *runtime.PodStatus, sandboxReason st
 		w.m.cfg.OnStatus(pod, *s.DeepCopy())
 	}
 }
+
+// pullKey is the back-off key of a container's image pulls, apart from its
+// crash-loop key.
+func pullKey(key string) string { return "pull/" + key }
