@@ -38,7 +38,7 @@ test-agent:
 
 # The API server suites again, on Skiff's own store instead of etcd.
 test-apiserver-skiff:
-	SKIFF_TEST_STORE=skiff $(GO) test -count=1 -timeout 10m ./apiserver/... ./client/...
+	SKIFF_TEST_STORE=skiff $(GO) test -count=1 -timeout 10m ./apiserver/... ./client/... ./cmd/skiff/
 
 # test-e2e drives a 3-member Skiff cluster with Debian's etcdctl.
 test-e2e: build
