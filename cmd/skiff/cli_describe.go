@@ -222,6 +222,12 @@ func sectionRank(k string) int {
 }
 
 func multiline(m map[string]string, skip map[string]bool) string {
+	return multilineSep(m, skip, "=")
+}
+
+// multilineSep lists m's entries but skip, sorted, one "key<sep>value" a
+// line continued by a tab (describe's column), or <none>.
+func multilineSep(m map[string]string, skip map[string]bool, sep string) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		if !skip[k] {
@@ -234,7 +240,7 @@ func multiline(m map[string]string, skip map[string]bool) string {
 	sort.Strings(keys)
 	lines := make([]string, len(keys))
 	for i, k := range keys {
-		lines[i] = k + "=" + m[k]
+		lines[i] = k + sep + m[k]
 	}
 	return strings.Join(lines, "\n\t")
 }

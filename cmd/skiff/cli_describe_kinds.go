@@ -64,21 +64,7 @@ func annotationsOf(m metav1.Object) string {
 // multilineColon is multiline with kubectl's "key: value" form, used for
 // annotations.
 func multilineColon(m map[string]string, skip map[string]bool) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		if !skip[k] {
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) == 0 {
-		return "<none>"
-	}
-	sort.Strings(keys)
-	lines := make([]string, len(keys))
-	for i, k := range keys {
-		lines[i] = k + ": " + m[k]
-	}
-	return strings.Join(lines, "\n\t")
+	return multilineSep(m, skip, ": ")
 }
 
 func controlledBy(w io.Writer, m metav1.Object) {
