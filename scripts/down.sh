@@ -47,6 +47,10 @@ if [ -f "$agent/node.json" ]; then
   if [ -n "$bridge" ] && ip netns 2>/dev/null | grep -q "^$bridge-"; then echo "warning: network namespaces $bridge-* are still there" >&2; left=1; fi
   if [ -n "$cgroup" ] && ls -d /sys/fs/cgroup/*/"$cgroup" >/dev/null 2>&1; then echo "warning: cgroups */$cgroup are still there" >&2; left=1; fi
 fi
+if command -v iptables-save >/dev/null 2>&1 && iptables-save 2>/dev/null | grep -q '^:SKIFF-'; then
+  echo "warning: service proxy chains (SKIFF-*) are still in iptables:" >&2
+  iptables-save | grep '^:SKIFF-' >&2; left=1
+fi
 if [ $left = 0 ]; then
-  echo "skiff is down: no processes, mounts, network namespaces, bridge or cgroups left (data kept in $DIR)"
+  echo "skiff is down: no processes, mounts, network namespaces, bridge, cgroups or SKIFF iptables chains left (data kept in $DIR)"
 fi

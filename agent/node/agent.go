@@ -27,6 +27,7 @@ import (
 	"github.com/skiffhq/skiff/agent/podworker"
 	"github.com/skiffhq/skiff/agent/runtime"
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/netproxy"
 )
 
 // Agent is a running node agent.
@@ -45,6 +46,9 @@ type Agent struct {
 	streamPort     int32  // of the log/exec endpoint, 0 without one
 	certSHA256     string // of its serving certificate
 	stopStreams    func()
+	proxy          *netproxy.Proxier // nil without Config.Proxy
+	dnsIP          string            // cluster DNS for pods' resolv.conf, "" without Config.DNS
+	hostResolv     []byte
 
 	mu             sync.Mutex
 	lastNodeStatus corev1.NodeStatus
@@ -157,7 +161,9 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		Resync:     time.Second,
 		IdleResync: 10 * time.Second,
 		Resolve: func(ctx context.Context, pod *corev1.Pod) (runtime.PodInput, error) {
-			return Resolve(ctx, cfg.Client, pod)
+			in, err := Resolve(ctx, cfg.Client, pod)
+			in.ResolvConf = a.resolvConf(pod)
+			return in, err
 		},
 		OnStatus:  a.queueStatus,
 		OnEvent:   a.queueEvent,
@@ -186,6 +192,10 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 			log.Error("pod informer stopped", "err", err)
 		}
 	})
+	// Before the first sync: pods get the cluster DNS in their resolv.conf.
+	if err := a.startNetwork(ctx, runCtx); err != nil {
+		return nil, err
+	}
 	if !a.pods.WaitForSync(ctx) {
 		return nil, fmt.Errorf("pods of node %s: informer did not sync: %w", cfg.Name, ctx.Err())
 	}
@@ -533,11 +543,14 @@ type nodeState struct {
 	BridgeName   string `json:"bridgeName"`
 	CgroupParent string `json:"cgroupParent"`
 	Socket       string `json:"containerdSocket,omitempty"`
+	// Proxy: the service proxy's iptables chains and pod routes are ours
+	// to remove.
+	Proxy bool `json:"proxy,omitempty"`
 }
 
 func (a *Agent) writeState() error {
 	b, err := json.MarshalIndent(nodeState{Name: a.cfg.Name, PodCIDR: a.podCIDR, BridgeName: a.cfg.BridgeName,
-		CgroupParent: a.cfg.CgroupParent, Socket: a.cfg.ContainerdSocket}, "", "  ")
+		CgroupParent: a.cfg.CgroupParent, Socket: a.cfg.ContainerdSocket, Proxy: a.cfg.Proxy}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -546,7 +559,9 @@ func (a *Agent) writeState() error {
 
 // Teardown removes what agents made under dataDir from this host: every
 // pod (containers, cgroups, netns, CNI allocations), the bridge, the pod
-// cgroup parent, and stops the private containerd; then unmounts anything
+// cgroup parent, the service proxy's iptables chains and the routes to
+// other nodes' pods (when the agent ran the proxy), and stops the private
+// containerd; then unmounts anything
 // still mounted under dataDir. Images and logs stay in dataDir. The agent
 // must not be running.
 func Teardown(ctx context.Context, dataDir string, log *slog.Logger) error {
@@ -600,6 +615,11 @@ func Teardown(ctx context.Context, dataDir string, log *slog.Logger) error {
 		}
 	} else {
 		_ = d.Close()
+	}
+	if err := teardownNetwork(ctx, st); err != nil {
+		errs = append(errs, err)
+	} else if st.Proxy {
+		log.Info("removed the service proxy's iptables chains and the pod routes")
 	}
 	if err := unmountUnder(dataDir); err != nil {
 		errs = append(errs, err)

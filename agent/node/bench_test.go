@@ -55,6 +55,7 @@ func runChildAgent(spec string) int {
 	cfg := node.DefaultConfig(ca.Name, ca.DataDir, c)
 	cfg.BridgeName, cfg.CgroupParent, cfg.PodCIDR = ca.Bridge, ca.Cgroup, ca.CIDR
 	cfg.MaxPods = 250
+	cfg.Proxy, cfg.DNS = false, false // several agents on one host
 	level := slog.LevelWarn
 	if os.Getenv("SKIFF_BENCH_LOG") == "debug" {
 		level = slog.LevelDebug

@@ -70,6 +70,20 @@ type Config struct {
 	// StreamListen is the address of the log and exec endpoint (TLS gRPC),
 	// reported as status.daemonEndpoints.kubeletEndpoint.
 	StreamListen string
+	// Proxy runs the service proxy (iptables rules for cluster IPs, node
+	// ports and load-balancer IPs, see netproxy) and keeps routes to the
+	// other nodes' pod CIDRs. The chains are global to the host: one
+	// agent per host runs it. Teardown removes them.
+	Proxy bool
+	// DNS serves the cluster DNS on the node's pod gateway address
+	// (the first address of the pod CIDR), port 53, and points every pod's
+	// resolv.conf at it with the cluster search paths.
+	DNS bool
+	// ClusterDomain is the DNS domain of the cluster.
+	ClusterDomain string
+	// DNSUpstreams ("host:port") get the names outside ClusterDomain;
+	// empty: those are NXDOMAIN.
+	DNSUpstreams []string
 	// Version is reported as nodeInfo.kubeletVersion.
 	Version string
 	// Log receives the agent's lines (default: discard).
@@ -94,6 +108,9 @@ func DefaultConfig(name, dataDir string, c *client.Client) Config {
 		StatusWriters:     4,
 		StreamListen:      ":10250",
 		Version:           "skiff",
+		Proxy:             true,
+		DNS:               true,
+		ClusterDomain:     "cluster.local",
 	}
 }
 
@@ -130,6 +147,14 @@ func (c Config) Validate() error {
 	if c.PodCIDR != "" {
 		if p, err := netip.ParsePrefix(c.PodCIDR); err != nil || !p.Addr().Is4() {
 			return bad("pod CIDR %q must be an IPv4 prefix", c.PodCIDR)
+		}
+	}
+	if c.DNS && c.ClusterDomain == "" {
+		return bad("cluster DNS needs a cluster domain")
+	}
+	if c.Proxy {
+		if p, err := netip.ParsePrefix(c.ClusterCIDR); err != nil || !p.Addr().Is4() {
+			return bad("the service proxy needs an IPv4 cluster CIDR, got %q", c.ClusterCIDR)
 		}
 	}
 	if c.PodCIDR == "" {

@@ -44,7 +44,9 @@ func TestConfigValidate(t *testing.T) {
 		{"long bridge", func(c *Config) { c.BridgeName = "a-very-long-bridge" }, "1..15 bytes"},
 		{"bad pod cidr", func(c *Config) { c.PodCIDR = "10.0.0.0" }, "pod CIDR"},
 		{"small cluster cidr", func(c *Config) { c.ClusterCIDR = "10.0.0.0/25" }, "/24 or larger"},
-		{"cluster cidr unused with pod cidr", func(c *Config) { c.PodCIDR, c.ClusterCIDR = "10.1.0.0/24", "bad" }, ""},
+		{"cluster cidr unused with pod cidr and no proxy", func(c *Config) { c.PodCIDR, c.ClusterCIDR, c.Proxy = "10.1.0.0/24", "bad", false }, ""},
+		{"proxy needs the cluster cidr", func(c *Config) { c.PodCIDR, c.ClusterCIDR = "10.1.0.0/24", "bad" }, "cluster CIDR"},
+		{"dns needs a domain", func(c *Config) { c.ClusterDomain = "" }, "cluster domain"},
 		{"no client", func(c *Config) { c.Client = nil }, "client is required"},
 		{"bad node ip", func(c *Config) { c.NodeIP = "x" }, "node IP"},
 	} {

@@ -52,6 +52,7 @@ type env struct {
 	dir     string
 	marker  string
 	podCIDR string
+	network bool // agents run the service proxy and cluster DNS
 }
 
 func newEnv(t *testing.T) *env {
@@ -125,6 +126,10 @@ func (e *env) startAgent(name string) *node.Agent {
 	cfg.BridgeName, cfg.CgroupParent, cfg.PodCIDR = e.marker, e.marker, e.podCIDR
 	cfg.HeartbeatInterval, cfg.Resync = time.Second, time.Second
 	cfg.StreamListen = ":0"
+	// The proxy's chains are global to the host and DNS needs a port on
+	// the bridge: only the tests about them turn them on (startAgentNet).
+	cfg.Proxy, cfg.DNS = e.network, e.network
+	cfg.ClusterCIDR = "10.250.0.0/16" // nodetest.FreeCIDR's range
 	if e.srv != nil {
 		cfg.ClusterCA = e.srv.CACertPEM()
 	}
@@ -462,7 +467,9 @@ func httpGet(t *testing.T, url string) string {
 	t.Helper()
 	var body string
 	nodetest.Poll(t, 10*time.Second, "GET "+url, func() (bool, error) {
-		c := &http.Client{Timeout: 2 * time.Second}
+		// A new connection each time: a kept-alive one made before the
+		// proxy's rules were in place would go on to the wrong peer.
+		c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		resp, err := c.Get(url)
 		if err != nil {
 			return false, err
@@ -470,7 +477,10 @@ func httpGet(t *testing.T, url string) string {
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
 		body = string(b)
-		return err == nil && resp.StatusCode == 200, err
+		if err == nil && resp.StatusCode != 200 {
+			err = fmt.Errorf("status %s, body %q", resp.Status, body)
+		}
+		return err == nil, err
 	})
 	return body
 }

@@ -115,7 +115,7 @@ func (r *Runtime) RunSandbox(ctx context.Context, in PodInput) (_ *PodStatus, er
 	if len(hostname) > 63 {
 		hostname = strings.TrimRight(hostname[:63], "-.") // the kubelet's rule
 	}
-	if err := r.writePodFiles(uid, hostname, ip.String()); err != nil {
+	if err := r.writePodFiles(uid, hostname, ip.String(), in.ResolvConf); err != nil {
 		return nil, err
 	}
 	if err := createPodCgroup(r.podCgroup(uid), podResources(pod), r.cfg.PidsLimit); err != nil {
@@ -166,10 +166,12 @@ func (r *Runtime) RunSandbox(ctx context.Context, in PodInput) (_ *PodStatus, er
 	return r.podStatus(ctx, uid)
 }
 
-func (r *Runtime) writePodFiles(uid, hostname, ip string) error {
+func (r *Runtime) writePodFiles(uid, hostname, ip string, resolvConf []byte) error {
 	dir := r.podDir(uid)
 	resolv := []byte{}
-	if r.cfg.ResolvConf != "" {
+	if resolvConf != nil {
+		resolv = resolvConf
+	} else if r.cfg.ResolvConf != "" {
 		if b, err := os.ReadFile(r.cfg.ResolvConf); err == nil {
 			resolv = b
 		}

@@ -22,6 +22,10 @@ type PodInput struct {
 	// downwardAPI and projected volumes (relative path → content), resolved
 	// by the caller. They are written into the pod dir and mounted read-only.
 	VolumeFiles map[string]map[string][]byte
+	// ResolvConf, when not nil, is the pod's /etc/resolv.conf (the agent
+	// renders it for the pod's dnsPolicy and the cluster DNS); nil copies
+	// Config.ResolvConf (the host's file).
+	ResolvConf []byte
 }
 
 // State is a container's coarse state.

@@ -21,7 +21,9 @@ import (
 // agentFlags are the node settings shared by `skiff agent` and `skiff up`.
 type agentFlags struct {
 	name, dataDir, socket, nodeIP, podCIDR, clusterCIDR, bridge, cgroupParent string
-	streamListen                                                              string
+	streamListen, clusterDomain                                               string
+	dnsUpstreams                                                              []string
+	disableProxy, disableDNS                                                  bool
 	labels                                                                    []string
 	maxPods                                                                   int
 	heartbeat                                                                 time.Duration
@@ -44,6 +46,10 @@ func (f *agentFlags) register(fs *pflag.FlagSet, defaultDataDir string) {
 	fs.StringSliceVar(&f.labels, "node-labels", nil, "extra node labels, key=value[,key=value]")
 	fs.IntVar(&f.maxPods, "max-pods", d.MaxPods, "pods this node accepts (status.capacity.pods)")
 	fs.DurationVar(&f.heartbeat, "heartbeat-interval", d.HeartbeatInterval, "how often the Node status is written")
+	fs.BoolVar(&f.disableProxy, "disable-proxy", false, "do not run the service proxy (iptables rules for Services) nor the routes to other nodes' pod CIDRs")
+	fs.BoolVar(&f.disableDNS, "disable-dns", false, "do not serve the cluster DNS on the node's pod gateway address (pods then get the host's resolv.conf)")
+	fs.StringVar(&f.clusterDomain, "cluster-domain", d.ClusterDomain, "DNS domain of the cluster")
+	fs.StringSliceVar(&f.dnsUpstreams, "dns-upstream", nil, "host:port servers the cluster DNS forwards other names to (default: none, they are NXDOMAIN)")
 	fs.StringVar(&f.streamListen, "listen-streams", d.StreamListen, "address of the agent's log and exec endpoint (TLS; the API server calls it)")
 }
 
@@ -57,6 +63,8 @@ func (f *agentFlags) config(c *client.Client, log *slog.Logger) (node.Config, er
 	cfg.ContainerdSocket, cfg.NodeIP, cfg.PodCIDR, cfg.ClusterCIDR = f.socket, f.nodeIP, f.podCIDR, f.clusterCIDR
 	cfg.BridgeName, cfg.CgroupParent, cfg.MaxPods, cfg.HeartbeatInterval = f.bridge, f.cgroupParent, f.maxPods, f.heartbeat
 	cfg.StreamListen = f.streamListen
+	cfg.Proxy, cfg.DNS = !f.disableProxy, !f.disableDNS
+	cfg.ClusterDomain, cfg.DNSUpstreams = f.clusterDomain, f.dnsUpstreams
 	cfg.Version = "skiff-" + version
 	cfg.Log = log
 	if len(f.labels) > 0 {
@@ -179,7 +187,8 @@ func newTeardownNodeCmd() *cobra.Command {
 		Short: "Remove every pod, the bridge and the cgroups an agent made, and stop its private containerd",
 		Long: `Remove what the agent with this data dir made on this machine: all its pods
 (containers, cgroups, network namespaces), its CNI bridge and pod cgroup
-parent, and stop its private containerd. Run it after the agent has stopped.
+parent, the service proxy's iptables chains and the routes to other nodes'
+pods, and stop its private containerd. Run it after the agent has stopped.
 Images and logs stay in the data dir.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
