@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -160,6 +161,7 @@ var kindTable = []struct {
 	{autoscalingv2.SchemeGroupVersion, "HorizontalPodAutoscaler", "horizontalpodautoscalers", []string{"hpa"}, true, true},
 	{batchv1.SchemeGroupVersion, "CronJob", "cronjobs", []string{"cj"}, true, true},
 	{batchv1.SchemeGroupVersion, "Job", "jobs", nil, true, true},
+	{coordinationv1.SchemeGroupVersion, "Lease", "leases", nil, true, false},
 	{networkingv1.SchemeGroupVersion, "Ingress", "ingresses", []string{"ing"}, true, false},
 	{rbacv1.SchemeGroupVersion, "ClusterRoleBinding", "clusterrolebindings", nil, false, false},
 	{rbacv1.SchemeGroupVersion, "ClusterRole", "clusterroles", nil, false, false},
@@ -183,7 +185,7 @@ var registry = sync.OnceValue(func() *kindRegistry {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme,
 		networkingv1.AddToScheme, autoscalingv2.AddToScheme,
-		rbacv1.AddToScheme, storagev1.AddToScheme,
+		rbacv1.AddToScheme, storagev1.AddToScheme, coordinationv1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			panic(fmt.Sprintf("api: building scheme: %v", err))

@@ -82,8 +82,8 @@ func TestResolveResource(t *testing.T) {
 
 func TestKindsTable(t *testing.T) {
 	kinds := Kinds()
-	if len(kinds) != 28 {
-		t.Errorf("got %d kinds, want the 28 of the Cluster API issue", len(kinds))
+	if len(kinds) != 29 {
+		t.Errorf("got %d kinds, want the 28 of the Cluster API issue and the node Lease (issue 5)", len(kinds))
 	}
 	seen := map[string]bool{}
 	for _, k := range kinds {

@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -178,6 +179,8 @@ func (v Validator) validateSpec(obj runtime.Object) field.ErrorList {
 		return validateRoleBinding(o.RoleRef, o.Subjects, false)
 	case *storagev1.StorageClass:
 		return validateStorageClass(o)
+	case *coordinationv1.Lease:
+		return validateLease(o)
 	}
 	return nil
 }

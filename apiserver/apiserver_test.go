@@ -174,7 +174,7 @@ func TestBootstrapNamespaces(t *testing.T) {
 	for _, ns := range list.Items {
 		names = append(names, ns.Name)
 	}
-	if got := strings.Join(names, ","); got != "default,kube-public,kube-system" {
+	if got := strings.Join(names, ","); got != "default,kube-node-lease,kube-public,kube-system" {
 		t.Errorf("namespaces = %s", got)
 	}
 	// Idempotent: a second server on the same store keeps them as they are.

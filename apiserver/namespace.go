@@ -17,7 +17,10 @@ import (
 )
 
 // systemNamespaces exist from bootstrap and cannot be deleted.
-var systemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic}
+// kube-node-lease holds the agents' heartbeat Leases; Kubernetes lets it
+// be deleted and recreates it within a minute, Skiff refuses instead (the
+// agents' Lease renewals would fail until then).
+var systemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
 
 func (s *Server) namespaceKind() Kind { return s.kinds[schema.GroupResource{Resource: "namespaces"}] }
 

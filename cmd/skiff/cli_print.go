@@ -12,6 +12,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -366,6 +367,16 @@ func columnsFor(kind string) columns {
 				}
 				obj := strings.ToLower(e.InvolvedObject.Kind) + "/" + e.InvolvedObject.Name
 				return []string{age(now.Sub(ts)), e.Type, e.Reason, obj, strings.TrimSpace(e.Message)}, nil
+			}}
+	case "Lease":
+		return columns{headers: []string{"HOLDER", "AGE"},
+			cells: func(o runtime.Object, now time.Time) ([]string, []string) {
+				l := o.(*coordinationv1.Lease)
+				holder := ""
+				if l.Spec.HolderIdentity != nil {
+					holder = *l.Spec.HolderIdentity
+				}
+				return []string{holder, ageOf(l, now)}, nil
 			}}
 	case "ResourceQuota":
 		return columns{headers: []string{"AGE", "REQUEST", "LIMIT"},
