@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,8 +34,9 @@ type NodeHealth interface {
 
 // NodeLifecycleOptions tune the node lifecycle controller.
 type NodeLifecycleOptions struct {
-	// GracePeriod: a node whose last heartbeat (its Ready condition's
-	// lastHeartbeatTime) is older is marked Ready=Unknown (default 40s).
+	// GracePeriod: a node whose last sign of life (the later of its Ready
+	// condition's lastHeartbeatTime and its kube-node-lease Lease's
+	// renewTime) is older is marked Ready=Unknown (default 40s).
 	GracePeriod time.Duration
 	// PodEvictionTimeout: how long a pod that has no toleration of the
 	// not-ready or unreachable taint stays on such a node (default 300s).
@@ -50,6 +52,11 @@ type NodeLifecycleOptions struct {
 	// above the agents' heartbeat interval plus the one-second precision
 	// of heartbeat times (default 12s, for the agent's default 10s).
 	HealthConfirmAge time.Duration
+	// Leases, optional: the Leases of namespace kube-node-lease (keys
+	// "kube-node-lease/<node>"). A node's Lease renewal counts as a
+	// heartbeat, as in Kubernetes, so agents may write their Node status
+	// rarely and renew the small Lease often.
+	Leases Cache
 }
 
 // Reasons and messages the node lifecycle controller writes.
@@ -76,6 +83,7 @@ const (
 // deletions (its agent stops the pods).
 type NodeLifecycleController struct {
 	nodes, pods Cache
+	leases      Cache // nil without Options.Leases
 	w           Writer
 	opts        NodeLifecycleOptions
 	health      NodeHealth
@@ -99,7 +107,7 @@ func NewNodeLifecycleController(nodes, pods Cache, w Writer, opts NodeLifecycleO
 	if log == nil {
 		log = discardLogger()
 	}
-	return &NodeLifecycleController{nodes: nodes, pods: pods, w: w, opts: opts, health: opts.Health, now: time.Now, log: log, events: noEvents{}}
+	return &NodeLifecycleController{nodes: nodes, pods: pods, leases: opts.Leases, w: w, opts: opts, health: opts.Health, now: time.Now, log: log, events: noEvents{}}
 }
 
 // Name is the controller's name.
@@ -114,13 +122,64 @@ func nodeCondition(n *corev1.Node, t corev1.NodeConditionType) *corev1.NodeCondi
 	return nil
 }
 
-// lastHeartbeat is the node's latest heartbeat: its Ready condition's
-// lastHeartbeatTime, else its creation.
+// lastHeartbeat is the node's latest status heartbeat: its Ready
+// condition's lastHeartbeatTime, else its creation.
 func lastHeartbeat(n *corev1.Node) time.Time {
 	if c := nodeCondition(n, corev1.NodeReady); c != nil && !c.LastHeartbeatTime.IsZero() {
 		return c.LastHeartbeatTime.Time
 	}
 	return n.CreationTimestamp.Time
+}
+
+// lastSignOfLife is the later of the node's status heartbeat and its
+// Lease's renewTime: Kubernetes' kubelet renews the Lease every 10s and
+// writes its status only on change or every few minutes.
+func (c *NodeLifecycleController) lastSignOfLife(n *corev1.Node) time.Time {
+	return laterOf(lastHeartbeat(n), c.leaseRenewal(n.Name))
+}
+
+// leaseRenewal is the renewTime of the node's kube-node-lease Lease, zero
+// without one (or without a Leases cache).
+func (c *NodeLifecycleController) leaseRenewal(node string) time.Time {
+	if c.leases == nil {
+		return time.Time{}
+	}
+	o, ok := c.leases.Get(corev1.NamespaceNodeLease + "/" + node)
+	if !ok {
+		return time.Time{}
+	}
+	l, ok := o.(*coordinationv1.Lease)
+	if !ok || l.Spec.RenewTime == nil {
+		return time.Time{}
+	}
+	return l.Spec.RenewTime.Time
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// verdict decides, from how old a Ready node's last sign of life is and
+// what the health source says, whether to mark it unreachable now (msg,
+// the reason written into its conditions) or when to look again. Gossip
+// alone never decides: a node it holds dead is marked only once its last
+// sign of life is at least HealthConfirmAge old too.
+func (c *NodeLifecycleController) verdict(age time.Duration, down bool, since time.Time) (msg string, recheck time.Duration) {
+	switch {
+	case age >= c.opts.GracePeriod:
+		return msgStaleHeartbeat, 0
+	case down && age >= c.opts.HealthConfirmAge:
+		return "Node is unreachable: gossip reports it dead since " + since.UTC().Format(time.RFC3339) +
+			" and its last heartbeat is " + age.Round(time.Second).String() + " old.", 0
+	}
+	recheck = c.opts.GracePeriod - age + 10*time.Millisecond
+	if down {
+		recheck = min(recheck, c.opts.HealthConfirmAge-age+10*time.Millisecond)
+	}
+	return "", recheck
 }
 
 // isOurTaint: the not-ready and unreachable taints this controller owns.
@@ -141,22 +200,10 @@ func (c *NodeLifecycleController) Reconcile(ctx context.Context, key string) (Re
 
 	ready := nodeCondition(node, corev1.NodeReady)
 	if ready == nil || ready.Status != corev1.ConditionUnknown {
-		hb := lastHeartbeat(node)
-		age := now.Sub(hb)
+		age := now.Sub(c.lastSignOfLife(node))
 		down, since := c.healthDown(node.Name)
-		msg := ""
-		switch {
-		case age >= c.opts.GracePeriod:
-			msg = msgStaleHeartbeat
-		case down && age >= c.opts.HealthConfirmAge:
-			msg = "Node is unreachable: gossip reports it dead since " + since.UTC().Format(time.RFC3339) +
-				" and its last status is " + age.Round(time.Second).String() + " old."
-		default:
-			res.RequeueAfter = c.opts.GracePeriod - age + 10*time.Millisecond
-			if down {
-				res.RequeueAfter = min(res.RequeueAfter, c.opts.HealthConfirmAge-age+10*time.Millisecond)
-			}
-		}
+		msg, recheck := c.verdict(age, down, since)
+		res.RequeueAfter = recheck
 		if msg != "" {
 			if err := c.markUnknown(ctx, node, msg, now); err != nil {
 				return Result{}, err
@@ -217,7 +264,7 @@ func (c *NodeLifecycleController) markUnknown(ctx context.Context, node *corev1.
 	if err := c.w.UpdateStatus(ctx, node); err != nil {
 		return fmt.Errorf("marking node %s unknown: %w", node.Name, err)
 	}
-	c.log.Warn("node unreachable", "node", node.Name, "why", msg, "lastHeartbeat", lastHeartbeat(node))
+	c.log.Warn("node unreachable", "node", node.Name, "why", msg, "lastHeartbeat", lastHeartbeat(node), "leaseRenewed", c.leaseRenewal(node.Name))
 	c.events.Event(node, corev1.EventTypeNormal, ReasonNodeNotReady, "Node "+node.Name+" status is now: NodeNotReady")
 	return nil
 }
@@ -353,6 +400,9 @@ func (c *NodeLifecycleController) markNotReady(ctx context.Context, cached *core
 	return nil
 }
 
+// register hooks the controller to its informers. Lease renewals enqueue
+// nothing: they only push a node's deadline back, and the requeue set by
+// the last reconcile reads the Lease afresh when it comes.
 func (c *NodeLifecycleController) register(q *client.Queue[string], nodes, pods *client.Informer) {
 	nodes.AddHandler(keyHandler(q, selfKey))
 	// A pod landing on (or changing on) a tainted or unready node may need

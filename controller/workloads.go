@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -71,6 +72,7 @@ func (m *Manager) workloads(inf func(runtime.Object) *client.Informer, pods *cli
 	nlc := NewNodeLifecycleController(nodes, pods, m.c, NodeLifecycleOptions{
 		GracePeriod: m.opts.NodeMonitorGracePeriod, PodEvictionTimeout: m.opts.PodEvictionTimeout,
 		Health: m.opts.NodeHealth, HealthConfirmAge: m.opts.NodeHealthConfirmAge,
+		Leases: inf(&coordinationv1.Lease{}),
 	}, log.With("controller", "nodelifecycle"))
 	jc.events, cjc.events, ssc.events, dsc.events, nlc.events = rec, rec, rec, rec, rec
 
