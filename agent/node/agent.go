@@ -49,6 +49,7 @@ type Agent struct {
 	proxy          *netproxy.Proxier // nil without Config.Proxy
 	dnsIP          string            // cluster DNS for pods' resolv.conf, "" without Config.DNS
 	hostResolv     []byte
+	ingressAddrs   []string // where the Ingress router listens, nil without Config.Ingress
 
 	mu             sync.Mutex
 	lastNodeStatus corev1.NodeStatus
@@ -102,6 +103,12 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	defer func() {
 		if err != nil {
+			// Goroutines started on runCtx (informers, the ingress router
+			// and its ports) stop before Start returns.
+			if a.cancel != nil {
+				a.cancel()
+				a.wg.Wait()
+			}
 			a.closeResources()
 		}
 	}()

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/skiffhq/skiff/agent/containerd"
@@ -84,6 +86,18 @@ type Config struct {
 	// DNSUpstreams ("host:port") get the names outside ClusterDomain;
 	// empty: those are NXDOMAIN.
 	DNSUpstreams []string
+	// Ingress runs the built-in Ingress router (package ingress) on every
+	// address of the node: HTTP on IngressHTTPPort, HTTPS (certificates by
+	// SNI from the Ingresses' TLS Secrets) on IngressHTTPSPort. Off in
+	// DefaultConfig, because the ports are host-wide (several agents on one
+	// host, as tests run them, would collide); `skiff agent` and `skiff up`
+	// turn it on unless --disable-ingress.
+	Ingress bool
+	// IngressHTTPPort is the router's HTTP port (default 80).
+	IngressHTTPPort int
+	// IngressHTTPSPort is the router's HTTPS port (default 443); 0 serves
+	// no HTTPS.
+	IngressHTTPSPort int
 	// Version is reported as nodeInfo.kubeletVersion.
 	Version string
 	// Log receives the agent's lines (default: discard).
@@ -111,6 +125,8 @@ func DefaultConfig(name, dataDir string, c *client.Client) Config {
 		Proxy:             true,
 		DNS:               true,
 		ClusterDomain:     "cluster.local",
+		IngressHTTPPort:   80,
+		IngressHTTPSPort:  443,
 	}
 }
 
@@ -152,6 +168,11 @@ func (c Config) Validate() error {
 	if c.DNS && c.ClusterDomain == "" {
 		return bad("cluster DNS needs a cluster domain")
 	}
+	if c.Ingress {
+		if err := c.validateIngress(); err != nil {
+			return bad("%v", err)
+		}
+	}
 	if c.Proxy {
 		if p, err := netip.ParsePrefix(c.ClusterCIDR); err != nil || !p.Addr().Is4() {
 			return bad("the service proxy needs an IPv4 cluster CIDR, got %q", c.ClusterCIDR)
@@ -161,6 +182,26 @@ func (c Config) Validate() error {
 		p, err := netip.ParsePrefix(c.ClusterCIDR)
 		if err != nil || !p.Addr().Is4() || p.Bits() > 24 {
 			return bad("cluster CIDR %q must be an IPv4 prefix of /24 or larger", c.ClusterCIDR)
+		}
+	}
+	return nil
+}
+
+// validateIngress checks the router's ports: in range, distinct, and not
+// the port of the log and exec endpoint.
+func (c Config) validateIngress() error {
+	if c.IngressHTTPPort < 1 || c.IngressHTTPPort > 65535 {
+		return fmt.Errorf("ingress HTTP port %d is not in 1..65535", c.IngressHTTPPort)
+	}
+	if c.IngressHTTPSPort < 0 || c.IngressHTTPSPort > 65535 {
+		return fmt.Errorf("ingress HTTPS port %d is not in 1..65535 (or 0 for no HTTPS)", c.IngressHTTPSPort)
+	}
+	if c.IngressHTTPSPort == c.IngressHTTPPort {
+		return fmt.Errorf("ingress HTTP and HTTPS ports are both %d", c.IngressHTTPPort)
+	}
+	if _, p, err := net.SplitHostPort(c.StreamListen); err == nil {
+		if n, err := strconv.Atoi(p); err == nil && n != 0 && (n == c.IngressHTTPPort || n == c.IngressHTTPSPort) {
+			return fmt.Errorf("ingress port %d is also the log and exec endpoint's (%s)", n, c.StreamListen)
 		}
 	}
 	return nil

@@ -49,6 +49,13 @@ func TestConfigValidate(t *testing.T) {
 		{"dns needs a domain", func(c *Config) { c.ClusterDomain = "" }, "cluster domain"},
 		{"no client", func(c *Config) { c.Client = nil }, "client is required"},
 		{"bad node ip", func(c *Config) { c.NodeIP = "x" }, "node IP"},
+		{"ingress ok", func(c *Config) { c.Ingress = true }, ""},
+		{"ingress without https", func(c *Config) { c.Ingress, c.IngressHTTPSPort = true, 0 }, ""},
+		{"ingress http port 0", func(c *Config) { c.Ingress, c.IngressHTTPPort = true, 0 }, "ingress HTTP port 0 is not in 1..65535"},
+		{"ingress https port too big", func(c *Config) { c.Ingress, c.IngressHTTPSPort = true, 70000 }, "ingress HTTPS port 70000"},
+		{"ingress same ports", func(c *Config) { c.Ingress, c.IngressHTTPSPort = true, 80 }, "both 80"},
+		{"ingress on the stream port", func(c *Config) { c.Ingress, c.IngressHTTPPort = true, 10250 }, "log and exec endpoint"},
+		{"ingress ports unchecked when off", func(c *Config) { c.IngressHTTPPort = 0 }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig("n", "/data", c)

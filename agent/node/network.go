@@ -19,21 +19,24 @@ import (
 
 // startNetwork starts the node's service networking: the sysctls pods
 // need, the service proxy (iptables) and the routes to other nodes' pod
-// CIDRs (Config.Proxy), and the cluster DNS on the node's pod gateway
-// address (Config.DNS), whose address goes into every pod's resolv.conf.
+// CIDRs (Config.Proxy), the cluster DNS on the node's pod gateway
+// address (Config.DNS), whose address goes into every pod's resolv.conf,
+// and the Ingress router on the node's addresses (Config.Ingress).
 // The goroutines run until runCtx ends; ctx bounds the start.
 func (a *Agent) startNetwork(ctx, runCtx context.Context) error {
 	cfg := a.cfg
-	if !cfg.Proxy && !cfg.DNS {
+	if !cfg.Proxy && !cfg.DNS && !cfg.Ingress {
 		return nil
 	}
-	if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
-		return err
-	}
-	// Bridged pod-to-pod traffic must pass iptables for the reverse NAT of
-	// a cluster IP whose endpoint is on the same bridge.
-	if err := writeSysctl("net/bridge/bridge-nf-call-iptables", "1"); err != nil {
-		a.log.Warn("bridged traffic may bypass iptables (service replies between pods on this node can break)", "err", err)
+	if cfg.Proxy || cfg.DNS {
+		if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
+			return err
+		}
+		// Bridged pod-to-pod traffic must pass iptables for the reverse NAT of
+		// a cluster IP whose endpoint is on the same bridge.
+		if err := writeSysctl("net/bridge/bridge-nf-call-iptables", "1"); err != nil {
+			a.log.Warn("bridged traffic may bypass iptables (service replies between pods on this node can break)", "err", err)
+		}
 	}
 	svcInf, err := client.NewInformer(cfg.Client, "", &corev1.Service{}, client.ListOptions{}, 0)
 	if err != nil {
@@ -42,6 +45,12 @@ func (a *Agent) startNetwork(ctx, runCtx context.Context) error {
 	epInf, err := client.NewInformer(cfg.Client, "", &corev1.Endpoints{}, client.ListOptions{}, 0)
 	if err != nil {
 		return err
+	}
+	if cfg.Ingress {
+		// First: a taken port fails Start before the proxy and DNS start.
+		if err := a.startIngress(runCtx, svcInf, epInf); err != nil {
+			return err
+		}
 	}
 	if cfg.Proxy {
 		pcfg := netproxy.DefaultConfig()

@@ -23,7 +23,8 @@ type agentFlags struct {
 	name, dataDir, socket, nodeIP, podCIDR, clusterCIDR, bridge, cgroupParent string
 	streamListen, clusterDomain                                               string
 	dnsUpstreams                                                              []string
-	disableProxy, disableDNS                                                  bool
+	disableProxy, disableDNS, disableIngress                                  bool
+	ingressHTTPPort, ingressHTTPSPort                                         int
 	labels                                                                    []string
 	maxPods                                                                   int
 	heartbeat                                                                 time.Duration
@@ -50,6 +51,9 @@ func (f *agentFlags) register(fs *pflag.FlagSet, defaultDataDir string) {
 	fs.BoolVar(&f.disableDNS, "disable-dns", false, "do not serve the cluster DNS on the node's pod gateway address (pods then get the host's resolv.conf)")
 	fs.StringVar(&f.clusterDomain, "cluster-domain", d.ClusterDomain, "DNS domain of the cluster")
 	fs.StringSliceVar(&f.dnsUpstreams, "dns-upstream", nil, "host:port servers the cluster DNS forwards other names to (default: none, they are NXDOMAIN)")
+	fs.BoolVar(&f.disableIngress, "disable-ingress", false, "do not run the built-in Ingress router (HTTP and HTTPS on every address of the node)")
+	fs.IntVar(&f.ingressHTTPPort, "ingress-http-port", d.IngressHTTPPort, "port of the Ingress router's HTTP listener, on every address of the node")
+	fs.IntVar(&f.ingressHTTPSPort, "ingress-https-port", d.IngressHTTPSPort, "port of the Ingress router's HTTPS listener (certificates by SNI from the Ingresses' TLS Secrets); 0: no HTTPS")
 	fs.StringVar(&f.streamListen, "listen-streams", d.StreamListen, "address of the agent's log and exec endpoint (TLS; the API server calls it)")
 }
 
@@ -65,6 +69,7 @@ func (f *agentFlags) config(c *client.Client, log *slog.Logger) (node.Config, er
 	cfg.StreamListen = f.streamListen
 	cfg.Proxy, cfg.DNS = !f.disableProxy, !f.disableDNS
 	cfg.ClusterDomain, cfg.DNSUpstreams = f.clusterDomain, f.dnsUpstreams
+	cfg.Ingress, cfg.IngressHTTPPort, cfg.IngressHTTPSPort = !f.disableIngress, f.ingressHTTPPort, f.ingressHTTPSPort
 	cfg.Version = "skiff-" + version
 	cfg.Log = log
 	if len(f.labels) > 0 {
