@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make down`: stop what `make up` started and remove what it made on the
-# host: skiff up, its pods (containers, cgroups, network namespaces), the
-# CNI bridge, the pod cgroups and the private containerd. The data stays.
+# host: skiff up (and with it the Ingress router's and the API's listeners),
+# its pods (containers, cgroups, network namespaces), the CNI bridge, the pod
+# cgroups, the service proxy's iptables chains and the private containerd.
+# The data stays.
 set -euo pipefail
 BIN=${1:-bin/skiff}
 DIR=${SKIFF_UP_DIR:-$PWD/.skiff-up}
@@ -51,6 +53,15 @@ if command -v iptables-save >/dev/null 2>&1 && iptables-save 2>/dev/null | grep 
   echo "warning: service proxy chains (SKIFF-*) are still in iptables:" >&2
   iptables-save | grep '^:SKIFF-' >&2; left=1
 fi
+if [ -f "$DIR/ports" ] && command -v ss >/dev/null 2>&1; then
+  # shellcheck disable=SC1091
+  . "$DIR/ports"
+  for p in "${API##*:}" "${CLIENT##*:}" "${PEER##*:}" "${METRICS##*:}" "$HTTP_PORT" "$HTTPS_PORT" 10250; do
+    if [ -n "$p" ] && ss -ltnpH "sport = :$p" 2>/dev/null | grep -q .; then
+      echo "warning: something still listens on port $p:" >&2; ss -ltnpH "sport = :$p" >&2; left=1
+    fi
+  done
+fi
 if [ $left = 0 ]; then
-  echo "skiff is down: no processes, mounts, network namespaces, bridge, cgroups or SKIFF iptables chains left (data kept in $DIR)"
+  echo "skiff is down: no processes, listeners, mounts, network namespaces, bridge, cgroups or SKIFF iptables chains left (data kept in $DIR)"
 fi
