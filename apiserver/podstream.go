@@ -57,24 +57,45 @@ func (p *podStreams) clientCert() (tls.Certificate, error) {
 // dialAgent finds the pod, its node and the node's agent endpoint, and
 // connects to it.
 func (p *podStreams) dialAgent(ctx context.Context, ns, name string) (*corev1.Pod, *grpc.ClientConn, error) {
+	pod, err := p.getPod(ctx, ns, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if pod.Spec.NodeName == "" {
+		return nil, nil, client.NewBadRequest(fmt.Sprintf("pod %s/%s is not scheduled to a node yet", pod.Namespace, name))
+	}
+	conn, err := p.dialNode(ctx, pod.Spec.NodeName)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pod, conn, nil
+}
+
+// getPod reads a pod from the store (namespace default when empty).
+func (p *podStreams) getPod(ctx context.Context, ns, name string) (*corev1.Pod, error) {
 	if ns == "" {
 		ns = "default"
 	}
 	podKind := p.s.kinds[schema.GroupResource{Resource: "pods"}]
 	obj, _, err := p.s.getObject(ctx, podKind, ns, name)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	pod := obj.(*corev1.Pod)
-	if pod.Spec.NodeName == "" {
-		return nil, nil, client.NewBadRequest(fmt.Sprintf("pod %s/%s is not scheduled to a node yet", ns, name))
-	}
+	return obj.(*corev1.Pod), nil
+}
+
+// dialNode connects to the agent of the named node.
+func (p *podStreams) dialNode(ctx context.Context, nodeName string) (*grpc.ClientConn, error) {
 	nodeKind := p.s.kinds[schema.GroupResource{Resource: "nodes"}]
-	nobj, _, err := p.s.getObject(ctx, nodeKind, "", pod.Spec.NodeName)
+	nobj, _, err := p.s.getObject(ctx, nodeKind, "", nodeName)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	node := nobj.(*corev1.Node)
+	return p.dialNodeObject(nobj.(*corev1.Node))
+}
+
+// dialNodeObject connects to the agent of node, pinning its certificate.
+func (p *podStreams) dialNodeObject(node *corev1.Node) (*grpc.ClientConn, error) {
 	var host string
 	for _, a := range node.Status.Addresses {
 		if a.Type == corev1.NodeInternalIP {
@@ -85,11 +106,11 @@ func (p *podStreams) dialAgent(ctx context.Context, ns, name string) (*corev1.Po
 	port := node.Status.DaemonEndpoints.KubeletEndpoint.Port
 	pin := node.Annotations[agentCertAnnotation]
 	if host == "" || port == 0 || pin == "" {
-		return nil, nil, client.NewUnavailable(fmt.Sprintf("node %s publishes no log/exec endpoint (its agent runs without the cluster CA)", node.Name))
+		return nil, client.NewUnavailable(fmt.Sprintf("node %s publishes no log/exec endpoint (its agent runs without the cluster CA)", node.Name))
 	}
 	cert, err := p.clientCert()
 	if err != nil {
-		return nil, nil, client.NewInternal(err)
+		return nil, client.NewInternal(err)
 	}
 	tlsCfg := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
@@ -110,9 +131,9 @@ func (p *podStreams) dialAgent(ctx context.Context, ns, name string) (*corev1.Po
 	}
 	conn, err := grpc.NewClient(net.JoinHostPort(host, strconv.Itoa(int(port))), grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
 	if err != nil {
-		return nil, nil, client.NewUnavailable(fmt.Sprintf("node %s: %v", node.Name, err))
+		return nil, client.NewUnavailable(fmt.Sprintf("node %s: %v", node.Name, err))
 	}
-	return pod, conn, nil
+	return conn, nil
 }
 
 // Logs implements PodStreamService by forwarding to the pod's agent.

@@ -494,6 +494,555 @@ func (x *ExecResponse) GetExitCode() int32 {
 	return 0
 }
 
+// PortForwardRequest is one message of the caller's side of a forwarded
+// connection.
+type PortForwardRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// start, in the first message only, says where to connect.
+	Start *PortForwardStart `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	// data is bytes for the pod.
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// close_write half-closes the connection to the pod (as CloseSend does).
+	CloseWrite    bool `protobuf:"varint,3,opt,name=close_write,json=closeWrite,proto3" json:"close_write,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortForwardRequest) Reset() {
+	*x = PortForwardRequest{}
+	mi := &file_skiff_v1_podstream_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortForwardRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortForwardRequest) ProtoMessage() {}
+
+func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_podstream_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortForwardRequest.ProtoReflect.Descriptor instead.
+func (*PortForwardRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_podstream_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PortForwardRequest) GetStart() *PortForwardStart {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *PortForwardRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *PortForwardRequest) GetCloseWrite() bool {
+	if x != nil {
+		return x.CloseWrite
+	}
+	return false
+}
+
+// PortForwardStart names the pod and the port.
+type PortForwardStart struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Pod       string                 `protobuf:"bytes,2,opt,name=pod,proto3" json:"pod,omitempty"`
+	// port is a TCP port number of the pod (1-65535).
+	Port int32 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	// pod_uid, set by the API server when forwarding, pins the pod instance.
+	PodUid        string `protobuf:"bytes,4,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortForwardStart) Reset() {
+	*x = PortForwardStart{}
+	mi := &file_skiff_v1_podstream_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortForwardStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortForwardStart) ProtoMessage() {}
+
+func (x *PortForwardStart) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_podstream_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortForwardStart.ProtoReflect.Descriptor instead.
+func (*PortForwardStart) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_podstream_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PortForwardStart) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *PortForwardStart) GetPod() string {
+	if x != nil {
+		return x.Pod
+	}
+	return ""
+}
+
+func (x *PortForwardStart) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *PortForwardStart) GetPodUid() string {
+	if x != nil {
+		return x.PodUid
+	}
+	return ""
+}
+
+// PortForwardResponse is the pod's side of a forwarded connection.
+type PortForwardResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// data is bytes from the pod.
+	Data []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// eof says the pod closed its side of the connection.
+	Eof           bool `protobuf:"varint,2,opt,name=eof,proto3" json:"eof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortForwardResponse) Reset() {
+	*x = PortForwardResponse{}
+	mi := &file_skiff_v1_podstream_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortForwardResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortForwardResponse) ProtoMessage() {}
+
+func (x *PortForwardResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_podstream_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortForwardResponse.ProtoReflect.Descriptor instead.
+func (*PortForwardResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_podstream_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PortForwardResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *PortForwardResponse) GetEof() bool {
+	if x != nil {
+		return x.Eof
+	}
+	return false
+}
+
+// TopRequest selects the pods (and node) to measure.
+type TopRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// namespace limits pods to one namespace; empty means all namespaces.
+	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// pod limits the answer to one pod (namespace then required).
+	Pod string `protobuf:"bytes,2,opt,name=pod,proto3" json:"pod,omitempty"`
+	// nodes asks for node figures instead of pods.
+	Nodes bool `protobuf:"varint,3,opt,name=nodes,proto3" json:"nodes,omitempty"`
+	// node limits the answer to one node (the API server sets it when
+	// forwarding).
+	Node string `protobuf:"bytes,4,opt,name=node,proto3" json:"node,omitempty"`
+	// window_ms is the CPU sampling window; 0 means 1000, at most 10000.
+	WindowMs      int32 `protobuf:"varint,5,opt,name=window_ms,json=windowMs,proto3" json:"window_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopRequest) Reset() {
+	*x = TopRequest{}
+	mi := &file_skiff_v1_podstream_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopRequest) ProtoMessage() {}
+
+func (x *TopRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_podstream_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopRequest.ProtoReflect.Descriptor instead.
+func (*TopRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_podstream_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TopRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *TopRequest) GetPod() string {
+	if x != nil {
+		return x.Pod
+	}
+	return ""
+}
+
+func (x *TopRequest) GetNodes() bool {
+	if x != nil {
+		return x.Nodes
+	}
+	return false
+}
+
+func (x *TopRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *TopRequest) GetWindowMs() int32 {
+	if x != nil {
+		return x.WindowMs
+	}
+	return 0
+}
+
+// TopResponse holds the measurements.
+type TopResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Nodes []*NodeUsage           `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Pods  []*PodUsage            `protobuf:"bytes,2,rep,name=pods,proto3" json:"pods,omitempty"`
+	// warnings name the nodes or pods that could not be measured, and why.
+	Warnings      []string `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopResponse) Reset() {
+	*x = TopResponse{}
+	mi := &file_skiff_v1_podstream_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopResponse) ProtoMessage() {}
+
+func (x *TopResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_podstream_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopResponse.ProtoReflect.Descriptor instead.
+func (*TopResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_podstream_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TopResponse) GetNodes() []*NodeUsage {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *TopResponse) GetPods() []*PodUsage {
+	if x != nil {
+		return x.Pods
+	}
+	return nil
+}
+
+func (x *TopResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+// NodeUsage is the use of a whole node.
+type NodeUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// cpu_millicores is the CPU time used per second of the window, in
+	// thousandths of a CPU.
+	CpuMillicores int64 `protobuf:"varint,2,opt,name=cpu_millicores,json=cpuMillicores,proto3" json:"cpu_millicores,omitempty"`
+	// memory_working_set_bytes is memory in use that cannot be reclaimed
+	// without swapping (total less available).
+	MemoryWorkingSetBytes int64 `protobuf:"varint,3,opt,name=memory_working_set_bytes,json=memoryWorkingSetBytes,proto3" json:"memory_working_set_bytes,omitempty"`
+	WindowMs              int32 `protobuf:"varint,4,opt,name=window_ms,json=windowMs,proto3" json:"window_ms,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *NodeUsage) Reset() {
+	*x = NodeUsage{}
+	mi := &file_skiff_v1_podstream_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeUsage) ProtoMessage() {}
+
+func (x *NodeUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_podstream_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeUsage.ProtoReflect.Descriptor instead.
+func (*NodeUsage) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_podstream_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *NodeUsage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NodeUsage) GetCpuMillicores() int64 {
+	if x != nil {
+		return x.CpuMillicores
+	}
+	return 0
+}
+
+func (x *NodeUsage) GetMemoryWorkingSetBytes() int64 {
+	if x != nil {
+		return x.MemoryWorkingSetBytes
+	}
+	return 0
+}
+
+func (x *NodeUsage) GetWindowMs() int32 {
+	if x != nil {
+		return x.WindowMs
+	}
+	return 0
+}
+
+// PodUsage is the use of the running containers of one pod.
+type PodUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	Containers    []*ContainerUsage      `protobuf:"bytes,4,rep,name=containers,proto3" json:"containers,omitempty"`
+	WindowMs      int32                  `protobuf:"varint,5,opt,name=window_ms,json=windowMs,proto3" json:"window_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PodUsage) Reset() {
+	*x = PodUsage{}
+	mi := &file_skiff_v1_podstream_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodUsage) ProtoMessage() {}
+
+func (x *PodUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_podstream_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodUsage.ProtoReflect.Descriptor instead.
+func (*PodUsage) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_podstream_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PodUsage) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *PodUsage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PodUsage) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PodUsage) GetContainers() []*ContainerUsage {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
+func (x *PodUsage) GetWindowMs() int32 {
+	if x != nil {
+		return x.WindowMs
+	}
+	return 0
+}
+
+// ContainerUsage is the use of one container, from its cgroup.
+type ContainerUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	CpuMillicores int64                  `protobuf:"varint,2,opt,name=cpu_millicores,json=cpuMillicores,proto3" json:"cpu_millicores,omitempty"`
+	// memory_working_set_bytes is usage less inactive file cache, as the
+	// kubelet reports it.
+	MemoryWorkingSetBytes int64 `protobuf:"varint,3,opt,name=memory_working_set_bytes,json=memoryWorkingSetBytes,proto3" json:"memory_working_set_bytes,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *ContainerUsage) Reset() {
+	*x = ContainerUsage{}
+	mi := &file_skiff_v1_podstream_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerUsage) ProtoMessage() {}
+
+func (x *ContainerUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_podstream_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerUsage.ProtoReflect.Descriptor instead.
+func (*ContainerUsage) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_podstream_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ContainerUsage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ContainerUsage) GetCpuMillicores() int64 {
+	if x != nil {
+		return x.CpuMillicores
+	}
+	return 0
+}
+
+func (x *ContainerUsage) GetMemoryWorkingSetBytes() int64 {
+	if x != nil {
+		return x.MemoryWorkingSetBytes
+	}
+	return 0
+}
+
 var File_skiff_v1_podstream_proto protoreflect.FileDescriptor
 
 const file_skiff_v1_podstream_proto_rawDesc = "" +
@@ -536,10 +1085,53 @@ const file_skiff_v1_podstream_proto_rawDesc = "" +
 	"\x06stream\x18\x01 \x01(\x05R\x06stream\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x16\n" +
 	"\x06exited\x18\x03 \x01(\bR\x06exited\x12\x1b\n" +
-	"\texit_code\x18\x04 \x01(\x05R\bexitCode2\x86\x01\n" +
+	"\texit_code\x18\x04 \x01(\x05R\bexitCode\"{\n" +
+	"\x12PortForwardRequest\x120\n" +
+	"\x05start\x18\x01 \x01(\v2\x1a.skiff.v1.PortForwardStartR\x05start\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1f\n" +
+	"\vclose_write\x18\x03 \x01(\bR\n" +
+	"closeWrite\"o\n" +
+	"\x10PortForwardStart\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03pod\x18\x02 \x01(\tR\x03pod\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\x05R\x04port\x12\x17\n" +
+	"\apod_uid\x18\x04 \x01(\tR\x06podUid\";\n" +
+	"\x13PortForwardResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x10\n" +
+	"\x03eof\x18\x02 \x01(\bR\x03eof\"\x83\x01\n" +
+	"\n" +
+	"TopRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03pod\x18\x02 \x01(\tR\x03pod\x12\x14\n" +
+	"\x05nodes\x18\x03 \x01(\bR\x05nodes\x12\x12\n" +
+	"\x04node\x18\x04 \x01(\tR\x04node\x12\x1b\n" +
+	"\twindow_ms\x18\x05 \x01(\x05R\bwindowMs\"|\n" +
+	"\vTopResponse\x12)\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x13.skiff.v1.NodeUsageR\x05nodes\x12&\n" +
+	"\x04pods\x18\x02 \x03(\v2\x12.skiff.v1.PodUsageR\x04pods\x12\x1a\n" +
+	"\bwarnings\x18\x03 \x03(\tR\bwarnings\"\x9c\x01\n" +
+	"\tNodeUsage\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
+	"\x0ecpu_millicores\x18\x02 \x01(\x03R\rcpuMillicores\x127\n" +
+	"\x18memory_working_set_bytes\x18\x03 \x01(\x03R\x15memoryWorkingSetBytes\x12\x1b\n" +
+	"\twindow_ms\x18\x04 \x01(\x05R\bwindowMs\"\xa7\x01\n" +
+	"\bPodUsage\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x128\n" +
+	"\n" +
+	"containers\x18\x04 \x03(\v2\x18.skiff.v1.ContainerUsageR\n" +
+	"containers\x12\x1b\n" +
+	"\twindow_ms\x18\x05 \x01(\x05R\bwindowMs\"\x84\x01\n" +
+	"\x0eContainerUsage\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
+	"\x0ecpu_millicores\x18\x02 \x01(\x03R\rcpuMillicores\x127\n" +
+	"\x18memory_working_set_bytes\x18\x03 \x01(\x03R\x15memoryWorkingSetBytes2\x8a\x02\n" +
 	"\x10PodStreamService\x127\n" +
 	"\x04Logs\x12\x15.skiff.v1.LogsRequest\x1a\x16.skiff.v1.LogsResponse0\x01\x129\n" +
-	"\x04Exec\x12\x15.skiff.v1.ExecRequest\x1a\x16.skiff.v1.ExecResponse(\x010\x01B1Z/github.com/skiffhq/skiff/proto/skiff/v1;skiffv1b\x06proto3"
+	"\x04Exec\x12\x15.skiff.v1.ExecRequest\x1a\x16.skiff.v1.ExecResponse(\x010\x01\x12N\n" +
+	"\vPortForward\x12\x1c.skiff.v1.PortForwardRequest\x1a\x1d.skiff.v1.PortForwardResponse(\x010\x01\x122\n" +
+	"\x03Top\x12\x14.skiff.v1.TopRequest\x1a\x15.skiff.v1.TopResponseB1Z/github.com/skiffhq/skiff/proto/skiff/v1;skiffv1b\x06proto3"
 
 var (
 	file_skiff_v1_podstream_proto_rawDescOnce sync.Once
@@ -553,28 +1145,44 @@ func file_skiff_v1_podstream_proto_rawDescGZIP() []byte {
 	return file_skiff_v1_podstream_proto_rawDescData
 }
 
-var file_skiff_v1_podstream_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_skiff_v1_podstream_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_skiff_v1_podstream_proto_goTypes = []any{
-	(*LogsRequest)(nil),  // 0: skiff.v1.LogsRequest
-	(*LogsResponse)(nil), // 1: skiff.v1.LogsResponse
-	(*ExecRequest)(nil),  // 2: skiff.v1.ExecRequest
-	(*ExecStart)(nil),    // 3: skiff.v1.ExecStart
-	(*TerminalSize)(nil), // 4: skiff.v1.TerminalSize
-	(*ExecResponse)(nil), // 5: skiff.v1.ExecResponse
+	(*LogsRequest)(nil),         // 0: skiff.v1.LogsRequest
+	(*LogsResponse)(nil),        // 1: skiff.v1.LogsResponse
+	(*ExecRequest)(nil),         // 2: skiff.v1.ExecRequest
+	(*ExecStart)(nil),           // 3: skiff.v1.ExecStart
+	(*TerminalSize)(nil),        // 4: skiff.v1.TerminalSize
+	(*ExecResponse)(nil),        // 5: skiff.v1.ExecResponse
+	(*PortForwardRequest)(nil),  // 6: skiff.v1.PortForwardRequest
+	(*PortForwardStart)(nil),    // 7: skiff.v1.PortForwardStart
+	(*PortForwardResponse)(nil), // 8: skiff.v1.PortForwardResponse
+	(*TopRequest)(nil),          // 9: skiff.v1.TopRequest
+	(*TopResponse)(nil),         // 10: skiff.v1.TopResponse
+	(*NodeUsage)(nil),           // 11: skiff.v1.NodeUsage
+	(*PodUsage)(nil),            // 12: skiff.v1.PodUsage
+	(*ContainerUsage)(nil),      // 13: skiff.v1.ContainerUsage
 }
 var file_skiff_v1_podstream_proto_depIdxs = []int32{
-	3, // 0: skiff.v1.ExecRequest.start:type_name -> skiff.v1.ExecStart
-	4, // 1: skiff.v1.ExecRequest.resize:type_name -> skiff.v1.TerminalSize
-	4, // 2: skiff.v1.ExecStart.size:type_name -> skiff.v1.TerminalSize
-	0, // 3: skiff.v1.PodStreamService.Logs:input_type -> skiff.v1.LogsRequest
-	2, // 4: skiff.v1.PodStreamService.Exec:input_type -> skiff.v1.ExecRequest
-	1, // 5: skiff.v1.PodStreamService.Logs:output_type -> skiff.v1.LogsResponse
-	5, // 6: skiff.v1.PodStreamService.Exec:output_type -> skiff.v1.ExecResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3,  // 0: skiff.v1.ExecRequest.start:type_name -> skiff.v1.ExecStart
+	4,  // 1: skiff.v1.ExecRequest.resize:type_name -> skiff.v1.TerminalSize
+	4,  // 2: skiff.v1.ExecStart.size:type_name -> skiff.v1.TerminalSize
+	7,  // 3: skiff.v1.PortForwardRequest.start:type_name -> skiff.v1.PortForwardStart
+	11, // 4: skiff.v1.TopResponse.nodes:type_name -> skiff.v1.NodeUsage
+	12, // 5: skiff.v1.TopResponse.pods:type_name -> skiff.v1.PodUsage
+	13, // 6: skiff.v1.PodUsage.containers:type_name -> skiff.v1.ContainerUsage
+	0,  // 7: skiff.v1.PodStreamService.Logs:input_type -> skiff.v1.LogsRequest
+	2,  // 8: skiff.v1.PodStreamService.Exec:input_type -> skiff.v1.ExecRequest
+	6,  // 9: skiff.v1.PodStreamService.PortForward:input_type -> skiff.v1.PortForwardRequest
+	9,  // 10: skiff.v1.PodStreamService.Top:input_type -> skiff.v1.TopRequest
+	1,  // 11: skiff.v1.PodStreamService.Logs:output_type -> skiff.v1.LogsResponse
+	5,  // 12: skiff.v1.PodStreamService.Exec:output_type -> skiff.v1.ExecResponse
+	8,  // 13: skiff.v1.PodStreamService.PortForward:output_type -> skiff.v1.PortForwardResponse
+	10, // 14: skiff.v1.PodStreamService.Top:output_type -> skiff.v1.TopResponse
+	11, // [11:15] is the sub-list for method output_type
+	7,  // [7:11] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_podstream_proto_init() }
@@ -588,7 +1196,7 @@ func file_skiff_v1_podstream_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_podstream_proto_rawDesc), len(file_skiff_v1_podstream_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

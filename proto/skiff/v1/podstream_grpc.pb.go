@@ -19,8 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PodStreamService_Logs_FullMethodName = "/skiff.v1.PodStreamService/Logs"
-	PodStreamService_Exec_FullMethodName = "/skiff.v1.PodStreamService/Exec"
+	PodStreamService_Logs_FullMethodName        = "/skiff.v1.PodStreamService/Logs"
+	PodStreamService_Exec_FullMethodName        = "/skiff.v1.PodStreamService/Exec"
+	PodStreamService_PortForward_FullMethodName = "/skiff.v1.PodStreamService/PortForward"
+	PodStreamService_Top_FullMethodName         = "/skiff.v1.PodStreamService/Top"
 )
 
 // PodStreamServiceClient is the client API for PodStreamService service.
@@ -43,6 +45,19 @@ type PodStreamServiceClient interface {
 	// later ones stdin, its end, or terminal resizes. The last response
 	// carries the exit code.
 	Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecRequest, ExecResponse], error)
+	// PortForward carries one TCP connection to a port of a pod: the first
+	// request carries start, later ones the caller's bytes; the caller's
+	// CloseSend (or close_write) half-closes the connection to the pod.
+	// Responses carry the pod's bytes; one with eof says the pod closed its
+	// side, and the stream ends once both sides are closed. Each connection
+	// is its own stream. The agent dials the pod's IP, so the port needs no
+	// hostPort and no Service.
+	PortForward(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PortForwardRequest, PortForwardResponse], error)
+	// Top samples the CPU and memory use of pods (and, on request, of the
+	// node) from their cgroups over a short window, as the metrics API
+	// behind `kubectl top`. The API server asks every node concerned and
+	// merges the answers.
+	Top(ctx context.Context, in *TopRequest, opts ...grpc.CallOption) (*TopResponse, error)
 }
 
 type podStreamServiceClient struct {
@@ -85,6 +100,29 @@ func (c *podStreamServiceClient) Exec(ctx context.Context, opts ...grpc.CallOpti
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type PodStreamService_ExecClient = grpc.BidiStreamingClient[ExecRequest, ExecResponse]
 
+func (c *podStreamServiceClient) PortForward(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PortForwardRequest, PortForwardResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PodStreamService_ServiceDesc.Streams[2], PodStreamService_PortForward_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PortForwardRequest, PortForwardResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PodStreamService_PortForwardClient = grpc.BidiStreamingClient[PortForwardRequest, PortForwardResponse]
+
+func (c *podStreamServiceClient) Top(ctx context.Context, in *TopRequest, opts ...grpc.CallOption) (*TopResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TopResponse)
+	err := c.cc.Invoke(ctx, PodStreamService_Top_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PodStreamServiceServer is the server API for PodStreamService service.
 // All implementations must embed UnimplementedPodStreamServiceServer
 // for forward compatibility.
@@ -105,6 +143,19 @@ type PodStreamServiceServer interface {
 	// later ones stdin, its end, or terminal resizes. The last response
 	// carries the exit code.
 	Exec(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error
+	// PortForward carries one TCP connection to a port of a pod: the first
+	// request carries start, later ones the caller's bytes; the caller's
+	// CloseSend (or close_write) half-closes the connection to the pod.
+	// Responses carry the pod's bytes; one with eof says the pod closed its
+	// side, and the stream ends once both sides are closed. Each connection
+	// is its own stream. The agent dials the pod's IP, so the port needs no
+	// hostPort and no Service.
+	PortForward(grpc.BidiStreamingServer[PortForwardRequest, PortForwardResponse]) error
+	// Top samples the CPU and memory use of pods (and, on request, of the
+	// node) from their cgroups over a short window, as the metrics API
+	// behind `kubectl top`. The API server asks every node concerned and
+	// merges the answers.
+	Top(context.Context, *TopRequest) (*TopResponse, error)
 	mustEmbedUnimplementedPodStreamServiceServer()
 }
 
@@ -120,6 +171,12 @@ func (UnimplementedPodStreamServiceServer) Logs(*LogsRequest, grpc.ServerStreami
 }
 func (UnimplementedPodStreamServiceServer) Exec(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error {
 	return status.Error(codes.Unimplemented, "method Exec not implemented")
+}
+func (UnimplementedPodStreamServiceServer) PortForward(grpc.BidiStreamingServer[PortForwardRequest, PortForwardResponse]) error {
+	return status.Error(codes.Unimplemented, "method PortForward not implemented")
+}
+func (UnimplementedPodStreamServiceServer) Top(context.Context, *TopRequest) (*TopResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Top not implemented")
 }
 func (UnimplementedPodStreamServiceServer) mustEmbedUnimplementedPodStreamServiceServer() {}
 func (UnimplementedPodStreamServiceServer) testEmbeddedByValue()                          {}
@@ -160,13 +217,43 @@ func _PodStreamService_Exec_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type PodStreamService_ExecServer = grpc.BidiStreamingServer[ExecRequest, ExecResponse]
 
+func _PodStreamService_PortForward_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PodStreamServiceServer).PortForward(&grpc.GenericServerStream[PortForwardRequest, PortForwardResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PodStreamService_PortForwardServer = grpc.BidiStreamingServer[PortForwardRequest, PortForwardResponse]
+
+func _PodStreamService_Top_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TopRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PodStreamServiceServer).Top(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PodStreamService_Top_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PodStreamServiceServer).Top(ctx, req.(*TopRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PodStreamService_ServiceDesc is the grpc.ServiceDesc for PodStreamService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var PodStreamService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "skiff.v1.PodStreamService",
 	HandlerType: (*PodStreamServiceServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Top",
+			Handler:    _PodStreamService_Top_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Logs",
@@ -176,6 +263,12 @@ var PodStreamService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Exec",
 			Handler:       _PodStreamService_Exec_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "PortForward",
+			Handler:       _PodStreamService_PortForward_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},
