@@ -14,6 +14,7 @@ import (
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controller"
+	"github.com/skiffhq/skiff/gossip"
 	"github.com/skiffhq/skiff/raftstore"
 	"github.com/skiffhq/skiff/sched"
 )
@@ -71,6 +72,23 @@ type Config struct {
 	// RetryInterval is the pause between attempts to start the API server
 	// while the store has no quorum (default 1s).
 	RetryInterval time.Duration
+
+	// Gossip, when set (and the API runs), joins this member to the
+	// cluster's gossip pool once the API server is up: NodeName defaults
+	// to Store.Name, Role to server, and the key is the cluster's (the
+	// kube-system Secret skiff-gossip-key, made by the first server). On
+	// the leader, the node lifecycle controller takes the pool's verdicts
+	// as hints (see NodeHealthConfirmAge).
+	Gossip *gossip.Config
+	// GossipPortFallback: when Gossip's port is taken (several members on
+	// one host), listen on a free port instead and log it.
+	GossipPortFallback bool
+	// NodeMonitorGracePeriod, PodEvictionTimeout and NodeHealthConfirmAge
+	// tune the node lifecycle controller (controller.Options; zero: its
+	// defaults).
+	NodeMonitorGracePeriod time.Duration
+	PodEvictionTimeout     time.Duration
+	NodeHealthConfirmAge   time.Duration
 }
 
 // DefaultConfig returns a Config with the store's and the API server's
@@ -131,6 +149,26 @@ func (c *Config) Validate() error {
 	if c.JoinTimeout < 0 {
 		errs = append(errs, fmt.Errorf("join timeout %s is negative", c.JoinTimeout))
 	}
+	if c.NodeMonitorGracePeriod < 0 || c.PodEvictionTimeout < 0 || c.NodeHealthConfirmAge < 0 {
+		errs = append(errs, fmt.Errorf("node monitor grace period %s, pod eviction timeout %s and node health confirm age %s must not be negative",
+			c.NodeMonitorGracePeriod, c.PodEvictionTimeout, c.NodeHealthConfirmAge))
+	}
+	if c.NodeMonitorGracePeriod > 0 && c.NodeHealthConfirmAge > c.NodeMonitorGracePeriod {
+		errs = append(errs, fmt.Errorf("node health confirm age %s is longer than the node monitor grace period %s: gossip could never speed detection up",
+			c.NodeHealthConfirmAge, c.NodeMonitorGracePeriod))
+	}
+	if c.Gossip != nil && !c.NoAPI {
+		g := *c.Gossip
+		if g.NodeName == "" {
+			g.NodeName = c.Store.Name
+		}
+		if g.Role == "" {
+			g.Role = gossip.RoleServer
+		}
+		if err := g.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -153,6 +191,7 @@ type ControlPlane struct {
 	store *raftstore.Server
 	api   *apiserver.Server // nil with NoAPI
 	cli   *client.Client    // the leader duties' client, over the local API
+	pool  *gossip.Pool      // nil without Config.Gossip; under mu
 
 	ctx    context.Context // lives until Shutdown
 	cancel context.CancelFunc
@@ -221,7 +260,7 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		cp.doneOnce.Do(func() { close(cp.done) })
 	}()
 
-	if !cfg.DisableControllers || !cfg.DisableScheduler {
+	if !cfg.DisableControllers || !cfg.DisableScheduler || cfg.Gossip != nil {
 		admin, err := cp.api.AdminConfig()
 		if err != nil {
 			return nil, fmt.Errorf("admin config for the controllers: %w", err)
@@ -229,6 +268,13 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		if cp.cli, err = client.New(client.Options{Config: admin}); err != nil {
 			return nil, fmt.Errorf("client for the controllers: %w", err)
 		}
+	}
+	if cfg.Gossip != nil {
+		if err := cp.startGossip(ctx, cp.cli); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.DisableControllers || !cfg.DisableScheduler {
 		cp.wg.Add(1)
 		go func() {
 			defer cp.wg.Done()
@@ -295,7 +341,13 @@ func (cp *ControlPlane) duties() []duty {
 	var ds []duty
 	if !cp.cfg.DisableControllers {
 		ds = append(ds, duty{"controllers", func(ctx context.Context) error {
-			return controller.NewManager(cp.cli, controller.Options{Logger: cp.log.With("component", "controller-manager")}).Run(ctx)
+			opts := controller.Options{Logger: cp.log.With("component", "controller-manager"),
+				NodeMonitorGracePeriod: cp.cfg.NodeMonitorGracePeriod, PodEvictionTimeout: cp.cfg.PodEvictionTimeout,
+				NodeHealthConfirmAge: cp.cfg.NodeHealthConfirmAge}
+			if pool := cp.Gossip(); pool != nil {
+				opts.NodeHealth = pool
+			}
+			return controller.NewManager(cp.cli, opts).Run(ctx)
 		}})
 	}
 	if !cp.cfg.DisableScheduler {
@@ -451,6 +503,7 @@ func (cp *ControlPlane) Err() error {
 // (bounded by ctx).
 func (cp *ControlPlane) Shutdown(ctx context.Context) error {
 	cp.once.Do(func() {
+		cp.leaveGossip()
 		cp.cancel()
 		cp.wg.Wait()
 		if cp.cli != nil {

@@ -51,6 +51,8 @@ type Agent struct {
 	hostResolv     []byte
 	ingressAddrs   []string // where the Ingress router listens, nil without Config.Ingress
 
+	hb heartbeatState // the Lease and gossip (lease.go, gossip.go)
+
 	mu             sync.Mutex
 	lastNodeStatus corev1.NodeStatus
 	statuses       map[types.UID]*pendingStatus // written by the status writers
@@ -214,6 +216,9 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	a.goRun(func() { a.syncLoop(runCtx) })
 	a.goRun(func() { a.heartbeatLoop(runCtx) })
+	if cfg.Gossip != nil {
+		a.goRun(func() { a.runGossip(runCtx) })
+	}
 	for i := 0; i < cfg.StatusWriters; i++ {
 		a.goRun(func() { a.statusWriter(runCtx) })
 	}
@@ -407,20 +412,22 @@ func (a *Agent) finishDeletion(ctx context.Context, p *corev1.Pod) {
 	a.mu.Unlock()
 }
 
+// heartbeatLoop renews the node's Lease every HeartbeatInterval (the
+// first at once) and writes its status when due (lease.go).
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
+		hctx, cancel := context.WithTimeout(ctx, a.cfg.HeartbeatInterval)
+		if err := a.heartbeatTick(hctx); err != nil && ctx.Err() == nil {
+			a.log.Error("node heartbeat", "err", err)
+		}
+		cancel()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		hctx, cancel := context.WithTimeout(ctx, a.cfg.HeartbeatInterval)
-		if err := a.heartbeat(hctx); err != nil && ctx.Err() == nil {
-			a.log.Error("node heartbeat", "err", err)
-		}
-		cancel()
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/skiffhq/skiff/agent/containerd"
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/gossip"
 )
 
 // Sentinel errors, wrapped with details; test with errors.Is.
@@ -56,8 +57,17 @@ type Config struct {
 	MaxPods int
 	// Labels are added to the well-known ones on the Node.
 	Labels map[string]string
-	// HeartbeatInterval is how often the Node status is written.
-	HeartbeatInterval time.Duration
+	// HeartbeatInterval is how often the node's Lease (kube-node-lease) is
+	// renewed and its status checked; the status is written when it
+	// changed or is not Ready in the API, and every
+	// NodeStatusReportInterval (default 1m) otherwise.
+	HeartbeatInterval        time.Duration
+	NodeStatusReportInterval time.Duration
+	// LeaseDuration is the Lease's leaseDurationSeconds (default 40s).
+	LeaseDuration time.Duration
+	// Gossip, when set, joins the cluster's gossip pool (package gossip):
+	// a template whose name, role and key the agent fills in.
+	Gossip *gossip.Config
 	// Resync is how often every pod is re-synced when nothing changes.
 	Resync time.Duration
 	// StatusWriters is how many pod statuses are written concurrently.
@@ -154,6 +164,9 @@ func (c Config) Validate() error {
 		return bad("resync %v is below 100ms", c.Resync)
 	case c.StatusWriters <= 0:
 		return bad("status writers must be positive")
+	}
+	if err := c.validateHeartbeat(); err != nil {
+		return bad("%v", err)
 	}
 	if c.NodeIP != "" {
 		if _, err := netip.ParseAddr(c.NodeIP); err != nil {
