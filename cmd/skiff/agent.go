@@ -16,6 +16,7 @@ import (
 
 	"github.com/skiffhq/skiff/agent/node"
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/gossip"
 )
 
 // agentFlags are the node settings shared by `skiff agent` and `skiff up`.
@@ -101,6 +102,7 @@ func newAgentCmd() *cobra.Command {
 		af                          agentFlags
 		server, token, caFile, conf string
 		logLevel                    string
+		gf                          gossipFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -108,7 +110,10 @@ func newAgentCmd() *cobra.Command {
 		Long: `Run the node agent. It registers this machine as a Node, keeps its status fresh,
 and runs the pods the scheduler binds to it on containerd (a private daemon
 under --data-dir by default, adopted again after a restart), with CNI networking
-and cgroup limits. Stopping the agent leaves its pods and containerd running; a
+and cgroup limits. It also runs the service proxy (iptables), the cluster DNS
+on the pod gateway and the Ingress router (--ingress-http-port and
+--ingress-https-port on every address of the node; --disable-* turn each
+off). Stopping the agent leaves its pods and containerd running; a
 restarted agent adopts them without restarting anything. 'skiff teardown-node
 --data-dir DIR' removes them all.
 
@@ -152,6 +157,7 @@ and busybox-static.`,
 					return err
 				}
 				ca = cl.CertificateAuthorityData
+				server = cl.Server // for the default --gossip-join
 				if c, err = client.New(client.Options{Config: cc}); err != nil {
 					return err
 				}
@@ -162,6 +168,9 @@ and busybox-static.`,
 				return err
 			}
 			cfg.ClusterCA = ca
+			if cfg.Gossip, _, err = gf.config(cfg.Name, gossip.RoleAgent, hostOf(af.streamListen), gossipAddrsOf(server)); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -182,6 +191,7 @@ and busybox-static.`,
 	f.StringVar(&caFile, "ca-file", "", "cluster CA certificate (PEM) the API server's certificate is checked against")
 	f.StringVar(&conf, "config", "", "client config to use when --server is not given (default $SKIFFCONFIG or ~/.skiff/config)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	gf.register(f, "the --listen-streams host, port 7946", "the --server host, port 7946")
 	return cmd
 }
 
