@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BUF := github.com/bufbuild/buf/cmd/buf@v1.57.0
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: all build deps test test-unit test-agent test-apiserver-skiff test-e2e lint proto up down bench-store jepsen jepsen-smoke images bench-pods bench-pods-runtime clean
+.PHONY: all build deps test test-unit test-agent test-apiserver-skiff test-e2e test-multinode lint proto up down bench-store jepsen jepsen-smoke images bench-pods bench-pods-runtime clean
 
 all: build
 
@@ -43,6 +43,13 @@ test-apiserver-skiff:
 # test-e2e drives a 3-member Skiff cluster with Debian's etcdctl.
 test-e2e: build
 	scripts/e2e-etcdctl.sh $(BIN)
+
+# test-multinode: a server and three agents on three hosts made of network
+# namespaces (root, containerd): cross-node pod IPs, Service DNS, ClusterIP
+# spread, NodePort on every node, node loss and a rolling update under load,
+# with the figures printed (FIGURE lines). Skips with a message unless root.
+test-multinode: build
+	SKIFF_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 25m ./e2e/multinode/
 
 lint:
 	@fmt_out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \

@@ -1,0 +1,391 @@
+package multinode
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// TestMultiNode starts one server and three agents on three hosts and runs,
+// in order (each step builds on the one before): cross-node networking with
+// the backend on node-b only, the loss of node-b, and a rolling update under
+// load on the two nodes left.
+func TestMultiNode(t *testing.T) {
+	requireHost(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	c := startCluster(t, ctx)
+	if !t.Run("CrossNodeNetworking", func(t *testing.T) { testCrossNode(ctx, c.in(t)) }) {
+		return
+	}
+	if !t.Run("NodeLoss", func(t *testing.T) { testNodeLoss(ctx, c.in(t)) }) {
+		return
+	}
+	t.Run("RollingUpdate", func(t *testing.T) { testRollingUpdate(ctx, c.in(t)) })
+}
+
+// in returns c reporting to subtest t.
+func (c *cluster) in(t *testing.T) *cluster {
+	cc := *c
+	cc.t = t
+	return &cc
+}
+
+const backendSelector = "app=backend"
+
+// setUnschedulable cordons or uncordons a node (there is no cordon verb
+// yet: the API, as `kubectl cordon` does).
+func (c *cluster) setUnschedulable(ctx context.Context, name string, v bool) {
+	c.t.Helper()
+	c.poll(ctx, 30*time.Second, fmt.Sprintf("set %s unschedulable=%v", name, v), func() (bool, error) {
+		var n corev1.Node
+		if err := c.client.Get(ctx, "", name, &n); err != nil {
+			return false, err
+		}
+		n.Spec.Unschedulable = v
+		return c.client.Update(ctx, &n) == nil, nil
+	})
+}
+
+// waitBackend waits for n live backend pods, all Running and Ready, whose
+// nodes satisfy onNode, and returns them.
+func (c *cluster) waitBackend(ctx context.Context, n int, timeout time.Duration, onNode func(string) bool) []corev1.Pod {
+	c.t.Helper()
+	var live []corev1.Pod
+	c.poll(ctx, timeout, fmt.Sprintf("%d backend pods Running and Ready on the expected nodes", n), func() (bool, error) {
+		pods, err := c.pods(ctx, backendSelector)
+		if err != nil {
+			return false, err
+		}
+		live = livePods(pods)
+		return backendDone(live, n, onNode), fmt.Errorf("live backend pods: %s", describePods(live))
+	})
+	return live
+}
+
+func backendDone(live []corev1.Pod, n int, onNode func(string) bool) bool {
+	if len(live) != n {
+		return false
+	}
+	for i := range live {
+		if !podReady(&live[i]) || !onNode(live[i].Spec.NodeName) {
+			return false
+		}
+	}
+	return true
+}
+
+func describePods(pods []corev1.Pod) string {
+	var s []string
+	for _, p := range pods {
+		s = append(s, fmt.Sprintf("%s on %q %s ready=%v", p.Name, p.Spec.NodeName, p.Status.Phase, podReady(&p)))
+	}
+	return "[" + strings.Join(s, "; ") + "]"
+}
+
+// exec runs a command in a pod through `skiff exec`.
+func (c *cluster) exec(ctx context.Context, pod string, cmd ...string) (string, error) {
+	return c.skiff(ctx, append([]string{"exec", pod, "--"}, cmd...)...)
+}
+
+var hostnameRE = regexp.MustCompile(`hostname: ([a-z0-9.-]+)`)
+
+// testCrossNode: (a) of issues 6 and 7. The backend (the seed manifest set)
+// runs on node-b only; a client pod on node-a reaches a pod on node-b by
+// pod IP without NAT, the backend by Service DNS name, with requests spread
+// over every replica through the ClusterIP; the NodePort answers on every
+// node's address from outside the cluster.
+func testCrossNode(ctx context.Context, c *cluster) {
+	t := c.t
+	// Backends on node-b only: the other two nodes are cordoned while the
+	// Deployment scales up, and uncordoned after.
+	c.setUnschedulable(ctx, "node-a", true)
+	c.setUnschedulable(ctx, "node-c", true)
+	c.mustSkiff(ctx, "apply", "-f", "testdata/backend-app.yaml")
+	c.mustSkiff(ctx, "apply", "-f", "testdata/probes.yaml")
+	c.mustSkiff(ctx, "scale", "deployment", "backend", "--replicas=3")
+	start := time.Now()
+	backends := c.waitBackend(ctx, 3, 3*time.Minute, func(n string) bool { return n == "node-b" })
+	t.Logf("3 backend replicas Running and Ready on node-b %v after scale", time.Since(start).Round(100*time.Millisecond))
+	c.setUnschedulable(ctx, "node-a", false)
+	c.setUnschedulable(ctx, "node-c", false)
+	client := c.waitPodRunning(ctx, "client", 2*time.Minute)
+	echo := c.waitPodRunning(ctx, "echo-ip", 2*time.Minute)
+	if client.Spec.NodeName != "node-a" || echo.Spec.NodeName != "node-b" {
+		t.Fatalf("client on %q, echo-ip on %q: want node-a and node-b", client.Spec.NodeName, echo.Spec.NodeName)
+	}
+
+	t.Run("PodIPNoNAT", func(t *testing.T) {
+		c := c.in(t)
+		url := fmt.Sprintf("http://%s:8080/cgi-bin/ip", echo.Status.PodIP)
+		var seen string
+		c.poll(ctx, 60*time.Second, "client on node-a gets an answer from echo-ip on node-b at "+url, func() (bool, error) {
+			out, err := c.exec(ctx, "client", "timeout", "5", "wget", "-qO-", url)
+			// busybox httpd listens on IPv6 and writes an IPv4 peer as
+			// "[::ffff:a.b.c.d]".
+			seen = strings.TrimPrefix(strings.Trim(strings.TrimSpace(out), "[]"), "::ffff:")
+			return err == nil, err
+		})
+		if seen != client.Status.PodIP {
+			t.Errorf("echo-ip on node-b saw the caller as %q, want the client pod's own IP %s (traffic between pods must not be NATed)", seen, client.Status.PodIP)
+		} else {
+			t.Logf("echo-ip (%s on node-b) saw the caller as %s, the client pod's IP on node-a", echo.Status.PodIP, seen)
+		}
+	})
+
+	t.Run("ServiceDNSName", func(t *testing.T) {
+		c := c.in(t)
+		var out string
+		c.poll(ctx, 60*time.Second, "wget http://backend from the client on node-a", func() (bool, error) {
+			var err error
+			out, err = c.exec(ctx, "client", "timeout", "5", "wget", "-qO-", "http://backend")
+			return err == nil && strings.Contains(out, "skiff httpd"), err
+		})
+		m := hostnameRE.FindStringSubmatch(out)
+		if m == nil || !slices.ContainsFunc(backends, func(p corev1.Pod) bool { return p.Name == m[1] }) {
+			t.Errorf("http://backend answered %q: want the page of one of the backend pods %s", out, describePods(backends))
+		}
+	})
+
+	t.Run("ClusterIPSpread", func(t *testing.T) {
+		c := c.in(t)
+		const n = 30
+		out, err := c.exec(ctx, "client", "sh", "-c",
+			fmt.Sprintf(`for i in $(seq %d); do timeout 5 wget -qO- http://application/ || echo REQUEST-FAILED; done`, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := strings.Count(out, "REQUEST-FAILED"); f > 0 {
+			t.Errorf("%d of %d requests to http://application/ failed", f, n)
+		}
+		count := map[string]int{}
+		for _, m := range hostnameRE.FindAllStringSubmatch(out, -1) {
+			count[m[1]]++
+		}
+		for _, p := range backends {
+			if count[p.Name] == 0 {
+				t.Errorf("replica %s got none of %d requests through the ClusterIP (spread: %v)", p.Name, n, count)
+			}
+		}
+		t.Logf("%d requests through http://application/ from node-a spread over the replicas on node-b: %v", n, count)
+	})
+
+	t.Run("NodePortEveryNode", func(t *testing.T) {
+		c := c.in(t)
+		hc := &http.Client{Timeout: 5 * time.Second}
+		for _, a := range c.agents {
+			url := fmt.Sprintf("http://%s:30080/", a.host.IP)
+			c.poll(ctx, 60*time.Second, "NodePort "+url+" ("+a.name+") from outside the cluster", func() (bool, error) {
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				if err != nil {
+					return false, err
+				}
+				resp, err := hc.Do(req)
+				if err != nil {
+					return false, err
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				if err != nil {
+					return false, err
+				}
+				return resp.StatusCode == http.StatusOK && strings.Contains(string(b), "skiff httpd"),
+					fmt.Errorf("status %d, body %q", resp.StatusCode, b)
+			})
+		}
+		t.Logf("NodePort 30080 answered on %s, %s and %s", c.agents[0].host.IP, c.agents[1].host.IP, c.agents[2].host.IP)
+	})
+}
+
+// testNodeLoss: (b). node-b, with every backend replica, loses its agent
+// and containerd (kill -9) and its network; the replicas must come back
+// Running on the other nodes. The time is a figure, printed; the deadline
+// is only a generous bound.
+func testNodeLoss(ctx context.Context, c *cluster) {
+	t := c.t
+	victim := c.agents[1]
+	var d appsv1.Deployment
+	if err := c.client.Get(ctx, "default", "backend", &d); err != nil {
+		t.Fatal(err)
+	}
+	replicas := int(*d.Spec.Replicas)
+	pods, err := c.pods(ctx, backendSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onVictim := 0
+	for _, p := range livePods(pods) {
+		if p.Spec.NodeName == victim.name {
+			onVictim++
+		}
+	}
+	if onVictim == 0 {
+		t.Fatalf("no backend pod on %s before the loss: %s", victim.name, describePods(pods))
+	}
+	cpid := victim.containerdPID()
+	if cpid <= 0 || !isProcessOf(cpid, victim.dataDir) {
+		t.Fatalf("containerd of %s not found (pidfile says %d)", victim.name, cpid)
+	}
+	// The machine dies: agent and containerd killed, and its network cut
+	// (the pods' own processes stay, as they would on a frozen host, but
+	// nobody can reach them).
+	t0 := time.Now()
+	if err := victim.proc.stop(syscall.SIGKILL, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(cpid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill containerd %d: %v", cpid, err)
+	}
+	if err := victim.host.Cut(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed agent %s (pid %d) and its containerd (pid %d), cut %s off; %d of %d backend replicas were on it; node monitor grace %s",
+		victim.name, victim.proc.pid(), cpid, victim.host.Name, onVictim, replicas, c.grace)
+
+	var unknownAt, evictedAt, doneAt time.Duration
+	err = pollUntil(ctx, 5*time.Minute, func() (bool, error) {
+		if unknownAt == 0 {
+			var n corev1.Node
+			if err := c.client.Get(ctx, "", victim.name, &n); err == nil && nodeReady(&n) != corev1.ConditionTrue {
+				unknownAt = time.Since(t0)
+				t.Logf("%s Ready=%s after %v", victim.name, nodeReady(&n), unknownAt.Round(100*time.Millisecond))
+			}
+		}
+		pods, err := c.pods(ctx, backendSelector)
+		if err != nil {
+			return false, err
+		}
+		if evictedAt == 0 {
+			for _, p := range pods {
+				if p.Spec.NodeName == victim.name && p.DeletionTimestamp != nil {
+					evictedAt = time.Since(t0)
+					t.Logf("first backend pod on %s marked for deletion after %v", victim.name, evictedAt.Round(100*time.Millisecond))
+					break
+				}
+			}
+		}
+		live := livePods(pods)
+		if backendDone(live, replicas, func(n string) bool { return n != victim.name }) {
+			doneAt = time.Since(t0)
+			return true, nil
+		}
+		return false, fmt.Errorf("live backend pods: %s", describePods(live))
+	})
+	if err != nil {
+		t.Fatalf("node loss: %d backend replicas not Running elsewhere: %v", replicas, err)
+	}
+	fmt.Printf("FIGURE node loss (kill -9 agent+containerd, host cut): %s Ready!=True after %v, eviction after %v, %d/%d backend replicas Running and Ready on other nodes after %v (node monitor grace %s, tolerationSeconds 5)\n",
+		victim.name, unknownAt.Round(100*time.Millisecond), evictedAt.Round(100*time.Millisecond), replicas, replicas, doneAt.Round(100*time.Millisecond), c.grace)
+
+	// The Service follows: requests by name succeed from node-a again.
+	c.poll(ctx, 60*time.Second, "wget http://backend after the loss of "+victim.name, func() (bool, error) {
+		out, err := c.exec(ctx, "client", "timeout", "5", "wget", "-qO-", "http://backend")
+		return err == nil && strings.Contains(out, "skiff httpd"), err
+	})
+}
+
+// testRollingUpdate: (c). A client pod loops requests through the
+// ClusterIP while the backend Deployment rolls (`skiff rollout restart`),
+// scales down to 1 and up again, and the replaced pods stop; the error
+// count is printed.
+func testRollingUpdate(ctx context.Context, c *cluster) {
+	t := c.t
+	var d appsv1.Deployment
+	if err := c.client.Get(ctx, "default", "backend", &d); err != nil {
+		t.Fatal(err)
+	}
+	replicas := int(*d.Spec.Replicas)
+	c.waitBackend(ctx, replicas, 2*time.Minute, func(string) bool { return true })
+
+	// The loop runs until /tmp/stop exists in the client pod, then prints
+	// its counts; each failure is logged with the time.
+	loop := `rm -f /tmp/stop; ok=0; err=0
+while [ ! -e /tmp/stop ]; do
+  if timeout 2 wget -q -O /dev/null http://application/; then ok=$((ok+1)); else err=$((err+1)); echo "error at $(date +%T)"; fi
+done
+echo "ok=$ok err=$err"`
+	lctx, lcancel := context.WithTimeout(ctx, 6*time.Minute)
+	defer lcancel()
+	type result struct {
+		out string
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		out, err := c.exec(lctx, "client", "sh", "-c", loop)
+		res <- result{out, err}
+	}()
+	// The loop is running once it has made /tmp/stop absent and requests
+	// go through; give it a baseline before the rollout starts.
+	c.poll(ctx, 30*time.Second, "request loop started", func() (bool, error) {
+		_, err := c.exec(ctx, "client", "sh", "-c", "test ! -e /tmp/stop")
+		return err == nil, err
+	})
+	start := time.Now()
+	c.mustSkiff(ctx, "rollout", "restart", "deployment/backend")
+	c.mustSkiff(ctx, "rollout", "status", "deployment/backend", "--timeout", "4m")
+	rolled := time.Since(start)
+	// Then a scale down and up again under the same loop.
+	c.mustSkiff(ctx, "scale", "deployment", "backend", "--replicas=1")
+	c.waitBackend(ctx, 1, 2*time.Minute, func(string) bool { return true })
+	c.mustSkiff(ctx, "scale", "deployment", "backend", fmt.Sprintf("--replicas=%d", replicas))
+	c.waitBackend(ctx, replicas, 2*time.Minute, func(string) bool { return true })
+	// The pods the rollout and the scale-down replaced are still
+	// terminating (busybox httpd ignores SIGTERM, so they serve through
+	// their 30 s grace period): keep the loop going until the agents have
+	// stopped them all, the moment their processes die included. (Pods of
+	// the lost node-b stay terminating for good: its agent is gone.)
+	c.poll(ctx, 2*time.Minute, "replaced backend pods stopped", func() (bool, error) {
+		pods, err := c.pods(ctx, backendSelector)
+		if err != nil {
+			return false, err
+		}
+		var terminating []corev1.Pod
+		for _, p := range pods {
+			if p.DeletionTimestamp != nil && p.Spec.NodeName != "node-b" {
+				terminating = append(terminating, p)
+			}
+		}
+		return len(terminating) == 0, fmt.Errorf("still terminating: %s", describePods(terminating))
+	})
+	looped := time.Since(start)
+	if _, err := c.exec(ctx, "client", "touch", "/tmp/stop"); err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	select {
+	case r = <-res:
+	case <-ctx.Done():
+		t.Fatal("request loop did not finish")
+	}
+	if r.err != nil {
+		t.Fatalf("request loop: %v", r.err)
+	}
+	var ok, errs int
+	if _, err := fmt.Sscanf(lastLine(r.out), "ok=%d err=%d", &ok, &errs); err != nil {
+		t.Fatalf("request loop output %q: %v", r.out, err)
+	}
+	if ok == 0 {
+		t.Fatalf("no request succeeded during the rollout: %q", r.out)
+	}
+	fmt.Printf("FIGURE rolling update of %d replicas (rollout restart, done in %v), then scale %d->1->%d, until every replaced pod stopped (%v): %d requests through the ClusterIP from node-a, %d errors\n",
+		replicas, rolled.Round(100*time.Millisecond), replicas, replicas, looped.Round(100*time.Millisecond), ok+errs, errs)
+	if errs > 0 {
+		t.Logf("errors during the rollout:\n%s", r.out)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
