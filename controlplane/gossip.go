@@ -42,7 +42,7 @@ func (cp *ControlPlane) startGossip(ctx context.Context, c *client.Client) error
 		pool, err = gossip.Start(cfg)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (choose the address with --listen-gossip and --advertise-gossip, or run without gossip: --disable-gossip)", err)
 	}
 	cp.mu.Lock()
 	cp.pool = pool

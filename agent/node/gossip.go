@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -53,7 +54,15 @@ func (a *Agent) runGossip(ctx context.Context) {
 		case <-time.After(gossipKeyRetry):
 		}
 	}
+	if cfg.AdvertiseAddr == "" && (cfg.BindAddr == "" || net.ParseIP(cfg.BindAddr).IsUnspecified()) {
+		cfg.AdvertiseAddr = a.nodeIP // what other nodes reach this one at
+	}
 	pool, err := gossip.Start(cfg)
+	if gossip.IsAddrInUse(err) && cfg.BindPort == gossip.DefaultPort {
+		a.log.Warn("the default gossip port is taken (another agent or server on this host?); using a free port instead, choose one with --listen-gossip")
+		cfg.BindPort, cfg.AdvertisePort = 0, 0
+		pool, err = gossip.Start(cfg)
+	}
 	if err != nil {
 		a.log.Error("gossip: not joining the pool (node loss is then detected by heartbeat only)", "err", err)
 		return

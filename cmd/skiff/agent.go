@@ -47,7 +47,7 @@ func (f *agentFlags) register(fs *pflag.FlagSet, defaultDataDir string) {
 	fs.StringVar(&f.cgroupParent, "cgroup-parent", d.CgroupParent, "cgroup all pods go under (in every hierarchy)")
 	fs.StringSliceVar(&f.labels, "node-labels", nil, "extra node labels, key=value[,key=value]")
 	fs.IntVar(&f.maxPods, "max-pods", d.MaxPods, "pods this node accepts (status.capacity.pods)")
-	fs.DurationVar(&f.heartbeat, "heartbeat-interval", d.HeartbeatInterval, "how often the Node status is written")
+	fs.DurationVar(&f.heartbeat, "heartbeat-interval", d.HeartbeatInterval, "how often the node's Lease is renewed (its status is written on change, or every minute)")
 	fs.BoolVar(&f.disableProxy, "disable-proxy", false, "do not run the service proxy (iptables rules for Services) nor the routes to other nodes' pod CIDRs")
 	fs.BoolVar(&f.disableDNS, "disable-dns", false, "do not serve the cluster DNS on the node's pod gateway address (pods then get the host's resolv.conf)")
 	fs.StringVar(&f.clusterDomain, "cluster-domain", d.ClusterDomain, "DNS domain of the cluster")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controlplane"
+	"github.com/skiffhq/skiff/gossip"
 )
 
 // defaultDataDir is /var/lib/skiff for root, ~/.skiff/data otherwise.
@@ -36,6 +37,7 @@ func newServerCmd() *cobra.Command {
 		logLevel    string
 		adminConfig string
 		noAdmin     bool
+		gf          gossipFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -75,6 +77,17 @@ Talk to the store with etcdctl:
 			if cfg.Name == "" {
 				h, _ := os.Hostname()
 				cfg.Name = h
+			}
+			if !cpCfg.NoAPI {
+				// Servers join each other's gossip: the hosts of --join.
+				g, fallback, err := gf.config(cfg.Name, gossip.RoleServer, hostOf(cfg.ListenPeer), gossipAddrsOf(cfg.Join...))
+				if err != nil {
+					return err
+				}
+				if g != nil && g.AdvertiseAddr == "" && cfg.AdvertisePeer != "" {
+					g.AdvertiseAddr = hostOf(cfg.AdvertisePeer)
+				}
+				cpCfg.Gossip, cpCfg.GossipPortFallback = g, fallback
 			}
 			cpCfg.DataDir = cfg.DataDir
 			// Several members on one host (tests, scripts) cannot all have
@@ -157,6 +170,8 @@ Talk to the store with etcdctl:
 	f.StringVar(&adminConfig, "admin-config", "", "where to write the admin client config (default $SKIFFCONFIG or ~/.skiff/config)")
 	f.BoolVar(&noAdmin, "no-admin-config", false, "do not write an admin client config")
 	f.StringVar(&cpCfg.API.ServiceCIDR, "service-cidr", cpCfg.API.ServiceCIDR, "range Service ClusterIPs are allocated from")
+	gf.register(f, "the --listen-peer host, port 7946", "the hosts of --join, port 7946")
+	registerNodeLifecycleFlags(f, &cpCfg)
 	f.BoolVar(&cfg.UnsafeFollowerReads, "unsafe-follower-reads", false, "serve linearizable reads locally without a read index (a deliberate bug for testing checkers)")
 	_ = f.MarkHidden("unsafe-follower-reads")
 	return cmd

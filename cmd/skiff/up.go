@@ -15,6 +15,7 @@ import (
 	"github.com/skiffhq/skiff/agent/node"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controlplane"
+	"github.com/skiffhq/skiff/gossip"
 )
 
 func newUpCmd() *cobra.Command {
@@ -23,6 +24,7 @@ func newUpCmd() *cobra.Command {
 		cpc                                    = controlplane.DefaultConfig()
 		store                                  = &cpc.Store
 		listenAPI, dataDir, adminConfig, level string
+		gf                                     gossipFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -73,6 +75,14 @@ and busybox-static (scripts/deps.sh installs them).`,
 			if adminConfig == "" {
 				adminConfig = client.ConfigPath("")
 			}
+			// One gossip member for the whole process, named as the node (the
+			// server and the agent live and die together): the controller
+			// reads the node's health from it, and other agents join it.
+			g, fallback, err := gf.config(store.Name, gossip.RoleServer, hostOf(store.ListenPeer), nil)
+			if err != nil {
+				return err
+			}
+			cpc.Gossip, cpc.GossipPortFallback = g, fallback
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 
@@ -125,6 +135,8 @@ and busybox-static (scripts/deps.sh installs them).`,
 	f.StringVar(&store.ListenPeer, "listen-peer", store.ListenPeer, "host:port of the store's Raft traffic")
 	f.StringVar(&store.ListenMetrics, "listen-metrics", "", "host:port for the store's Prometheus /metrics (empty: off)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	gf.register(f, "the --listen-peer host, port 7946", "none")
+	registerNodeLifecycleFlags(f, &cpc)
 	return cmd
 }
 
