@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -54,7 +57,7 @@ func (p *podStreams) PortForward(stream skiffv1.PodStreamService_PortForwardServ
 	defer conn.Close()
 	up, err := skiffv1.NewPodStreamServiceClient(conn).PortForward(ctx)
 	if err != nil {
-		return err
+		return agentError(pod.Spec.NodeName, err)
 	}
 	fwd := proto.Clone(st).(*skiffv1.PortForwardStart)
 	fwd.Namespace, fwd.PodUid = pod.Namespace, string(pod.UID)
@@ -84,12 +87,21 @@ func (p *podStreams) PortForward(stream skiffv1.PodStreamService_PortForwardServ
 			return nil
 		}
 		if err != nil {
-			return err
+			return agentError(pod.Spec.NodeName, err)
 		}
 		if err := stream.Send(m); err != nil {
 			return err
 		}
 	}
+}
+
+// agentError names the node in an agent that cannot be reached, so that
+// the caller does not take it for the API server being down.
+func agentError(node string, err error) error {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && strings.Contains(st.Message(), "connection error") {
+		return status.Errorf(codes.Unavailable, "cannot reach the agent of node %s: %s", node, st.Message())
+	}
+	return err
 }
 
 // topCallTimeout bounds one agent's answer beyond its sampling window.
@@ -200,7 +212,14 @@ func (p *podStreams) topNode(ctx context.Context, node *corev1.Node, name string
 	defer cancel()
 	fwd := proto.Clone(req).(*skiffv1.TopRequest)
 	fwd.Node = name
-	return skiffv1.NewPodStreamServiceClient(conn).Top(cctx, fwd)
+	r, err := skiffv1.NewPodStreamServiceClient(conn).Top(cctx, fwd)
+	if err != nil {
+		if st, ok := status.FromError(agentError(name, err)); ok {
+			return nil, errors.New(st.Message())
+		}
+		return nil, err
+	}
+	return r, nil
 }
 
 // listObjects reads every object of a kind in ns ("" for all namespaces

@@ -338,7 +338,7 @@ func (f *forwarder) serve(ctx context.Context, l net.Listener, port int) {
 		go func() {
 			defer wg.Done()
 			if err := f.forward(ctx, conn.(*net.TCPConn), port); err != nil {
-				f.printf(f.errOut, "error forwarding port %d to pod %s/%s: %v\n", port, f.namespace, f.pod, cliError(err))
+				f.printf(f.errOut, "error forwarding port %d to pod %s/%s: %v\n", port, f.namespace, f.pod, err)
 			}
 		}()
 	}
