@@ -344,11 +344,15 @@ func (a *Agent) syncLoop(ctx context.Context) {
 // lists every container).
 func (a *Agent) syncPods(ctx context.Context, full bool) {
 	objs := a.pods.List(labels.Everything())
+	fenced := a.Fenced()
 	desired := make([]*corev1.Pod, 0, len(objs))
 	for _, o := range objs {
 		p := o.(*corev1.Pod)
 		if p.Spec.NodeName != a.cfg.Name {
 			continue
+		}
+		if fenced && fenceable(p) {
+			continue // stopped like a deleted pod until the Lease is renewed (lease.go)
 		}
 		desired = append(desired, p.DeepCopy())
 	}

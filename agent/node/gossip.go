@@ -19,7 +19,8 @@ import (
 type heartbeatState struct {
 	leaseMu      sync.Mutex
 	lease        *coordinationv1.Lease // last written; nil: read it afresh
-	leaseRenewed time.Time
+	leaseRenewed time.Time             // the renewTime of the last renewal that succeeded
+	fenced       bool                  // as last logged by checkFence
 
 	poolMu sync.Mutex
 	pool   *gossip.Pool // nil until joined, or without Config.Gossip

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -60,6 +61,7 @@ func (c Config) validateHeartbeat() error {
 // status: either one keeps the node alive in the controller's eyes.
 func (a *Agent) heartbeatTick(ctx context.Context) error {
 	leaseErr := a.renewLease(ctx)
+	a.checkFence()
 	if leaseErr != nil {
 		leaseErr = fmt.Errorf("renewing lease %s/%s: %w", corev1.NamespaceNodeLease, a.cfg.Name, leaseErr)
 	}
@@ -184,4 +186,63 @@ func nodeStatusChanged(a, b corev1.NodeStatus) bool {
 		return s
 	}
 	return !apiequality.Semantic.DeepEqual(strip(a), strip(b))
+}
+
+// FenceAnnotation, set to "true" on a pod, makes the agent stop it while
+// it cannot renew its Lease, as it does StatefulSet pods: an identity that
+// must never run twice.
+const FenceAnnotation = "skiff.dev/fence"
+
+// fenceable reports whether p is stopped while the node is fenced: a pod
+// of a StatefulSet, or one annotated skiff.dev/fence=true.
+func fenceable(p *corev1.Pod) bool {
+	if p.Annotations[FenceAnnotation] == "true" {
+		return true
+	}
+	if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "StatefulSet" && strings.HasPrefix(ref.APIVersion, "apps/") {
+		return true
+	}
+	return false
+}
+
+// Fenced reports whether the agent has not renewed its Lease for longer
+// than the Lease's duration: the control plane may by now hold the node
+// dead and run its pods' identities elsewhere, so fenceable pods must not
+// run here. The clock starts at the renewal's own renewTime (taken before
+// the request), never at its answer, so the agent stops no later than the
+// Lease it last wrote expires.
+func (a *Agent) Fenced() bool {
+	a.hb.leaseMu.Lock()
+	defer a.hb.leaseMu.Unlock()
+	return a.fencedLocked(time.Now())
+}
+
+func (a *Agent) fencedLocked(now time.Time) bool {
+	return !a.hb.leaseRenewed.IsZero() && now.Sub(a.hb.leaseRenewed) > a.cfg.leaseDuration()
+}
+
+// checkFence logs a change of the fence and kicks a pod sync so that the
+// fenceable pods stop (or start again) at once.
+func (a *Agent) checkFence() {
+	a.hb.leaseMu.Lock()
+	if a.hb.leaseRenewed.IsZero() {
+		// The first renewal failed: the clock starts now, right after the
+		// registration proved the control plane reachable.
+		a.hb.leaseRenewed = time.Now()
+	}
+	fenced := a.fencedLocked(time.Now())
+	changed := fenced != a.hb.fenced
+	a.hb.fenced = fenced
+	since := a.hb.leaseRenewed
+	a.hb.leaseMu.Unlock()
+	if !changed {
+		return
+	}
+	if fenced {
+		a.log.Warn("lease not renewed for longer than its duration: stopping StatefulSet and fenced pods", "lastRenewal", since,
+			"leaseDuration", a.cfg.leaseDuration())
+	} else {
+		a.log.Info("lease renewed again: fenced pods may run")
+	}
+	a.kick()
 }
