@@ -277,6 +277,9 @@ type forwarder struct {
 	out       io.Writer // "Forwarding from" and "Handling connection" lines
 	errOut    io.Writer
 	mu        sync.Mutex // serialises writes to out and errOut
+	// lost receives (without blocking) the first error that says the pod
+	// is gone or no longer running: the session ends then, as kubectl's.
+	lost chan error
 }
 
 func (f *forwarder) printf(w io.Writer, format string, args ...any) {
@@ -339,6 +342,12 @@ func (f *forwarder) serve(ctx context.Context, l net.Listener, port int) {
 			defer wg.Done()
 			if err := f.forward(ctx, conn.(*net.TCPConn), port); err != nil {
 				f.printf(f.errOut, "error forwarding port %d to pod %s/%s: %v\n", port, f.namespace, f.pod, err)
+				if client.IsNotFound(err) || client.IsBadRequest(err) {
+					select {
+					case f.lost <- err:
+					default:
+					}
+				}
 			}
 		}()
 	}
@@ -452,7 +461,9 @@ A LOCAL_PORT of 0, or ":REMOTE_PORT", picks a free local port.`,
 				return err
 			}
 			f := &forwarder{streams: c.PodStreams(), namespace: ft.pod.Namespace, pod: ft.pod.Name,
-				out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr()}
+				out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), lost: make(chan error, 1)}
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
 			var wg sync.WaitGroup
 			for i, l := range ls {
 				f.printf(f.out, "Forwarding from %s -> %d\n", l.Addr(), remotes[i])
@@ -462,12 +473,18 @@ A LOCAL_PORT of 0, or ":REMOTE_PORT", picks a free local port.`,
 					f.serve(ctx, l, remotes[i])
 				}()
 			}
-			<-ctx.Done()
+			var lost error
+			select {
+			case <-ctx.Done():
+			case err := <-f.lost:
+				lost = fmt.Errorf("lost connection to pod %s/%s: %w", ft.pod.Namespace, ft.pod.Name, err)
+				cancel()
+			}
 			for _, l := range ls {
 				l.Close()
 			}
 			wg.Wait()
-			return nil
+			return lost
 		},
 	}
 	cf.register(cmd, false)

@@ -119,6 +119,25 @@ func newNodeEnv(t *testing.T) *nodeEnv {
 		}
 	}
 	_ = d.Close()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	marker := "skc" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		// Registered before the teardown, so it runs after it.
+		if _, err := net.InterfaceByName(marker); err == nil {
+			t.Errorf("bridge %s left behind", marker)
+		}
+		if _, err := os.Stat("/sys/fs/cgroup/memory/" + marker); err == nil {
+			t.Errorf("cgroup %s left behind", marker)
+		}
+		if ns, _ := os.ReadDir("/var/run/netns"); len(ns) > 0 {
+			for _, n := range ns {
+				if strings.Contains(n.Name(), marker) {
+					t.Errorf("netns %s left behind", n.Name())
+				}
+			}
+		}
+	})
 	t.Cleanup(func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer ccancel()
@@ -127,9 +146,6 @@ func newNodeEnv(t *testing.T) *nodeEnv {
 		}
 	})
 
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	marker := "skc" + hex.EncodeToString(b)
 	cfg := node.DefaultConfig("n1", dir, c)
 	cfg.BridgeName, cfg.CgroupParent, cfg.PodCIDR = marker, marker, freePodCIDR(t)
 	cfg.ClusterCIDR = "10.250.0.0/16"
@@ -394,6 +410,37 @@ func TestPortForwardE2E(t *testing.T) {
 		t.Errorf("read from a forward to a closed pod port: %d bytes, err %v; want the connection closed", n, err)
 	}
 	c.Close()
+
+	// The pod goes away: the next connection ends the session with an
+	// error, as kubectl's "lost connection to pod".
+	lctx, lcancel := context.WithCancel(ctx)
+	defer lcancel()
+	var lout, lerr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- streamCLI(lctx, e.srv.ConfigPath, &lout, &lerr, "port-forward", "web", ":80") }()
+	poll(t, 20*time.Second, "port-forward web :80 listening", func() (bool, error) {
+		return forwardingLine.MatchString(lout.String()), fmt.Errorf("output %q", lout.String())
+	})
+	lport := forwardingLine.FindStringSubmatch(lout.String())[1]
+	if _, err := e.c.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 60*time.Second, "port-forward ends once pod web is gone", func() (bool, error) {
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "lost connection to pod default/web") {
+				t.Fatalf("port-forward after the pod was deleted ended with %v, want lost connection to pod default/web", err)
+			}
+			return true, nil
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+lport, time.Second); err == nil {
+			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			_, _ = c.Read(make([]byte, 1))
+			c.Close()
+		}
+		return false, fmt.Errorf("still running; stderr %q", lerr.String())
+	})
 }
 
 // TestTopE2E: top pods shows a busy-looping container using CPU and a
@@ -423,7 +470,9 @@ func TestTopE2E(t *testing.T) {
 	if err := e.c.Create(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	e.waitReady(t, "load")
+	t.Logf("pod load Ready after %v", time.Since(start).Round(time.Millisecond))
 
 	row := regexp.MustCompile(`(?m)^load\s+(\S+)\s+(\d+)m\s+(\d+)Mi\s*$`)
 	var out string
@@ -443,7 +492,7 @@ func TestTopE2E(t *testing.T) {
 		hold, okH := got["hold"]
 		return okS && okH && spin[0] > 0 && hold[1] >= held>>20, fmt.Errorf("output:\n%s", out)
 	})
-	t.Logf("top pods --containers:\n%s", out)
+	t.Logf("top pods --containers (%v after the pod was Ready):\n%s", time.Since(start).Round(time.Millisecond), out)
 	if !strings.HasPrefix(out, "POD") || !strings.Contains(strings.SplitN(out, "\n", 2)[0], "CPU(cores)") {
 		t.Errorf("top pods --containers header: %q", out)
 	}
