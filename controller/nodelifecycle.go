@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -141,18 +142,24 @@ func (c *NodeLifecycleController) lastSignOfLife(n *corev1.Node) time.Time {
 // leaseRenewal is the renewTime of the node's kube-node-lease Lease, zero
 // without one (or without a Leases cache).
 func (c *NodeLifecycleController) leaseRenewal(node string) time.Time {
-	if c.leases == nil {
-		return time.Time{}
-	}
-	o, ok := c.leases.Get(corev1.NamespaceNodeLease + "/" + node)
-	if !ok {
-		return time.Time{}
-	}
-	l, ok := o.(*coordinationv1.Lease)
+	l, ok := c.leaseOf(node)
 	if !ok || l.Spec.RenewTime == nil {
 		return time.Time{}
 	}
 	return l.Spec.RenewTime.Time
+}
+
+// leaseOf is the node's Lease in kube-node-lease, from the cache.
+func (c *NodeLifecycleController) leaseOf(node string) (*coordinationv1.Lease, bool) {
+	if c.leases == nil {
+		return nil, false
+	}
+	o, ok := c.leases.Get(corev1.NamespaceNodeLease + "/" + node)
+	if !ok {
+		return nil, false
+	}
+	l, ok := o.(*coordinationv1.Lease)
+	return l, ok
 }
 
 func laterOf(a, b time.Time) time.Time {
@@ -325,7 +332,18 @@ func (c *NodeLifecycleController) handlePods(ctx context.Context, node *corev1.N
 	var next time.Duration
 	for _, o := range c.pods.List(nil) {
 		p := o.(*corev1.Pod)
-		if p.Spec.NodeName != node.Name || p.DeletionTimestamp != nil {
+		if p.Spec.NodeName != node.Name {
+			continue
+		}
+		if p.DeletionTimestamp != nil {
+			if unreachable && fenceable(p) {
+				at := c.fenceExpiry(node, p)
+				if !at.After(now) {
+					errs = append(errs, c.forceDelete(ctx, p, node))
+				} else {
+					next = minPositive(next, at.Sub(now))
+				}
+			}
 			continue
 		}
 		at, evict := c.evictionTime(p, node, now)
@@ -382,6 +400,54 @@ func (c *NodeLifecycleController) evict(ctx context.Context, p *corev1.Pod, node
 	}
 	c.log.Info("evicted pod", "pod", p.Namespace+"/"+p.Name, "node", node.Name)
 	c.events.Event(p, corev1.EventTypeNormal, ReasonTaintEviction, "Marking for deletion Pod "+p.Namespace+"/"+p.Name)
+	return nil
+}
+
+// FenceAnnotation marks a pod, like those of StatefulSets, whose identity
+// must never run twice: its agent stops it when it cannot renew its Lease
+// (agent/node), and this controller deletes it for good only once that
+// must have happened.
+const FenceAnnotation = "skiff.dev/fence"
+
+// fenceable: a pod of a StatefulSet, or one annotated skiff.dev/fence=true.
+func fenceable(p *corev1.Pod) bool {
+	if p.Annotations[FenceAnnotation] == "true" {
+		return true
+	}
+	ref := metav1.GetControllerOf(p)
+	return ref != nil && ref.Kind == "StatefulSet" && strings.HasPrefix(ref.APIVersion, "apps/")
+}
+
+// fenceExpiry is when a fenceable pod evicted from an unreachable node is
+// surely stopped there: its agent fences once its Lease is older than the
+// Lease's duration, noticing within about two heartbeats (a quarter of
+// the duration each, by the kubelet's convention: half a duration in
+// all), and the pod then gets its termination grace period. Until then
+// the pod stays Terminating, so its StatefulSet does not start its
+// identity elsewhere. Without a Lease, the grace period stands for its
+// duration. Times are the agent's (renewTime) against this server's
+// clock: clock skew between them eats into the margin.
+func (c *NodeLifecycleController) fenceExpiry(node *corev1.Node, p *corev1.Pod) time.Time {
+	dur := c.opts.GracePeriod
+	if o, ok := c.leaseOf(node.Name); ok && o.Spec.LeaseDurationSeconds != nil && *o.Spec.LeaseDurationSeconds > 0 {
+		dur = time.Duration(*o.Spec.LeaseDurationSeconds) * time.Second
+	}
+	grace := time.Duration(corev1.DefaultTerminationGracePeriodSeconds) * time.Second
+	if p.Spec.TerminationGracePeriodSeconds != nil {
+		grace = time.Duration(max(*p.Spec.TerminationGracePeriodSeconds, 0)) * time.Second
+	}
+	return c.lastSignOfLife(node).Add(dur + dur/2 + grace)
+}
+
+// forceDelete removes a pod whose node is gone and whose agent has
+// stopped it (fenceExpiry), without waiting for that agent.
+func (c *NodeLifecycleController) forceDelete(ctx context.Context, p *corev1.Pod, node *corev1.Node) error {
+	zero := int64(0)
+	_, err := c.w.Delete(ctx, p.DeepCopy(), &client.DeleteOptions{GracePeriodSeconds: &zero, PreconditionUID: string(p.UID)})
+	if err != nil && !client.IsNotFound(err) {
+		return fmt.Errorf("deleting fenced pod %s/%s of unreachable node %s: %w", p.Namespace, p.Name, node.Name, err)
+	}
+	c.log.Info("deleted fenced pod of an unreachable node: its lease has expired", "pod", p.Namespace+"/"+p.Name, "node", node.Name)
 	return nil
 }
 

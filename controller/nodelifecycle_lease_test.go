@@ -8,10 +8,13 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/skiffhq/skiff/client"
 )
 
 // TestNodeVerdict: the decision table of the node lifecycle controller for
@@ -152,5 +155,135 @@ func TestIntegrationNodeLeaseHeartbeat(t *testing.T) {
 	eventually(t, 10*time.Second, "n1 unreachable once its Lease is not renewed", unreachable(k, "n1"))
 	if d := time.Since(stopped); d < time.Second {
 		t.Errorf("marked %v after the last renewal, before the 2s grace period could pass", d)
+	}
+}
+
+// TestFenceExpiry: a fenceable pod's release time is the node's last sign
+// of life plus 1.5 Lease durations plus the pod's grace period.
+func TestFenceExpiry(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC)
+	node := mkNode("n1", nil)
+	node.CreationTimestamp = metav1.NewTime(t0)
+	withLease := snapshot{corev1.NamespaceNodeLease + "/n1": &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: corev1.NamespaceNodeLease, Name: "n1"},
+		Spec:       coordinationv1.LeaseSpec{LeaseDurationSeconds: ptrTo(int32(40)), RenewTime: &metav1.MicroTime{Time: t0.Add(10 * time.Second)}}}}
+	sts := []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", Controller: ptrTo(true)}}
+	cases := []struct {
+		name      string
+		leases    Cache
+		grace     *int64
+		owners    []metav1.OwnerReference
+		annotated bool
+		fenceable bool
+		want      time.Duration // after t0
+	}{
+		{"statefulset pod, lease of 40s, default grace", withLease, nil, sts, false, true, 10*time.Second + 60*time.Second + 30*time.Second},
+		{"annotated pod, grace 5s", withLease, ptrTo(int64(5)), nil, true, true, 10*time.Second + 60*time.Second + 5*time.Second},
+		{"no lease: the grace period (20s) stands for it", snapshot{}, ptrTo(int64(0)), sts, false, true, 30 * time.Second},
+		{"replicaset pod: not fenceable", withLease, nil, []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web", Controller: ptrTo(true)}}, false, false, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewNodeLifecycleController(nil, nil, nil, NodeLifecycleOptions{GracePeriod: 20 * time.Second, Leases: tc.leases}, nil)
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", OwnerReferences: tc.owners}, Spec: corev1.PodSpec{TerminationGracePeriodSeconds: tc.grace}}
+			if tc.annotated {
+				p.Annotations = map[string]string{FenceAnnotation: "true"}
+			}
+			if got := fenceable(p); got != tc.fenceable {
+				t.Fatalf("fenceable = %v, want %v", got, tc.fenceable)
+			}
+			if !tc.fenceable {
+				return
+			}
+			if got := c.fenceExpiry(node, p).Sub(t0); got != tc.want {
+				t.Errorf("fence expiry %v after t0, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestIntegrationFencedPodsReleased: pods evicted from an unreachable node
+// stay Terminating (their agent is not there to finish). A StatefulSet's
+// pod and an annotated one are deleted for good only once the node's Lease
+// has expired and their grace period passed (their agent has fenced them
+// by then) — and only then does the StatefulSet start its identity again,
+// on another node; an ordinary pod is left to its agent.
+func TestIntegrationFencedPodsReleased(t *testing.T) {
+	k := startCluster(t, &Options{NodeMonitorGracePeriod: 2 * time.Second, PodEvictionTimeout: time.Second})
+	k.createNode("n1", nil)
+	k.createNode("n2", nil)
+	k.heartbeat(&heartbeats{on: map[string]bool{"n2": true}})
+	renewed := metav1.NowMicro()
+	k.create(&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: corev1.NamespaceNodeLease, Name: "n1"},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptrTo("n1"), LeaseDurationSeconds: ptrTo(int32(2)), RenewTime: &renewed}})
+	var mu sync.Mutex
+	target := "n1"
+	k.binder("app=db", func() string { mu.Lock(); defer mu.Unlock(); return target })
+
+	tmpl := podTemplate("db")
+	tmpl.Spec.TerminationGracePeriodSeconds = ptrTo(int64(1))
+	k.create(&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db"},
+		Spec: appsv1.StatefulSetSpec{Replicas: ptrTo(int32(1)), ServiceName: "db",
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}, Template: tmpl}})
+	for _, name := range []string{"fenced", "ordinary"} {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			Spec: corev1.PodSpec{NodeName: "n1", TerminationGracePeriodSeconds: ptrTo(int64(1)),
+				Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+		if name == "fenced" {
+			p.Annotations = map[string]string{FenceAnnotation: "true"}
+		}
+		k.create(p)
+	}
+	get := func(name string) (*corev1.Pod, error) {
+		var p corev1.Pod
+		err := k.c.Get(k.ctx, "default", name, &p)
+		return &p, err
+	}
+	var old *corev1.Pod
+	eventually(t, 20*time.Second, "db-0 on n1", func() error {
+		p, err := get("db-0")
+		if err != nil || p.Spec.NodeName != "n1" {
+			return fmt.Errorf("db-0: %v %v", err, p.Spec.NodeName)
+		}
+		old = p
+		return nil
+	})
+	mu.Lock()
+	target = "n2"
+	mu.Unlock()
+
+	eventually(t, 20*time.Second, "n1 unreachable", unreachable(k, "n1"))
+	eventually(t, 20*time.Second, "n1's fenceable pods gone for good", func() error {
+		if p, err := get("db-0"); err == nil && p.UID == old.UID {
+			return fmt.Errorf("db-0 of n1 still there (deleting: %v)", p.DeletionTimestamp != nil)
+		} else if err != nil && !client.IsNotFound(err) {
+			return err
+		}
+		if p, err := get("fenced"); err == nil {
+			return fmt.Errorf("pod fenced still there (deleting: %v)", p.DeletionTimestamp != nil)
+		} else if !client.IsNotFound(err) {
+			return err
+		}
+		return nil
+	})
+	// Renewed at r with a 2s duration: not before r + 3s (1.5 durations)
+	// + 1s of grace. (Eviction comes at about r + 3s: grace period 2s,
+	// eviction timeout 1s.)
+	if early := renewed.Add(4 * time.Second); time.Now().Before(early) {
+		t.Errorf("fenceable pods released at %v, before their agent must have stopped them (%v)", time.Now(), early)
+	}
+	eventually(t, 20*time.Second, "db-0 again, on n2", func() error {
+		p, err := get("db-0")
+		if err != nil || p.UID == old.UID || p.Spec.NodeName != "n2" {
+			return fmt.Errorf("db-0: %v, node %q", err, p.Spec.NodeName)
+		}
+		return nil
+	})
+	p, err := get("ordinary")
+	if err != nil {
+		t.Fatalf("the ordinary pod: %v", err)
+	}
+	if p.DeletionTimestamp == nil {
+		t.Errorf("the ordinary pod was not evicted")
 	}
 }

@@ -287,10 +287,12 @@ func (f *fakeHealth) setDown(node string) {
 
 // TestIntegrationNodeLifecycleGossip: with a minute of grace, a node the
 // health source reports dead is marked unreachable within seconds — but
-// only once its heartbeat is overdue (2s here) too.
+// only once its heartbeat is overdue (3s here) too.
 func TestIntegrationNodeLifecycleGossip(t *testing.T) {
 	h := &fakeHealth{down: map[string]time.Time{}, subs: map[int]func(string){}}
-	k := startCluster(t, &Options{NodeMonitorGracePeriod: time.Minute, NodeHealth: h, NodeHealthConfirmAge: 2 * time.Second})
+	// Heartbeat times have a precision of one second, and heartbeats
+	// stall on a loaded machine: a confirm age of 3s.
+	k := startCluster(t, &Options{NodeMonitorGracePeriod: time.Minute, NodeHealth: h, NodeHealthConfirmAge: 3 * time.Second})
 	hb := &heartbeats{on: map[string]bool{"n1": true, "n2": true}}
 	k.createNode("n1", nil)
 	k.createNode("n2", nil)
@@ -303,9 +305,9 @@ func TestIntegrationNodeLifecycleGossip(t *testing.T) {
 	start := time.Now()
 	h.setDown("n1")
 	eventually(t, 10*time.Second, "n1 unreachable on gossip", unreachable(k, "n1"))
-	t.Logf("heartbeats stopped and gossip verdict to node marked unreachable: %v (confirm age 2s)", time.Since(start).Round(time.Millisecond))
+	t.Logf("heartbeats stopped and gossip verdict to node marked unreachable: %v (confirm age 3s)", time.Since(start).Round(time.Millisecond))
 	eventually(t, 10*time.Second, "well past n2's confirm age", func() error {
-		if time.Since(start) < 4*time.Second {
+		if time.Since(start) < 6*time.Second {
 			return fmt.Errorf("not yet")
 		}
 		return nil
