@@ -6,9 +6,19 @@
 //     cluster range with a compare-and-swap update), addresses, capacity and
 //     allocatable (cpu, memory, pods, ephemeral-storage), node info, images
 //     and conditions (Ready, MemoryPressure, DiskPressure, PIDPressure).
-//   - Heartbeat: the Node status, written every HeartbeatInterval. The API
-//     serves no coordination.k8s.io Lease kind, so there is no Lease in
-//     kube-node-lease: the Ready condition's lastHeartbeatTime is the signal.
+//   - Heartbeat (lease.go): the node's Lease in kube-node-lease, renewed
+//     every HeartbeatInterval; the Node status is written when it changes,
+//     when the API holds the node not Ready, and every
+//     NodeStatusReportInterval, as the kubelet does. The node lifecycle
+//     controller takes the later of the two as the node's last sign of life.
+//   - Fencing (lease.go): while the Lease has not been renewed for longer
+//     than its duration, the pods of StatefulSets and pods annotated
+//     skiff.dev/fence=true are stopped, so that a partitioned node never
+//     runs an identity the control plane has started elsewhere.
+//   - Gossip (gossip.go): with Config.Gossip, the agent joins the cluster's
+//     memberlist pool as its node, with the key the servers keep in
+//     kube-system/skiff-gossip-key, so the control plane hears within
+//     seconds that the node is gone.
 //   - Pods: an informer on pods with spec.nodeName == the node feeds a
 //     podworker.Manager, which converges containerd to them. Statuses and
 //     events the workers report are written back by a small pool of writers,
