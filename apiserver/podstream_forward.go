@@ -173,7 +173,7 @@ func (p *podStreams) Top(ctx context.Context, req *skiffv1.TopRequest) (*skiffv1
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				resp.Warnings = append(resp.Warnings, fmt.Sprintf("node %s: %v", name, err))
+				resp.Warnings = append(resp.Warnings, err.Error())
 				return
 			}
 			resp.Nodes = append(resp.Nodes, r.Nodes...)
@@ -197,14 +197,14 @@ func (p *podStreams) Top(ctx context.Context, req *skiffv1.TopRequest) (*skiffv1
 	return resp, nil
 }
 
-// topNode asks one node's agent.
+// topNode asks one node's agent; its errors name the node.
 func (p *podStreams) topNode(ctx context.Context, node *corev1.Node, name string, req *skiffv1.TopRequest) (*skiffv1.TopResponse, error) {
 	if node == nil {
-		return nil, fmt.Errorf("no such node (its pods are bound to a node that is not registered)")
+		return nil, fmt.Errorf("node %s: pods are bound to it but it is not registered", name)
 	}
 	conn, err := p.dialNodeObject(node)
 	if err != nil {
-		return nil, err
+		return nil, errors.New(client.FromError(err).Error()) // names the node
 	}
 	defer conn.Close()
 	window := time.Duration(req.WindowMs) * time.Millisecond
@@ -215,9 +215,12 @@ func (p *podStreams) topNode(ctx context.Context, node *corev1.Node, name string
 	r, err := skiffv1.NewPodStreamServiceClient(conn).Top(cctx, fwd)
 	if err != nil {
 		if st, ok := status.FromError(agentError(name, err)); ok {
-			return nil, errors.New(st.Message())
+			if strings.Contains(st.Message(), "node "+name) {
+				return nil, errors.New(st.Message())
+			}
+			return nil, fmt.Errorf("node %s: %s", name, st.Message())
 		}
-		return nil, err
+		return nil, fmt.Errorf("node %s: %w", name, err)
 	}
 	return r, nil
 }
