@@ -146,8 +146,11 @@ func resolveForward(ctx context.Context, c *client.Client, ns, target string, sp
 		if err != nil {
 			return nil, cliError(err)
 		}
-		if sel, err = metav1.LabelSelectorAsSelector(ls); err != nil || sel.Empty() {
-			return nil, fmt.Errorf("%s in %s has no usable pod selector (%v)", what, ns, err)
+		if sel, err = metav1.LabelSelectorAsSelector(ls); err != nil {
+			return nil, fmt.Errorf("%s in %s: pod selector: %w", what, ns, err)
+		}
+		if sel.Empty() {
+			return nil, fmt.Errorf("%s in %s has an empty pod selector: it does not say which pods are its own", what, ns)
 		}
 	}
 	if ft.pod == nil {
