@@ -59,7 +59,8 @@ func checkGolden(t *testing.T, name string, got []byte) {
 // Tables look like kubectl's: columns, order, widths, ages, STATUS reasons.
 func TestGoldenTables(t *testing.T) {
 	byKind := goldenObjects(t)
-	for _, kind := range []string{"Pod", "Deployment", "ReplicaSet", "Service", "Endpoints", "Node"} {
+	for _, kind := range []string{"Pod", "Deployment", "ReplicaSet", "Service", "Endpoints", "Node",
+		"Ingress", "CronJob", "PersistentVolumeClaim", "PersistentVolume", "HorizontalPodAutoscaler"} {
 		for _, opts := range []struct {
 			suffix string
 			p      printOptions

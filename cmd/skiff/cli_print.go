@@ -401,6 +401,9 @@ func columnsFor(kind string) columns {
 				return []string{ageOf(q, now), strings.Join(req, ", "), strings.Join(lim, ", ")}, nil
 			}}
 	}
+	if c, ok := moreColumns(kind); ok {
+		return c
+	}
 	return columns{headers: []string{"AGE"},
 		cells: func(o runtime.Object, now time.Time) ([]string, []string) {
 			m, _ := o.(metav1.Object)
