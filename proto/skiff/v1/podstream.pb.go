@@ -1043,6 +1043,306 @@ func (x *ContainerUsage) GetMemoryWorkingSetBytes() int64 {
 	return 0
 }
 
+// ImportImageRequest is one message of an image upload.
+type ImportImageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// node, in the first message only, names the node to load the image on.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// source, in the first message only, names the file being sent (for
+	// messages and logs; optional).
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// data is the next piece of the tarball.
+	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportImageRequest) Reset() {
+	*x = ImportImageRequest{}
+	mi := &file_skiff_v1_podstream_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportImageRequest) ProtoMessage() {}
+
+func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_podstream_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportImageRequest.ProtoReflect.Descriptor instead.
+func (*ImportImageRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_podstream_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ImportImageRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ImportImageRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ImportImageRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// ImportImageResponse says what one node loaded.
+type ImportImageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// images are the full references loaded (e.g.
+	// docker.io/library/busybox:latest), sorted.
+	Images []string `protobuf:"bytes,2,rep,name=images,proto3" json:"images,omitempty"`
+	// bytes is how much of the tarball the node received.
+	Bytes         int64 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportImageResponse) Reset() {
+	*x = ImportImageResponse{}
+	mi := &file_skiff_v1_podstream_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportImageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportImageResponse) ProtoMessage() {}
+
+func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_podstream_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportImageResponse.ProtoReflect.Descriptor instead.
+func (*ImportImageResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_podstream_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ImportImageResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ImportImageResponse) GetImages() []string {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
+func (x *ImportImageResponse) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+// ListImagesRequest names the node whose images to list.
+type ListImagesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListImagesRequest) Reset() {
+	*x = ListImagesRequest{}
+	mi := &file_skiff_v1_podstream_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListImagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListImagesRequest) ProtoMessage() {}
+
+func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_podstream_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
+func (*ListImagesRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_podstream_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListImagesRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+// ListImagesResponse holds the images of one node, sorted by name.
+type ListImagesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Images        []*NodeImage           `protobuf:"bytes,1,rep,name=images,proto3" json:"images,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListImagesResponse) Reset() {
+	*x = ListImagesResponse{}
+	mi := &file_skiff_v1_podstream_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListImagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListImagesResponse) ProtoMessage() {}
+
+func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_podstream_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
+func (*ListImagesResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_podstream_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListImagesResponse) GetImages() []*NodeImage {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
+// NodeImage is one image on a node.
+type NodeImage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// name is the full reference.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// digest is the manifest (or index) digest, e.g. sha256:...
+	Digest string `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
+	// size_bytes is the size of its content as stored (compressed layers).
+	SizeBytes int64 `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// unpacked says it is ready for containers.
+	Unpacked      bool `protobuf:"varint,5,opt,name=unpacked,proto3" json:"unpacked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeImage) Reset() {
+	*x = NodeImage{}
+	mi := &file_skiff_v1_podstream_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeImage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeImage) ProtoMessage() {}
+
+func (x *NodeImage) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_podstream_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeImage.ProtoReflect.Descriptor instead.
+func (*NodeImage) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_podstream_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *NodeImage) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *NodeImage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NodeImage) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *NodeImage) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *NodeImage) GetUnpacked() bool {
+	if x != nil {
+		return x.Unpacked
+	}
+	return false
+}
+
 var File_skiff_v1_podstream_proto protoreflect.FileDescriptor
 
 const file_skiff_v1_podstream_proto_rawDesc = "" +
@@ -1126,12 +1426,34 @@ const file_skiff_v1_podstream_proto_rawDesc = "" +
 	"\x0eContainerUsage\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\x0ecpu_millicores\x18\x02 \x01(\x03R\rcpuMillicores\x127\n" +
-	"\x18memory_working_set_bytes\x18\x03 \x01(\x03R\x15memoryWorkingSetBytes2\x8a\x02\n" +
+	"\x18memory_working_set_bytes\x18\x03 \x01(\x03R\x15memoryWorkingSetBytes\"T\n" +
+	"\x12ImportImageRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"W\n" +
+	"\x13ImportImageResponse\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x16\n" +
+	"\x06images\x18\x02 \x03(\tR\x06images\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\"'\n" +
+	"\x11ListImagesRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"A\n" +
+	"\x12ListImagesResponse\x12+\n" +
+	"\x06images\x18\x01 \x03(\v2\x13.skiff.v1.NodeImageR\x06images\"\x86\x01\n" +
+	"\tNodeImage\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\tR\x06digest\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x1a\n" +
+	"\bunpacked\x18\x05 \x01(\bR\bunpacked2\xa1\x03\n" +
 	"\x10PodStreamService\x127\n" +
 	"\x04Logs\x12\x15.skiff.v1.LogsRequest\x1a\x16.skiff.v1.LogsResponse0\x01\x129\n" +
 	"\x04Exec\x12\x15.skiff.v1.ExecRequest\x1a\x16.skiff.v1.ExecResponse(\x010\x01\x12N\n" +
 	"\vPortForward\x12\x1c.skiff.v1.PortForwardRequest\x1a\x1d.skiff.v1.PortForwardResponse(\x010\x01\x122\n" +
-	"\x03Top\x12\x14.skiff.v1.TopRequest\x1a\x15.skiff.v1.TopResponseB1Z/github.com/skiffhq/skiff/proto/skiff/v1;skiffv1b\x06proto3"
+	"\x03Top\x12\x14.skiff.v1.TopRequest\x1a\x15.skiff.v1.TopResponse\x12L\n" +
+	"\vImportImage\x12\x1c.skiff.v1.ImportImageRequest\x1a\x1d.skiff.v1.ImportImageResponse(\x01\x12G\n" +
+	"\n" +
+	"ListImages\x12\x1b.skiff.v1.ListImagesRequest\x1a\x1c.skiff.v1.ListImagesResponseB1Z/github.com/skiffhq/skiff/proto/skiff/v1;skiffv1b\x06proto3"
 
 var (
 	file_skiff_v1_podstream_proto_rawDescOnce sync.Once
@@ -1145,7 +1467,7 @@ func file_skiff_v1_podstream_proto_rawDescGZIP() []byte {
 	return file_skiff_v1_podstream_proto_rawDescData
 }
 
-var file_skiff_v1_podstream_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_skiff_v1_podstream_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_skiff_v1_podstream_proto_goTypes = []any{
 	(*LogsRequest)(nil),         // 0: skiff.v1.LogsRequest
 	(*LogsResponse)(nil),        // 1: skiff.v1.LogsResponse
@@ -1161,6 +1483,11 @@ var file_skiff_v1_podstream_proto_goTypes = []any{
 	(*NodeUsage)(nil),           // 11: skiff.v1.NodeUsage
 	(*PodUsage)(nil),            // 12: skiff.v1.PodUsage
 	(*ContainerUsage)(nil),      // 13: skiff.v1.ContainerUsage
+	(*ImportImageRequest)(nil),  // 14: skiff.v1.ImportImageRequest
+	(*ImportImageResponse)(nil), // 15: skiff.v1.ImportImageResponse
+	(*ListImagesRequest)(nil),   // 16: skiff.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),  // 17: skiff.v1.ListImagesResponse
+	(*NodeImage)(nil),           // 18: skiff.v1.NodeImage
 }
 var file_skiff_v1_podstream_proto_depIdxs = []int32{
 	3,  // 0: skiff.v1.ExecRequest.start:type_name -> skiff.v1.ExecStart
@@ -1170,19 +1497,24 @@ var file_skiff_v1_podstream_proto_depIdxs = []int32{
 	11, // 4: skiff.v1.TopResponse.nodes:type_name -> skiff.v1.NodeUsage
 	12, // 5: skiff.v1.TopResponse.pods:type_name -> skiff.v1.PodUsage
 	13, // 6: skiff.v1.PodUsage.containers:type_name -> skiff.v1.ContainerUsage
-	0,  // 7: skiff.v1.PodStreamService.Logs:input_type -> skiff.v1.LogsRequest
-	2,  // 8: skiff.v1.PodStreamService.Exec:input_type -> skiff.v1.ExecRequest
-	6,  // 9: skiff.v1.PodStreamService.PortForward:input_type -> skiff.v1.PortForwardRequest
-	9,  // 10: skiff.v1.PodStreamService.Top:input_type -> skiff.v1.TopRequest
-	1,  // 11: skiff.v1.PodStreamService.Logs:output_type -> skiff.v1.LogsResponse
-	5,  // 12: skiff.v1.PodStreamService.Exec:output_type -> skiff.v1.ExecResponse
-	8,  // 13: skiff.v1.PodStreamService.PortForward:output_type -> skiff.v1.PortForwardResponse
-	10, // 14: skiff.v1.PodStreamService.Top:output_type -> skiff.v1.TopResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	18, // 7: skiff.v1.ListImagesResponse.images:type_name -> skiff.v1.NodeImage
+	0,  // 8: skiff.v1.PodStreamService.Logs:input_type -> skiff.v1.LogsRequest
+	2,  // 9: skiff.v1.PodStreamService.Exec:input_type -> skiff.v1.ExecRequest
+	6,  // 10: skiff.v1.PodStreamService.PortForward:input_type -> skiff.v1.PortForwardRequest
+	9,  // 11: skiff.v1.PodStreamService.Top:input_type -> skiff.v1.TopRequest
+	14, // 12: skiff.v1.PodStreamService.ImportImage:input_type -> skiff.v1.ImportImageRequest
+	16, // 13: skiff.v1.PodStreamService.ListImages:input_type -> skiff.v1.ListImagesRequest
+	1,  // 14: skiff.v1.PodStreamService.Logs:output_type -> skiff.v1.LogsResponse
+	5,  // 15: skiff.v1.PodStreamService.Exec:output_type -> skiff.v1.ExecResponse
+	8,  // 16: skiff.v1.PodStreamService.PortForward:output_type -> skiff.v1.PortForwardResponse
+	10, // 17: skiff.v1.PodStreamService.Top:output_type -> skiff.v1.TopResponse
+	15, // 18: skiff.v1.PodStreamService.ImportImage:output_type -> skiff.v1.ImportImageResponse
+	17, // 19: skiff.v1.PodStreamService.ListImages:output_type -> skiff.v1.ListImagesResponse
+	14, // [14:20] is the sub-list for method output_type
+	8,  // [8:14] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_podstream_proto_init() }
@@ -1196,7 +1528,7 @@ func file_skiff_v1_podstream_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_podstream_proto_rawDesc), len(file_skiff_v1_podstream_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

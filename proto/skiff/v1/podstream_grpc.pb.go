@@ -23,6 +23,8 @@ const (
 	PodStreamService_Exec_FullMethodName        = "/skiff.v1.PodStreamService/Exec"
 	PodStreamService_PortForward_FullMethodName = "/skiff.v1.PodStreamService/PortForward"
 	PodStreamService_Top_FullMethodName         = "/skiff.v1.PodStreamService/Top"
+	PodStreamService_ImportImage_FullMethodName = "/skiff.v1.PodStreamService/ImportImage"
+	PodStreamService_ListImages_FullMethodName  = "/skiff.v1.PodStreamService/ListImages"
 )
 
 // PodStreamServiceClient is the client API for PodStreamService service.
@@ -58,6 +60,16 @@ type PodStreamServiceClient interface {
 	// behind `kubectl top`. The API server asks every node concerned and
 	// merges the answers.
 	Top(ctx context.Context, in *TopRequest, opts ...grpc.CallOption) (*TopResponse, error)
+	// ImportImage loads an image tarball (an OCI image layout or `docker
+	// save` archive, uncompressed) into one node's containerd and unpacks
+	// it. The first request names the node (and may carry data); the others
+	// carry the tarball in order, in pieces of at most 1 MiB (4 MiB is the
+	// hard limit of a message). Nothing holds the whole file: the agent
+	// imports from the stream as it arrives. The reply, once the caller
+	// has closed its side, lists the image names loaded.
+	ImportImage(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportImageRequest, ImportImageResponse], error)
+	// ListImages lists the images of one node's containerd.
+	ListImages(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*ListImagesResponse, error)
 }
 
 type podStreamServiceClient struct {
@@ -123,6 +135,29 @@ func (c *podStreamServiceClient) Top(ctx context.Context, in *TopRequest, opts .
 	return out, nil
 }
 
+func (c *podStreamServiceClient) ImportImage(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportImageRequest, ImportImageResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PodStreamService_ServiceDesc.Streams[3], PodStreamService_ImportImage_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ImportImageRequest, ImportImageResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PodStreamService_ImportImageClient = grpc.ClientStreamingClient[ImportImageRequest, ImportImageResponse]
+
+func (c *podStreamServiceClient) ListImages(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*ListImagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListImagesResponse)
+	err := c.cc.Invoke(ctx, PodStreamService_ListImages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PodStreamServiceServer is the server API for PodStreamService service.
 // All implementations must embed UnimplementedPodStreamServiceServer
 // for forward compatibility.
@@ -156,6 +191,16 @@ type PodStreamServiceServer interface {
 	// behind `kubectl top`. The API server asks every node concerned and
 	// merges the answers.
 	Top(context.Context, *TopRequest) (*TopResponse, error)
+	// ImportImage loads an image tarball (an OCI image layout or `docker
+	// save` archive, uncompressed) into one node's containerd and unpacks
+	// it. The first request names the node (and may carry data); the others
+	// carry the tarball in order, in pieces of at most 1 MiB (4 MiB is the
+	// hard limit of a message). Nothing holds the whole file: the agent
+	// imports from the stream as it arrives. The reply, once the caller
+	// has closed its side, lists the image names loaded.
+	ImportImage(grpc.ClientStreamingServer[ImportImageRequest, ImportImageResponse]) error
+	// ListImages lists the images of one node's containerd.
+	ListImages(context.Context, *ListImagesRequest) (*ListImagesResponse, error)
 	mustEmbedUnimplementedPodStreamServiceServer()
 }
 
@@ -177,6 +222,12 @@ func (UnimplementedPodStreamServiceServer) PortForward(grpc.BidiStreamingServer[
 }
 func (UnimplementedPodStreamServiceServer) Top(context.Context, *TopRequest) (*TopResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Top not implemented")
+}
+func (UnimplementedPodStreamServiceServer) ImportImage(grpc.ClientStreamingServer[ImportImageRequest, ImportImageResponse]) error {
+	return status.Error(codes.Unimplemented, "method ImportImage not implemented")
+}
+func (UnimplementedPodStreamServiceServer) ListImages(context.Context, *ListImagesRequest) (*ListImagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListImages not implemented")
 }
 func (UnimplementedPodStreamServiceServer) mustEmbedUnimplementedPodStreamServiceServer() {}
 func (UnimplementedPodStreamServiceServer) testEmbeddedByValue()                          {}
@@ -242,6 +293,31 @@ func _PodStreamService_Top_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PodStreamService_ImportImage_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PodStreamServiceServer).ImportImage(&grpc.GenericServerStream[ImportImageRequest, ImportImageResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PodStreamService_ImportImageServer = grpc.ClientStreamingServer[ImportImageRequest, ImportImageResponse]
+
+func _PodStreamService_ListImages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListImagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PodStreamServiceServer).ListImages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PodStreamService_ListImages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PodStreamServiceServer).ListImages(ctx, req.(*ListImagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PodStreamService_ServiceDesc is the grpc.ServiceDesc for PodStreamService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -252,6 +328,10 @@ var PodStreamService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Top",
 			Handler:    _PodStreamService_Top_Handler,
+		},
+		{
+			MethodName: "ListImages",
+			Handler:    _PodStreamService_ListImages_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
@@ -270,6 +350,11 @@ var PodStreamService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "PortForward",
 			Handler:       _PodStreamService_PortForward_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "ImportImage",
+			Handler:       _PodStreamService_ImportImage_Handler,
 			ClientStreams: true,
 		},
 	},
