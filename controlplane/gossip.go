@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -29,11 +30,27 @@ func (cp *ControlPlane) startGossip(ctx context.Context, c *client.Client) error
 	if cfg.Logger == nil {
 		cfg.Logger = cp.log.With("component", "gossip")
 	}
-	key, err := EnsureGossipKey(ctx, c)
-	if err != nil {
-		return fmt.Errorf("gossip key: %w", err)
+	// Like the API server's bootstrap, the key needs a quorum: a member
+	// restarted without one waits for it here (until ctx ends) rather
+	// than fail.
+	for attempt := 1; ; attempt++ {
+		key, err := EnsureGossipKey(ctx, c)
+		if err == nil {
+			cfg.SecretKey = key
+			break
+		}
+		if errors.Is(err, gossip.ErrInvalidConfig) {
+			return fmt.Errorf("gossip key: %w", err)
+		}
+		cp.log.Info("gossip key not readable yet (no quorum?); retrying", "attempt", attempt, "err", err)
+		t := time.NewTimer(cp.cfg.RetryInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("gossip key: %w (last error: %v)", ctx.Err(), err)
+		case <-t.C:
+		}
 	}
-	cfg.SecretKey = key
 	pool, err := gossip.Start(cfg)
 	if err != nil && cp.cfg.GossipPortFallback && gossip.IsAddrInUse(err) {
 		cp.log.Warn("default gossip port is taken (another member on this host?); using a free port instead, choose one with --listen-gossip",
