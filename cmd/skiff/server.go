@@ -55,6 +55,12 @@ On start it writes the node join token to <data-dir>/node-token (0600) and an
 admin client config to --admin-config (default $SKIFFCONFIG or ~/.skiff/config),
 so skiff get/apply work at once. --no-api runs the store alone.
 
+Every member joins the cluster's gossip pool (--listen-gossip, encrypted with
+a key the first server keeps in kube-system/skiff-gossip-key), so that the
+leader's node lifecycle controller hears within seconds that a node is gone;
+it marks the node unreachable only once its Lease is overdue too
+(--node-health-confirm-age), and evicts its pods after --pod-eviction-timeout.
+
 Talk to the store with etcdctl:
   etcdctl --endpoints=127.0.0.1:2379 put foo bar
   etcdctl --endpoints=127.0.0.1:2379 member list -w table`,
