@@ -49,7 +49,8 @@ type Agent struct {
 	proxy          *netproxy.Proxier // nil without Config.Proxy
 	dnsIP          string            // cluster DNS for pods' resolv.conf, "" without Config.DNS
 	hostResolv     []byte
-	ingressAddrs   []string // where the Ingress router listens, nil without Config.Ingress
+	ingressAddrs   []string      // where the Ingress router listens, nil without Config.Ingress
+	volumes        *localVolumes // local persistent volumes (volumes.go)
 
 	hb heartbeatState // the Lease and gossip (lease.go, gossip.go)
 
@@ -165,13 +166,21 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.recorder = client.NewEventRecorder(cfg.Client, "kubelet", cfg.Name)
+	a.volumes = newLocalVolumes(cfg.Client, cfg.Name, filepath.Join(cfg.DataDir, "volumes"), log, a.claimInUse)
 	a.mgr = podworker.New(a.rt, podworker.Config{
 		NodeIP:     a.nodeIP,
 		Resync:     time.Second,
 		IdleResync: 10 * time.Second,
 		Resolve: func(ctx context.Context, pod *corev1.Pod) (runtime.PodInput, error) {
+			// Claims first: as the kubelet, volumes are mounted before
+			// the containers' configuration is looked at.
+			paths, verr := a.volumes.resolveClaims(ctx, pod)
 			in, err := Resolve(ctx, cfg.Client, pod)
 			in.ResolvConf = a.resolvConf(pod)
+			in.VolumePaths = paths
+			if verr != nil {
+				err = fmt.Errorf("%w: MountVolume.SetUp failed for %w", podworker.ErrVolumesNotReady, verr)
+			}
 			return in, err
 		},
 		OnStatus:  a.queueStatus,
@@ -223,6 +232,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		a.goRun(func() { a.statusWriter(runCtx) })
 	}
 	a.goRun(func() { a.eventWriter(runCtx) })
+	a.goRun(func() { a.volumes.reclaimLoop(runCtx, 3*time.Second) })
 	if cfg.ContainerdSocket == "" {
 		a.goRun(func() {
 			a.daemon.Supervise(runCtx, 2*time.Second, func(pid int, err error) {

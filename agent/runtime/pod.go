@@ -192,13 +192,23 @@ func (r *Runtime) writePodFiles(uid, hostname, ip string, resolvConf []byte) err
 
 // prepareVolumes makes the pod's volume directories: emptyDir (a tmpfs
 // capped at sizeLimit for medium Memory), files of resolved configMap,
-// secret, downwardAPI and projected volumes, and hostPath checks.
+// secret, downwardAPI and projected volumes, and hostPath checks; a
+// persistentVolumeClaim's directory must have been resolved and exist.
 func (r *Runtime) prepareVolumes(in PodInput) error {
-	uid := string(in.Pod.UID)
 	for i := range in.Pod.Spec.Volumes {
 		v := &in.Pod.Spec.Volumes[i]
-		dir := r.volumeSource(uid, v)
+		dir := r.volumeSource(in, v)
 		switch {
+		case v.PersistentVolumeClaim != nil:
+			if dir == "" {
+				return fmt.Errorf("%w: volume %s: the directory of claim %s must be resolved by the caller (PodInput.VolumePaths)",
+					ErrInvalidInput, v.Name, v.PersistentVolumeClaim.ClaimName)
+			}
+			if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+				return fmt.Errorf("%w: volume %s: claim %s: %s is not a directory", ErrInvalidInput, v.Name,
+					v.PersistentVolumeClaim.ClaimName, dir)
+			}
+			continue
 		case v.HostPath != nil:
 			if err := prepareHostPath(v); err != nil {
 				return err

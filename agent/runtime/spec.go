@@ -40,9 +40,9 @@ func validatePod(pod *corev1.Pod) error {
 	for i, v := range s.Volumes {
 		switch {
 		case v.EmptyDir != nil, v.HostPath != nil, v.ConfigMap != nil, v.Secret != nil,
-			v.DownwardAPI != nil, v.Projected != nil:
+			v.DownwardAPI != nil, v.Projected != nil, v.PersistentVolumeClaim != nil:
 		default:
-			return fmt.Errorf("%w: pod %s/%s: spec.volumes[%d] (%s): only emptyDir, hostPath, configMap, secret, downwardAPI and projected are supported",
+			return fmt.Errorf("%w: pod %s/%s: spec.volumes[%d] (%s): only emptyDir, hostPath, configMap, secret, downwardAPI, projected and persistentVolumeClaim are supported",
 				ErrUnsupported, pod.Namespace, pod.Name, i, v.Name)
 		}
 	}
@@ -261,7 +261,8 @@ func (r *Runtime) podFileMounts(uid string) []specs.Mount {
 
 // volumeMounts turns the container's volumeMounts into bind mounts of the
 // prepared volume directories.
-func (r *Runtime) volumeMounts(pod *corev1.Pod, c *corev1.Container) ([]specs.Mount, error) {
+func (r *Runtime) volumeMounts(in PodInput, c *corev1.Container) ([]specs.Mount, error) {
+	pod := in.Pod
 	vols := map[string]*corev1.Volume{}
 	for i := range pod.Spec.Volumes {
 		vols[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
@@ -272,8 +273,9 @@ func (r *Runtime) volumeMounts(pod *corev1.Pod, c *corev1.Container) ([]specs.Mo
 		if !ok {
 			return nil, fmt.Errorf("%w: container %s volumeMounts[%d]: no volume %q in the pod", ErrInvalidInput, c.Name, i, m.Name)
 		}
-		src := r.volumeSource(string(pod.UID), v)
-		readOnly := m.ReadOnly || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
+		src := r.volumeSource(in, v)
+		readOnly := m.ReadOnly || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil ||
+			(v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ReadOnly)
 		if m.SubPath != "" {
 			if filepath.IsAbs(m.SubPath) || strings.Contains(m.SubPath, "..") {
 				return nil, fmt.Errorf("%w: container %s volumeMounts[%d].subPath %q must be a relative path with no \"..\" element", ErrInvalidInput, c.Name, i, m.SubPath)
@@ -294,11 +296,14 @@ func (r *Runtime) volumeMounts(pod *corev1.Pod, c *corev1.Container) ([]specs.Mo
 	return out, nil
 }
 
-func (r *Runtime) volumeSource(uid string, v *corev1.Volume) string {
-	if v.HostPath != nil {
+func (r *Runtime) volumeSource(in PodInput, v *corev1.Volume) string {
+	switch {
+	case v.HostPath != nil:
 		return v.HostPath.Path
+	case v.PersistentVolumeClaim != nil:
+		return in.VolumePaths[v.Name]
 	}
-	return filepath.Join(r.podDir(uid), "volumes", v.Name)
+	return filepath.Join(r.podDir(string(in.Pod.UID)), "volumes", v.Name)
 }
 
 // containerSpecOpts builds the OCI spec of an app or init container.
@@ -313,7 +318,7 @@ func (r *Runtime) containerSpecOpts(ctx context.Context, in PodInput, c *corev1.
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := r.volumeMounts(pod, c)
+	mounts, err := r.volumeMounts(in, c)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,11 @@ type PodInput struct {
 	// downwardAPI and projected volumes (relative path → content), resolved
 	// by the caller. They are written into the pod dir and mounted read-only.
 	VolumeFiles map[string]map[string][]byte
+	// VolumePaths is, per persistentVolumeClaim volume name, the host
+	// directory of the PersistentVolume its claim is bound to, resolved by
+	// the caller. It is bind-mounted as it is (read-only when the volume
+	// source says readOnly); the runtime never creates or removes it.
+	VolumePaths map[string]string
 	// ResolvConf, when not nil, is the pod's /etc/resolv.conf (the agent
 	// renders it for the pod's dnsPolicy and the cluster DNS); nil copies
 	// Config.ResolvConf (the host's file).
