@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BUF := github.com/bufbuild/buf/cmd/buf@v1.57.0
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: all build deps test test-unit test-agent test-apiserver-skiff test-e2e test-multinode lint proto up down bench-store jepsen jepsen-smoke images bench-pods bench-pods-runtime clean
+.PHONY: all build deps test test-unit test-agent test-apiserver-skiff test-e2e test-multinode lint proto up down bench-store jepsen jepsen-smoke images bench-pods bench-pods-runtime bench-net clean
 
 all: build
 
@@ -92,6 +92,13 @@ images: build
 # and 100 pods on one agent, and agent/containerd memory (a figure, not a test).
 bench-pods: deps
 	set -o pipefail; SKIFF_BENCH_PODS=100 $(GO) test ./agent/node -run TestBenchPods -v -count=1 -timeout 15m | grep -v '^time='
+
+# HTTP requests/s and p50/p99 from the host to one pod: straight to its pod IP,
+# through its Service's ClusterIP and NodePort (iptables) and through the
+# Ingress router, keep-alive and a new connection per request, as one table
+# with the ratio to the pod IP (a figure, not a test; root, about 3 minutes).
+bench-net: deps
+	set -o pipefail; SKIFF_BENCH_NET=1 $(GO) test ./agent/node -run TestBenchNet -v -count=1 -timeout 15m | grep -v '^time='
 
 # Pod start latency on one node at the runtime level (a figure, not a test).
 bench-pods-runtime:
