@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -210,12 +211,25 @@ func cliError(err error) error {
 	}
 	switch se.Reason() {
 	case client.ReasonUnavailable, client.ReasonTimeout:
+		if namesNode(se.Error()) {
+			// The API server answered: it is a node's agent (for logs,
+			// exec, port-forward, top, images) that could not be reached.
+			return serverError{se}
+		}
 		return fmt.Errorf("unable to reach the server: %s", se.Error())
 	case client.ReasonInternalError, "":
 		return se
 	}
 	return serverError{se}
 }
+
+// nodeInMessage matches the "node NAME" the API server puts in the errors
+// of calls it relays to an agent. gRPC's own transport errors (the API
+// server down) never say it.
+var nodeInMessage = regexp.MustCompile(`(^|[^\w-])node [\w][\w.-]*`)
+
+// namesNode reports whether an error message names a node.
+func namesNode(msg string) bool { return nodeInMessage.MatchString(msg) }
 
 // serverError prints as kubectl prints a server's refusal:
 // "Error from server (NotFound): pods "x" not found".
