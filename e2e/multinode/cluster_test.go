@@ -118,15 +118,16 @@ type cluster struct {
 	server      *proc
 	agents      []*agent
 	client      *client.Client
-	// grace is the node monitor grace period the server runs with (a flag
-	// when the binary has one, else the controller's default).
-	grace     string
-	graceFlag string
+	// tuning says which node-loss detection settings the cluster runs with.
+	tuning string
+	// agentHelp is `skiff agent --help`, to find optional features.
+	agentHelp string
 }
 
-// graceFlags are the server flags, by the names they may land under, that
-// shorten the node monitor grace period; the first the binary has is used.
-var graceFlags = []string{"--node-monitor-grace-period", "--node-grace-period", "--node-grace"}
+// hasFlag reports whether a command's help lists flag.
+func hasFlag(help, flag string) bool {
+	return strings.Contains(help, flag+" ")
+}
 
 // startCluster builds 3 hosts, a server on h1 and an agent on each, waits
 // for 3 Ready nodes and imports the test images into every node. Cleanup
@@ -151,15 +152,31 @@ func startCluster(t *testing.T, ctx context.Context) *cluster {
 	args := []string{"server", "--name", "s1", "--data-dir", serverDir,
 		"--listen-client", h1.IP + ":2379", "--listen-peer", h1.IP + ":2380",
 		"--listen-api", h1.IP + ":6443", "--admin-config", c.adminConfig}
-	heartbeat := ""
-	help, _ := exec.CommandContext(ctx, c.bin, "server", "--help").CombinedOutput()
-	c.grace = "40s (controller default; the binary has no grace flag)"
-	for _, f := range graceFlags {
-		if strings.Contains(string(help), f+" ") {
-			args = append(args, f, "8s")
-			c.grace, c.graceFlag, heartbeat = "8s ("+f+")", f, "2s"
-			break
+	serverHelp, _ := exec.CommandContext(ctx, c.bin, "server", "--help").CombinedOutput()
+	agentHelp, _ := exec.CommandContext(ctx, c.bin, "agent", "--help").CombinedOutput()
+	c.agentHelp = string(agentHelp)
+	var agentTuning []string
+	c.tuning = "the binary's defaults"
+	switch {
+	case !hasFlag(string(serverHelp), "--node-monitor-grace-period"):
+		c.tuning = "grace 40s, the controller's default (the binary has no --node-monitor-grace-period)"
+	case os.Getenv("SKIFF_MULTINODE_DEFAULTS") != "":
+		c.tuning = "the binary's defaults (SKIFF_MULTINODE_DEFAULTS)"
+	default:
+		// Faster node-loss detection, as the flags allow: agents renew
+		// every 2s; gossip's verdict is confirmed once the Lease is 3s
+		// old; without gossip a node is Unknown after 10s of silence.
+		args = append(args, "--node-monitor-grace-period", "10s")
+		c.tuning = "--node-monitor-grace-period 10s"
+		if hasFlag(string(serverHelp), "--node-health-confirm-age") {
+			args = append(args, "--node-health-confirm-age", "3s")
+			c.tuning += " --node-health-confirm-age 3s"
 		}
+		agentTuning = []string{"--heartbeat-interval", "2s"}
+		c.tuning += ", agents --heartbeat-interval 2s"
+	}
+	if hasFlag(string(serverHelp), "--listen-gossip") {
+		c.tuning += ", gossip on"
 	}
 	if c.server, err = startProc(h1, "server", filepath.Join(c.logDir, "server.log"), c.bin, args...); err != nil {
 		t.Fatal(err)
@@ -170,7 +187,7 @@ func startCluster(t *testing.T, ctx context.Context) *cluster {
 	if c.client, err = client.New(client.Options{ConfigPath: c.adminConfig}); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("server on %s (%s), node monitor grace %s", h1.Name, h1.IP, c.grace)
+	t.Logf("server on %s (%s); node loss detection: %s", h1.Name, h1.IP, c.tuning)
 
 	for i, h := range c.lab.Hosts {
 		a := &agent{
@@ -185,8 +202,14 @@ func startCluster(t *testing.T, ctx context.Context) *cluster {
 			"--ca-file", filepath.Join(serverDir, "ca.crt"), "--name", a.name, "--data-dir", a.dataDir,
 			"--node-ip", h.IP, "--bridge", a.bridge, "--cgroup-parent", a.cgroupParent,
 			"--listen-streams", h.IP + ":10250"}
-		if heartbeat != "" {
-			args = append(args, "--heartbeat-interval", heartbeat)
+		args = append(args, agentTuning...)
+		if hasFlag(c.agentHelp, "--listen-gossip") {
+			// The server on h1 has h1's port 7946 already.
+			port := "7946"
+			if h == h1 {
+				port = "7947"
+			}
+			args = append(args, "--listen-gossip", h.IP+":"+port)
 		}
 		if a.proc, err = startProc(h, a.name, a.logPath, c.bin, args...); err != nil {
 			t.Fatal(err)

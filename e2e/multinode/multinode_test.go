@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -85,6 +86,17 @@ func backendDone(live []corev1.Pod, n int, onNode func(string) bool) bool {
 	return true
 }
 
+// readyPods are the live pods that are Running and Ready.
+func readyPods(pods []corev1.Pod) []corev1.Pod {
+	var out []corev1.Pod
+	for _, p := range livePods(pods) {
+		if podReady(&p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func describePods(pods []corev1.Pod) string {
 	var s []string
 	for _, p := range pods {
@@ -103,8 +115,9 @@ var hostnameRE = regexp.MustCompile(`hostname: ([a-z0-9.-]+)`)
 // testCrossNode: (a) of issues 6 and 7. The backend (the seed manifest set)
 // runs on node-b only; a client pod on node-a reaches a pod on node-b by
 // pod IP without NAT, the backend by Service DNS name, with requests spread
-// over every replica through the ClusterIP; the NodePort answers on every
-// node's address from outside the cluster.
+// over every replica through the ClusterIP; the NodePort and the seed's
+// Ingress (host hello.kube.sspcloud.fr) answer on every node's address from
+// outside the cluster.
 func testCrossNode(ctx context.Context, c *cluster) {
 	t := c.t
 	// Backends on node-b only: the other two nodes are cordoned while the
@@ -158,53 +171,93 @@ func testCrossNode(ctx context.Context, c *cluster) {
 	})
 
 	t.Run("ClusterIPSpread", func(t *testing.T) {
-		c := c.in(t)
-		const n = 30
-		out, err := c.exec(ctx, "client", "sh", "-c",
-			fmt.Sprintf(`for i in $(seq %d); do timeout 5 wget -qO- http://application/ || echo REQUEST-FAILED; done`, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f := strings.Count(out, "REQUEST-FAILED"); f > 0 {
-			t.Errorf("%d of %d requests to http://application/ failed", f, n)
-		}
-		count := map[string]int{}
-		for _, m := range hostnameRE.FindAllStringSubmatch(out, -1) {
-			count[m[1]]++
-		}
-		for _, p := range backends {
-			if count[p.Name] == 0 {
-				t.Errorf("replica %s got none of %d requests through the ClusterIP (spread: %v)", p.Name, n, count)
-			}
-		}
-		t.Logf("%d requests through http://application/ from node-a spread over the replicas on node-b: %v", n, count)
+		c.in(t).checkSpread(ctx, "http://application/", backends, "on node-b")
 	})
 
 	t.Run("NodePortEveryNode", func(t *testing.T) {
 		c := c.in(t)
-		hc := &http.Client{Timeout: 5 * time.Second}
 		for _, a := range c.agents {
 			url := fmt.Sprintf("http://%s:30080/", a.host.IP)
 			c.poll(ctx, 60*time.Second, "NodePort "+url+" ("+a.name+") from outside the cluster", func() (bool, error) {
-				req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-				if err != nil {
-					return false, err
-				}
-				resp, err := hc.Do(req)
-				if err != nil {
-					return false, err
-				}
-				defer resp.Body.Close()
-				b, err := io.ReadAll(resp.Body)
-				if err != nil {
-					return false, err
-				}
-				return resp.StatusCode == http.StatusOK && strings.Contains(string(b), "skiff httpd"),
-					fmt.Errorf("status %d, body %q", resp.StatusCode, b)
+				code, body, err := httpGet(ctx, url, "")
+				return err == nil && code == http.StatusOK && strings.Contains(body, "skiff httpd"),
+					fmt.Errorf("status %d, body %q, error %v", code, body, err)
 			})
 		}
 		t.Logf("NodePort 30080 answered on %s, %s and %s", c.agents[0].host.IP, c.agents[1].host.IP, c.agents[2].host.IP)
 	})
+	t.Run("IngressEveryNode", func(t *testing.T) {
+		c := c.in(t)
+		if !hasFlag(c.agentHelp, "--ingress-http-port") {
+			t.Skip("this skiff agent runs no Ingress router (no --ingress-http-port)")
+		}
+		// The seed's Ingress: host hello.kube.sspcloud.fr, prefix / to the
+		// Service application, served on port 80 of every node.
+		for _, a := range c.agents {
+			url := fmt.Sprintf("http://%s/", a.host.IP)
+			c.poll(ctx, 60*time.Second, "Ingress host hello.kube.sspcloud.fr at "+url+" ("+a.name+")", func() (bool, error) {
+				code, body, err := httpGet(ctx, url, "hello.kube.sspcloud.fr")
+				return err == nil && code == http.StatusOK && strings.Contains(body, "skiff httpd"),
+					fmt.Errorf("status %d, body %q, error %v", code, body, err)
+			})
+			// A host no Ingress names gets no backend.
+			if code, body, err := httpGet(ctx, url, "other.example.com"); err != nil || code != http.StatusNotFound {
+				t.Errorf("%s with Host other.example.com: got %d %q (error %v), want 404", url, code, body, err)
+			}
+		}
+		t.Logf("Ingress answered for hello.kube.sspcloud.fr on port 80 of %s, %s and %s", c.agents[0].host.IP, c.agents[1].host.IP, c.agents[2].host.IP)
+	})
+}
+
+// checkSpread sends 30 requests to url from the client pod on node-a and
+// checks that every one succeeds and every backend answers some.
+func (c *cluster) checkSpread(ctx context.Context, url string, backends []corev1.Pod, where string) {
+	t := c.t
+	t.Helper()
+	const n = 30
+	out, err := c.exec(ctx, "client", "sh", "-c",
+		fmt.Sprintf(`for i in $(seq %d); do timeout 5 wget -qO- %s || echo REQUEST-FAILED; done`, n, url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := strings.Count(out, "REQUEST-FAILED"); f > 0 {
+		t.Errorf("%d of %d requests to %s failed", f, n, url)
+	}
+	count := map[string]int{}
+	for _, m := range hostnameRE.FindAllStringSubmatch(out, -1) {
+		count[m[1]]++
+	}
+	for _, p := range backends {
+		if count[p.Name] == 0 {
+			t.Errorf("replica %s (%s, on %s) got none of %d requests to %s (spread: %v)", p.Name, p.Status.PodIP, p.Spec.NodeName, n, url, count)
+		}
+	}
+	if t.Failed() {
+		eps, _ := c.skiff(ctx, "get", "endpoints", "-o", "yaml")
+		pods, _ := c.skiff(ctx, "get", "pods", "-o", "wide")
+		t.Logf("endpoints:\n%s\npods:\n%s", eps, pods)
+	}
+	t.Logf("%d requests to %s from node-a spread over the replicas %s: %v", n, url, where, count)
+}
+
+// httpGet fetches url from the test's own (root) namespace, outside the
+// cluster, with the given Host header, and returns status and body.
+func httpGet(ctx context.Context, url, host string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if host != "" {
+		req.Host = host
+	}
+	// No proxy from the environment: the nodes are on the lab bridge.
+	resp, err := (&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 // testNodeLoss: (b). node-b, with every backend replica, loses its agent
@@ -249,8 +302,8 @@ func testNodeLoss(ctx context.Context, c *cluster) {
 	if err := victim.host.Cut(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("killed agent %s (pid %d) and its containerd (pid %d), cut %s off; %d of %d backend replicas were on it; node monitor grace %s",
-		victim.name, victim.proc.pid(), cpid, victim.host.Name, onVictim, replicas, c.grace)
+	t.Logf("killed agent %s (pid %d) and its containerd (pid %d), cut %s off; %d of %d backend replicas were on it; node-loss detection: %s",
+		victim.name, victim.proc.pid(), cpid, victim.host.Name, onVictim, replicas, c.tuning)
 
 	var unknownAt, evictedAt, doneAt time.Duration
 	err = pollUntil(ctx, 5*time.Minute, func() (bool, error) {
@@ -284,14 +337,15 @@ func testNodeLoss(ctx context.Context, c *cluster) {
 	if err != nil {
 		t.Fatalf("node loss: %d backend replicas not Running elsewhere: %v", replicas, err)
 	}
-	fmt.Printf("FIGURE node loss (kill -9 agent+containerd, host cut): %s Ready!=True after %v, eviction after %v, %d/%d backend replicas Running and Ready on other nodes after %v (node monitor grace %s, tolerationSeconds 5)\n",
-		victim.name, unknownAt.Round(100*time.Millisecond), evictedAt.Round(100*time.Millisecond), replicas, replicas, doneAt.Round(100*time.Millisecond), c.grace)
+	fmt.Printf("FIGURE node loss (kill -9 agent+containerd, host cut): %s Ready!=True after %v, eviction after %v, %d/%d backend replicas Running and Ready on other nodes after %v (%s; pods tolerate the taints for 5s)\n",
+		victim.name, unknownAt.Round(100*time.Millisecond), evictedAt.Round(100*time.Millisecond), replicas, replicas, doneAt.Round(100*time.Millisecond), c.tuning)
 
-	// The Service follows: requests by name succeed from node-a again.
-	c.poll(ctx, 60*time.Second, "wget http://backend after the loss of "+victim.name, func() (bool, error) {
-		out, err := c.exec(ctx, "client", "timeout", "5", "wget", "-qO-", "http://backend")
-		return err == nil && strings.Contains(out, "skiff httpd"), err
-	})
+	// The Service follows: requests from node-a reach every new replica.
+	pods, err = c.pods(ctx, backendSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.checkSpread(ctx, "http://application/", readyPods(pods), "after the loss of "+victim.name)
 }
 
 // testRollingUpdate: (c). A client pod loops requests through the
@@ -307,13 +361,25 @@ func testRollingUpdate(ctx context.Context, c *cluster) {
 	replicas := int(*d.Spec.Replicas)
 	c.waitBackend(ctx, replicas, 2*time.Minute, func(string) bool { return true })
 
+	var svc corev1.Service
+	if err := c.client.Get(ctx, "default", "application", &svc); err != nil {
+		t.Fatal(err)
+	}
 	// The loop runs until /tmp/stop exists in the client pod, then prints
-	// its counts; each failure is logged with the time.
-	loop := `rm -f /tmp/stop; ok=0; err=0
+	// its counts. A failed request (2 s timeout: busybox wget's own -T
+	// crashes) is logged with the time, wget's exit status and message,
+	// and whether the cluster IP itself and the name's DNS lookup answer
+	// right after, to tell a proxy problem from a DNS one.
+	loop := fmt.Sprintf(`rm -f /tmp/stop; ok=0; err=0
 while [ ! -e /tmp/stop ]; do
-  if timeout 2 wget -q -O /dev/null http://application/; then ok=$((ok+1)); else err=$((err+1)); echo "error at $(date +%T)"; fi
+  if timeout 2 wget -q -O /dev/null http://application/ 2>/tmp/werr; then ok=$((ok+1)); else
+    rc=$?; err=$((err+1))
+    timeout 2 wget -q -O /dev/null http://%s/; byip=$?
+    timeout 2 nslookup application.default.svc.cluster.local >/dev/null 2>&1; dns=$?
+    echo "error at $(date +%%T): exit $rc $(cat /tmp/werr); then by cluster IP: exit $byip, DNS lookup: exit $dns"
+  fi
 done
-echo "ok=$ok err=$err"`
+echo "ok=$ok err=$err"`, svc.Spec.ClusterIP)
 	lctx, lcancel := context.WithTimeout(ctx, 6*time.Minute)
 	defer lcancel()
 	type result struct {
@@ -371,21 +437,20 @@ echo "ok=$ok err=$err"`
 	if r.err != nil {
 		t.Fatalf("request loop: %v", r.err)
 	}
-	var ok, errs int
-	if _, err := fmt.Sscanf(lastLine(r.out), "ok=%d err=%d", &ok, &errs); err != nil {
-		t.Fatalf("request loop output %q: %v", r.out, err)
+	m := countsRE.FindStringSubmatch(r.out)
+	if m == nil {
+		t.Fatalf("request loop output %q: no ok=N err=M line", r.out)
 	}
+	ok, _ := strconv.Atoi(m[1])
+	errs, _ := strconv.Atoi(m[2])
 	if ok == 0 {
 		t.Fatalf("no request succeeded during the rollout: %q", r.out)
 	}
 	fmt.Printf("FIGURE rolling update of %d replicas (rollout restart, done in %v), then scale %d->1->%d, until every replaced pod stopped (%v): %d requests through the ClusterIP from node-a, %d errors\n",
 		replicas, rolled.Round(100*time.Millisecond), replicas, replicas, looped.Round(100*time.Millisecond), ok+errs, errs)
 	if errs > 0 {
-		t.Logf("errors during the rollout:\n%s", r.out)
+		t.Logf("failed requests (not asserted: 0 to 19 seen in runs on the shared machine):\n%s", r.out)
 	}
 }
 
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
-}
+var countsRE = regexp.MustCompile(`ok=(\d+) err=(\d+)`)
