@@ -45,7 +45,7 @@ const (
 	ReasonNodeAffinity         = "node(s) didn't match Pod's node affinity/selector"
 	ReasonHostPorts            = "node(s) didn't have free ports for the requested pod ports"
 	ReasonTooManyPods          = "Too many pods"
-	ReasonVolumeNodeAffinity   = "node(s) didn't match PersistentVolume's node affinity"
+	ReasonVolumeNodeAffinity   = "node(s) had volume node affinity conflict"
 	ReasonSpreadConstraints    = "node(s) didn't match pod topology spread constraints"
 	ReasonSpreadMissingLabel   = ReasonSpreadConstraints + " (missing required label)"
 	ReasonPodAffinity          = "node(s) didn't match pod affinity rules"
