@@ -29,6 +29,12 @@
 //     volumes; downward API volume files) is resolved here, on every worker
 //     pass, so a pod waiting for a missing configMap starts by itself once it
 //     is created.
+//   - Local persistent volumes (volumes.go): a claim of a pod bound to the
+//     node that is still unbound gets a directory under the data dir and a
+//     PersistentVolume pinned to the node (or a matching static volume),
+//     and is bound with a compare-and-swap (WaitForFirstConsumer, as k3s's
+//     local-path provisioner); the volumes this node provisioned are
+//     deleted with their directories once their claims are gone.
 //
 // The agent keeps no state of its own: containerd's labels are the node's
 // memory (see agent/DESIGN.md), so a restarted agent adopts running pods

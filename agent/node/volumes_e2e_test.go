@@ -26,7 +26,9 @@ import (
 // read as kubectl users expect; the claim outlives scaling to 0, and
 // deleting it removes the volume and its directory. Then a pod whose claim
 // only a static volume can serve waits in ContainerCreating until one is
-// created, and runs on it.
+// created, and runs on it read-only; a pod placed by hand on a node its
+// claim's volume is not on does not start, with a FailedMount event saying
+// so.
 func TestStatefulSetLocalVolume(t *testing.T) {
 	e := newControlPlaneEnv(t)
 	a := e.startAgent("n1")
@@ -235,6 +237,59 @@ func TestStatefulSetLocalVolume(t *testing.T) {
 	nodetest.Poll(t, 60*time.Second, "reader gone", func() (bool, error) {
 		err := e.c.Get(context.Background(), "default", "reader", &corev1.Pod{})
 		return client.IsNotFound(err), fmt.Errorf("reader still there (%v)", err)
+	})
+
+	// A claim bound to a volume of another node, for a pod put on n1 by
+	// hand (past the scheduler): the pod does not start, and says why.
+	far := spv.DeepCopy()
+	far.ObjectMeta = metav1.ObjectMeta{Name: "far"}
+	far.Spec.NodeAffinity.Required.NodeSelectorTerms[0].MatchExpressions[0].Values = []string{"n9"}
+	far.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "default", Name: "far"}
+	if err := e.c.Create(ctx, far); err != nil {
+		t.Fatal(err)
+	}
+	farClaim := static.DeepCopy()
+	farClaim.ObjectMeta = metav1.ObjectMeta{Name: "far", Namespace: "default"}
+	farClaim.Spec.VolumeName = "far"
+	farClaim.Status = corev1.PersistentVolumeClaimStatus{}
+	if err := e.c.Create(ctx, farClaim); err != nil {
+		t.Fatal(err)
+	}
+	misplaced := pod.DeepCopy()
+	misplaced.ObjectMeta = metav1.ObjectMeta{Name: "misplaced", Namespace: "default"}
+	misplaced.Spec.NodeName = "n1"
+	misplaced.Spec.Volumes[0].PersistentVolumeClaim.ClaimName = "far"
+	if err := e.c.Create(ctx, misplaced); err != nil {
+		t.Fatal(err)
+	}
+	const conflict = `node(s) had volume node affinity conflict: persistentvolumeclaim "far" is bound to persistentvolume "far", which is on node n9, not on node n1`
+	e.waitPod("default", "misplaced", 30*time.Second, "held in ContainerCreating by the conflict", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == "ContainerCreating" &&
+			strings.Contains(cs[0].State.Waiting.Message, conflict)
+	})
+	nodetest.Poll(t, 10*time.Second, "FailedMount event naming the conflict", func() (bool, error) {
+		var evs corev1.EventList
+		if err := e.c.List(context.Background(), "default", &evs, client.ListOptions{}); err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.InvolvedObject.Name == "misplaced" && ev.Reason == "FailedMount" && ev.Type == corev1.EventTypeWarning &&
+				strings.Contains(ev.Message, conflict) {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("%d events, no FailedMount with %q", len(evs.Items), conflict)
+	})
+	if err := e.c.Get(ctx, "default", "far", farClaim); err != nil || farClaim.Status.Phase == corev1.ClaimBound {
+		t.Errorf("claim far: phase %s (%v): the agent of another node must not complete its binding", farClaim.Status.Phase, err)
+	}
+	if _, err := e.c.Delete(ctx, misplaced, nil); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Poll(t, 60*time.Second, "misplaced gone", func() (bool, error) {
+		err := e.c.Get(context.Background(), "default", "misplaced", &corev1.Pod{})
+		return client.IsNotFound(err), fmt.Errorf("misplaced still there (%v)", err)
 	})
 }
 
