@@ -146,6 +146,12 @@ func (s *Server) prepareCreate(ctx context.Context, k Kind, ref *skiffv1.Resourc
 		return nil, nil, err
 	}
 	s.scheme.Default(obj)
+	// Mutating admission (LimitRange defaults) before PrepareForCreate, so
+	// a pod's QoS class sees the defaulted resources.
+	limitRanges, err := s.admitLimitRangeDefaults(ctx, k, obj, m.GetNamespace())
+	if err != nil {
+		return nil, nil, err
+	}
 	m.SetUID(uuid.NewUUID())
 	m.SetCreationTimestamp(metav1.Now())
 	m.SetResourceVersion("")
@@ -175,6 +181,10 @@ func (s *Server) prepareCreate(ctx context.Context, k Kind, ref *skiffv1.Resourc
 	}
 	if errs := s.scheme.Validate(obj); len(errs) > 0 {
 		return nil, nil, client.NewInvalid(k.GVK().GroupKind(), m.GetName(), errs)
+	}
+	// Validating admission; quota is charged in create's transaction.
+	if err := admitLimitRanges(k, m.GetName(), obj, limitRanges); err != nil {
+		return nil, nil, err
 	}
 	return obj, m, nil
 }
@@ -211,6 +221,7 @@ func (s *Server) create(ctx context.Context, k Kind, obj runtime.Object, m metav
 	// Each attempt allocates afresh from the object as requested, so a value
 	// picked automatically by a lost attempt is not taken for a request.
 	requested := obj
+	quotaRetries := 0
 	for attempt := 0; attempt < maxRetries; attempt++ {
 		al := &allocation{}
 		if svc, ok := requested.(*corev1.Service); ok {
@@ -226,6 +237,11 @@ func (s *Server) create(ctx context.Context, k Kind, obj runtime.Object, m metav
 			}
 			obj, m = svcCopy, svcCopy
 		}
+		// Quota admission: the charge commits with the object, or neither.
+		qc, err := s.chargeQuotas(ctx, k, obj, m.GetNamespace(), m.GetName())
+		if err != nil {
+			return nil, err
+		}
 		data, err := encodeForStore(k, obj)
 		if err != nil {
 			return nil, client.NewInternal(err)
@@ -233,8 +249,8 @@ func (s *Server) create(ctx context.Context, k Kind, obj runtime.Object, m metav
 		if dryRun {
 			return obj, nil
 		}
-		cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}, al.cmps...)
-		ops := append([]clientv3.Op{clientv3.OpPut(key, string(data))}, al.ops...)
+		cmps := append(append([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}, al.cmps...), qc.cmps...)
+		ops := append(append([]clientv3.Op{clientv3.OpPut(key, string(data))}, al.ops...), qc.ops...)
 		resp, err := s.txn(ctx, cmps, ops)
 		if err != nil {
 			return nil, err
@@ -252,7 +268,13 @@ func (s *Server) create(ctx context.Context, k Kind, obj runtime.Object, m metav
 		} else if len(errs) > 0 {
 			return nil, client.NewInvalid(k.GVK().GroupKind(), m.GetName(), errs)
 		}
-		// An automatically picked value was taken meanwhile: pick again.
+		// An automatically picked value was taken meanwhile, or a quota
+		// was charged by another create: pick and judge again. Quota races
+		// do not use up the allocation retries (each round lets one through).
+		if len(qc.cmps) > 0 && quotaRetries < maxQuotaRetries {
+			quotaRetries++
+			attempt--
+		}
 	}
 	return nil, client.NewConflict(k.GroupResource(), m.GetName(), "too many concurrent allocations, try again")
 }
