@@ -119,6 +119,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	rsc.events, rcc.events, dc.events = rec, rec, rec
 	wl := m.workloads(inf, pods, gc, rec, log) // job, cronjob, statefulset, daemonset, nodelifecycle
 	svcLoops := m.serviceLoops(inf, pods, log) // endpoints, servicelb
+
+	svcLoops = append(svcLoops, m.resourceQuotaLoops(inf, pods, log)...) // resourcequota
 	if infErr != nil {
 		return fmt.Errorf("controller informers: %w", infErr)
 	}
