@@ -1,0 +1,262 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffhq/skiff/agent/images"
+	"github.com/skiffhq/skiff/client"
+	skiffv1 "github.com/skiffhq/skiff/proto/skiff/v1"
+)
+
+// imageCLI runs `skiff image ...` (the real command tree) against the
+// test API server.
+func imageCLI(ctx context.Context, cfg string, out, errOut io.Writer, args ...string) error {
+	root := &cobra.Command{Use: "skiff", SilenceUsage: true, SilenceErrors: true}
+	root.AddCommand(newImageCmd())
+	root.SetOut(out)
+	root.SetErr(errOut)
+	root.SetArgs(append(args, "--kubeconfig", cfg))
+	return root.ExecuteContext(ctx)
+}
+
+// waitNodeReady waits until the Node reports Ready.
+func (e *nodeEnv) waitNodeReady(t *testing.T, name string) {
+	t.Helper()
+	poll(t, 60*time.Second, "node "+name+" Ready", func() (bool, error) {
+		n := &corev1.Node{}
+		if err := e.c.Get(context.Background(), "", name, n); err != nil {
+			return false, err
+		}
+		return nodeIsReady(n), fmt.Errorf("conditions %v", n.Status.Conditions)
+	})
+}
+
+// TestImageImportE2E: a pod waits on an image the node does not have, and
+// its status says how to import it; `skiff image import` sends the
+// tarball (several 1 MiB pieces) through the API server to the agent; the
+// image is listed on the node and the pod runs from it. Then the refusals:
+// an unknown --node, a tar that holds no image, and callers without
+// credentials.
+func TestImageImportE2E(t *testing.T) {
+	e := newNodeEnv(t)
+	e.waitNodeReady(t, "n1")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// An image no node has: the busybox layer plus 3 MiB of random bytes,
+	// so the tarball travels in several pieces and the pod can check that
+	// every byte arrived.
+	const ref = "skiff.test/imported:e2e"
+	base, err := images.BusyboxLayer(images.DefaultBusybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := make([]byte, 3<<20)
+	_, _ = rand.Read(blob)
+	img := images.Image{Names: []string{ref}, Layers: []images.Layer{base, {
+		{Path: "data", Mode: os.ModeDir | 0o755},
+		{Path: "data/blob", Mode: 0o644, Data: blob},
+	}}}
+	img.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	tarball := filepath.Join(t.TempDir(), "imported.tar")
+	var buf bytes.Buffer
+	if err := images.WriteLayout(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() <= 3*imageChunkSize {
+		t.Fatalf("test tarball is %d bytes: want more than 3 pieces", buf.Len())
+	}
+	if err := os.WriteFile(tarball, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// The pod first: the image is missing, so it waits with a message that
+	// says how to import it.
+	never := corev1.RestartPolicyNever
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "imported", Namespace: "default"},
+		// No scheduler runs here: the pod is bound to n1 directly.
+		Spec: corev1.PodSpec{NodeName: "n1", RestartPolicy: never, TerminationGracePeriodSeconds: new(int64), Containers: []corev1.Container{{
+			Name: "main", Image: ref, ImagePullPolicy: corev1.PullIfNotPresent,
+			// Fails (and with restartPolicy Never stays failed) unless the
+			// whole blob arrived.
+			Command: []string{"sh", "-c", fmt.Sprintf(`test "$(wc -c < /data/blob)" -eq %d && exec sleep 3600`, len(blob))},
+		}}},
+	}
+	if err := e.c.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 60*time.Second, "pod waiting on the missing image with an import hint", func() (bool, error) {
+		p := &corev1.Pod{}
+		if err := e.c.Get(ctx, "default", "imported", p); err != nil {
+			return false, err
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil && w.Reason == "ErrImagePull" {
+				return strings.Contains(w.Message, "skiff image import"), fmt.Errorf("message %q", w.Message)
+			}
+		}
+		return false, fmt.Errorf("container statuses %+v", p.Status.ContainerStatuses)
+	})
+
+	// Import through the API server.
+	var out, errOut bytes.Buffer
+	if err := imageCLI(ctx, e.srv.ConfigPath, &out, &errOut, "image", "import", tarball); err != nil {
+		t.Fatalf("image import: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	for _, want := range []string{
+		"n1: sending imported.tar",
+		"n1: loaded " + ref + " from imported.tar (" + mb(int64(buf.Len())) + " in ",
+		"imported 1 file onto 1 node(s): n1",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("image import output lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	// image ls shows it on n1, with its digest and size.
+	out.Reset()
+	errOut.Reset()
+	if err := imageCLI(ctx, e.srv.ConfigPath, &out, &errOut, "image", "ls"); err != nil {
+		t.Fatalf("image ls: %v\n%s", err, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if f := strings.Fields(lines[0]); strings.Join(f, " ") != "NODE IMAGE DIGEST SIZE" {
+		t.Errorf("image ls header %q", lines[0])
+	}
+	found := false
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		if len(f) == 4 && f[0] == "n1" && f[1] == ref {
+			found = true
+			if len(f[2]) != 12 || !strings.HasSuffix(f[3], "MB") {
+				t.Errorf("image ls row %q: want a 12-digit digest and a size in MB", l)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("image ls does not show %s on n1:\n%s", ref, out.String())
+	}
+	// The seeded test images are there too, and --node n1 gives the same.
+	if !strings.Contains(out.String(), images.BusyboxImage) {
+		t.Errorf("image ls lacks %s:\n%s", images.BusyboxImage, out.String())
+	}
+	var nodeOut bytes.Buffer
+	if err := imageCLI(ctx, e.srv.ConfigPath, &nodeOut, io.Discard, "image", "ls", "--node", "n1"); err != nil || nodeOut.String() != out.String() {
+		t.Errorf("image ls --node n1: err %v, output differs:\n%s\nvs\n%s", err, nodeOut.String(), out.String())
+	}
+
+	// The waiting pod starts from the imported image by itself (after its
+	// pull back-off, 10s at first).
+	e.waitReady(t, "imported")
+
+	// Refusals.
+	t.Run("unknown node", func(t *testing.T) {
+		var o, eo bytes.Buffer
+		err := imageCLI(ctx, e.srv.ConfigPath, &o, &eo, "image", "import", "--node", "nope", tarball)
+		if err == nil || !strings.Contains(err.Error(), `node "nope" not found (nodes: n1)`) {
+			t.Errorf("import --node nope: got %v, want node \"nope\" not found naming n1", err)
+		}
+		if o.Len() != 0 {
+			t.Errorf("import --node nope sent something:\n%s", o.String())
+		}
+		err = imageCLI(ctx, e.srv.ConfigPath, io.Discard, io.Discard, "image", "ls", "--node", "nope")
+		if err == nil || !strings.Contains(err.Error(), `node "nope" not found`) {
+			t.Errorf("ls --node nope: got %v", err)
+		}
+		// Straight to the API, past the CLI's check.
+		s, err := e.c.PodStreams().ImportImage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Send(&skiffv1.ImportImageRequest{Node: "nope"})
+		if _, err := s.CloseAndRecv(); !client.IsNotFound(err) {
+			t.Errorf("API import to node nope: got %v, want NotFound", err)
+		}
+	})
+
+	t.Run("not an image", func(t *testing.T) {
+		// A valid tar holding no image: the CLI's check passes it, the
+		// agent refuses it naming the node, and the command fails.
+		var tb bytes.Buffer
+		tw := tar.NewWriter(&tb)
+		_ = tw.WriteHeader(&tar.Header{Name: "hello.txt", Mode: 0o644, Size: 5})
+		_, _ = tw.Write([]byte("hello"))
+		_ = tw.Close()
+		bad := filepath.Join(t.TempDir(), "hello.tar")
+		if err := os.WriteFile(bad, tb.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var o, eo bytes.Buffer
+		err := imageCLI(ctx, e.srv.ConfigPath, &o, &eo, "image", "import", bad)
+		if err == nil || !strings.Contains(err.Error(), "image import failed on 1 node(s): n1 (hello.tar:") {
+			t.Errorf("import of a non-image tar: got %v\nstdout:\n%s\nstderr:\n%s", err, o.String(), eo.String())
+		}
+		if !strings.Contains(eo.String(), "n1: hello.tar failed: ") || !strings.Contains(o.String(), "imported 1 file onto 0 of 1 node(s)") {
+			t.Errorf("failure not reported per node and in the summary:\nstdout:\n%s\nstderr:\n%s", o.String(), eo.String())
+		}
+		// The agent is fine afterwards.
+		if err := imageCLI(ctx, e.srv.ConfigPath, io.Discard, io.Discard, "image", "ls"); err != nil {
+			t.Errorf("image ls after a failed import: %v", err)
+		}
+	})
+
+	t.Run("unauthenticated", func(t *testing.T) {
+		cfg, err := client.LoadConfig(e.srv.ConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, _, _, err := cfg.Resolve("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, user := range map[string]client.AuthInfo{
+			"no credentials": {},
+			"wrong token":    {Token: "not-the-token-not-the-token-not-the-token"},
+		} {
+			c, err := client.Dial(cl, user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := c.PodStreams().ImportImage(ctx)
+			if err == nil {
+				_ = s.Send(&skiffv1.ImportImageRequest{Node: "n1", Data: buf.Bytes()[:1024]})
+				_, err = s.CloseAndRecv()
+			}
+			if client.FromError(err).Code.String() != "Unauthenticated" {
+				t.Errorf("%s: import got %v, want Unauthenticated", name, err)
+			}
+			_, err = c.PodStreams().ListImages(ctx, &skiffv1.ListImagesRequest{Node: "n1"})
+			if client.FromError(err).Code.String() != "Unauthenticated" {
+				t.Errorf("%s: list got %v, want Unauthenticated", name, err)
+			}
+			c.Close()
+		}
+		// The CLI with a config without credentials says so.
+		for i := range cfg.Users {
+			cfg.Users[i].User = client.AuthInfo{}
+		}
+		anon := filepath.Join(t.TempDir(), "config")
+		if err := cfg.Save(anon); err != nil {
+			t.Fatal(err)
+		}
+		err = imageCLI(ctx, anon, io.Discard, io.Discard, "image", "import", tarball)
+		if err == nil || !strings.Contains(err.Error(), "Unauthorized") {
+			t.Errorf("CLI without credentials: got %v, want Unauthorized", err)
+		}
+	})
+}
