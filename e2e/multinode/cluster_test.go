@@ -139,13 +139,21 @@ func startCluster(t *testing.T, ctx context.Context) *cluster {
 	if c.logDir, err = os.MkdirTemp("", "skiff-multinode-logs-"); err != nil {
 		t.Fatal(err)
 	}
-	if c.dir, err = os.MkdirTemp("", "skmn"); err != nil {
-		t.Fatal(err)
-	}
+	// netlab.New removes the namespaces of labs whose owner died (a test
+	// binary killed before its cleanup); removeStaleRuns then removes what
+	// such runs left outside them.
 	if c.lab, err = netlab.New(ctx, netlab.Config{Hosts: 3, Log: testLog{t}}); err != nil {
 		t.Fatal(err)
 	}
 	id := c.lab.ID()
+	removeStaleRuns(t)
+	// Named after the lab, so a later run can tell whether it is stale;
+	// short, for containerd's socket paths.
+	c.dir = filepath.Join(os.TempDir(), runDirPrefix+id)
+	if err := os.Mkdir(c.dir, 0o700); err != nil {
+		c.dir = ""
+		t.Fatal(err)
+	}
 	h1 := c.lab.Hosts[0]
 	c.adminConfig = filepath.Join(c.dir, "admin.conf")
 	serverDir := filepath.Join(c.dir, "server")
@@ -499,6 +507,39 @@ func (c *cluster) close() {
 	}
 }
 
+// runDirPrefix starts each run's directory, followed by its lab id.
+const runDirPrefix = "skmn-"
+
+// removeStaleRuns removes the directories, processes, mounts and cgroups
+// of earlier runs whose lab has no live owner (their test binary was
+// killed before its cleanup ran).
+func removeStaleRuns(t *testing.T) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), runDirPrefix+"*"))
+	for _, dir := range dirs {
+		id := strings.TrimPrefix(filepath.Base(dir), runDirPrefix)
+		if netlab.Live(id) {
+			continue
+		}
+		t.Logf("removing the leftovers of stale run %s", dir)
+		// containerd and its shims name the dir on their command line.
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			pid, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(p, "/proc/"), "/cmdline"))
+			if err == nil && pid != os.Getpid() && isProcessOf(pid, dir) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		var errs []error
+		for i := 1; i <= len(nodeNames); i++ {
+			errs = append(errs, removeCgroups(fmt.Sprintf("%sc%d", id, i)))
+		}
+		errs = append(errs, unmountUnder(dir), os.RemoveAll(dir))
+		if err := errors.Join(errs...); err != nil {
+			t.Logf("stale run %s: %v", dir, err)
+		}
+	}
+}
+
 // isProcessOf reports whether pid's command line mentions dir (a pidfile
 // may outlive its process, and pids are reused).
 func isProcessOf(pid int, dir string) bool {
@@ -599,7 +640,11 @@ func leftovers(id, dir string) []string {
 			}
 		}
 	}
-	for _, m := range []string{dir, "/netns/" + id} {
+	marks := []string{"/netns/" + id}
+	if dir != "" {
+		marks = append(marks, dir)
+	}
+	for _, m := range marks {
 		if mps, err := mountPoints(m); err == nil {
 			for _, p := range mps {
 				out = append(out, "mount "+p)
@@ -613,7 +658,7 @@ func leftovers(id, dir string) []string {
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
-		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), dir) {
+		if b, err := os.ReadFile(p); err == nil && dir != "" && strings.Contains(string(b), dir) {
 			out = append(out, "process "+strings.TrimSuffix(strings.TrimPrefix(p, "/proc/"), "/cmdline")+": "+strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}

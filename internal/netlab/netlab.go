@@ -309,6 +309,11 @@ func CleanupStale(ctx context.Context, prefix string, log io.Writer) error {
 	return errors.Join(errs...)
 }
 
+// Live reports whether the lab id belongs to a live owner process (this
+// one or another), so that users of the lab's name for their own leftovers
+// (directories, cgroups) know whether those are stale.
+func Live(id string) bool { return ownerAlive(id) }
+
 func ownerAlive(id string) bool {
 	b, err := os.ReadFile(filepath.Join(stateDir, id+".pid"))
 	if err != nil {
