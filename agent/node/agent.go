@@ -167,6 +167,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	a.recorder = client.NewEventRecorder(cfg.Client, "kubelet", cfg.Name)
 	a.volumes = newLocalVolumes(cfg.Client, cfg.Name, filepath.Join(cfg.DataDir, "volumes"), log, a.claimInUse)
+	a.volumes.event = a.recorder.Event
 	a.mgr = podworker.New(a.rt, podworker.Config{
 		NodeIP:     a.nodeIP,
 		Resync:     time.Second,

@@ -101,6 +101,9 @@ type localVolumes struct {
 	// names the claim namespace/name; its volume is not reclaimed until none
 	// does. Nil: never.
 	inUse func(namespace, claim string) bool
+	// event, if set, records an event about a claim (as the provisioner's
+	// ProvisioningSucceeded that kubectl describe pvc shows).
+	event func(ctx context.Context, obj k8sruntime.Object, eventType, reason, message string) error
 
 	mu sync.Mutex // one provisioning or reclaim at a time on this node
 }
@@ -222,6 +225,14 @@ func (v *localVolumes) bind(ctx context.Context, claim *corev1.PersistentVolumeC
 	if err == nil {
 		v.log.Info("claim bound", "pvc", claim.Namespace+"/"+claim.Name, "pv", pv.Name, "provisioned", provisioned,
 			"revision", bound.ResourceVersion)
+		if provisioned && v.event != nil {
+			ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := v.event(ectx, bound, corev1.EventTypeNormal, "ProvisioningSucceeded",
+				fmt.Sprintf("Successfully provisioned volume %s on node %s", pv.Name, v.node)); err != nil {
+				v.log.Warn("record event", "pvc", claim.Namespace+"/"+claim.Name, "reason", "ProvisioningSucceeded", "err", err)
+			}
+			cancel()
+		}
 		return bound, pv, nil
 	}
 	if !errors.Is(err, errLostClaim) {

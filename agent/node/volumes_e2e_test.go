@@ -112,6 +112,19 @@ func TestStatefulSetLocalVolume(t *testing.T) {
 			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
 		}
 	}
+	nodetest.Poll(t, 10*time.Second, "ProvisioningSucceeded event on the claim", func() (bool, error) {
+		var evs corev1.EventList
+		if err := e.c.List(context.Background(), "default", &evs, client.ListOptions{}); err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.InvolvedObject.Kind == "PersistentVolumeClaim" && ev.InvolvedObject.Name == "data-web-0" &&
+				ev.Reason == "ProvisioningSucceeded" && strings.Contains(ev.Message, pvName) {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("%d events, none ProvisioningSucceeded for data-web-0", len(evs.Items))
+	})
 	if b, err := os.ReadFile(filepath.Join(dir, "hello")); err != nil || string(b) != want {
 		t.Errorf("host file %s: %q %v, want %q", filepath.Join(dir, "hello"), b, err, want)
 	}

@@ -281,6 +281,12 @@ func TestProvisionAndBind(t *testing.T) {
 	v := newTestVolumes(t, f, "n1")
 	f.add(testClaim("data-web-0", "<nil>", "1Gi", corev1.ReadWriteOnce))
 	ctx := context.Background()
+	var events []string
+	v.event = func(_ context.Context, obj k8sruntime.Object, eventType, reason, message string) error {
+		m, _ := metaOf(obj)
+		events = append(events, fmt.Sprintf("%s/%s %s %s: %s", m.GetNamespace(), m.GetName(), eventType, reason, message))
+		return nil
+	}
 
 	paths, err := v.resolveClaims(ctx, podWithClaims("data-web-0"))
 	if err != nil {
@@ -325,12 +331,16 @@ func TestProvisionAndBind(t *testing.T) {
 		}
 	}
 
+	if wantEv := "default/data-web-0 Normal ProvisioningSucceeded: Successfully provisioned volume " + pv.Name + " on node n1"; len(events) != 1 || events[0] != wantEv {
+		t.Errorf("events = %q, want [%q]", events, wantEv)
+	}
+
 	before := len(f.writes)
 	if paths2, err := v.resolveClaims(ctx, podWithClaims("data-web-0")); err != nil || paths2["v0"] != want {
 		t.Fatalf("second resolve: %v %v", paths2, err)
 	}
-	if extra := f.writes[before:]; len(extra) != 0 {
-		t.Errorf("second resolution of a bound claim wrote %v, want nothing", extra)
+	if extra := f.writes[before:]; len(extra) != 0 || len(events) != 1 {
+		t.Errorf("second resolution of a bound claim wrote %v and events %q, want nothing new", extra, events)
 	}
 }
 
