@@ -5,10 +5,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
@@ -118,9 +123,10 @@ func TestImageImportE2E(t *testing.T) {
 	if err := imageCLI(ctx, e.srv.ConfigPath, &out, &errOut, "image", "import", tarball); err != nil {
 		t.Fatalf("image import: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
 	}
+	t.Logf("skiff image import:\n%s", out.String())
 	for _, want := range []string{
 		"n1: sending imported.tar",
-		"n1: loaded " + ref + " from imported.tar (" + mb(int64(buf.Len())) + " in ",
+		"n1: loaded " + ref + " from imported.tar (" + humanSize(int64(buf.Len())) + " in ",
 		"imported 1 file onto 1 node(s): n1",
 	} {
 		if !strings.Contains(out.String(), want) {
@@ -134,6 +140,7 @@ func TestImageImportE2E(t *testing.T) {
 	if err := imageCLI(ctx, e.srv.ConfigPath, &out, &errOut, "image", "ls"); err != nil {
 		t.Fatalf("image ls: %v\n%s", err, errOut.String())
 	}
+	t.Logf("skiff image ls:\n%s", out.String())
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if f := strings.Fields(lines[0]); strings.Join(f, " ") != "NODE IMAGE DIGEST SIZE" {
 		t.Errorf("image ls header %q", lines[0])
@@ -163,6 +170,26 @@ func TestImageImportE2E(t *testing.T) {
 	// The waiting pod starts from the imported image by itself (after its
 	// pull back-off, 10s at first).
 	e.waitReady(t, "imported")
+
+	t.Run("docker save format", func(t *testing.T) {
+		const dref = "skiff.test/docker-save:v1"
+		path := filepath.Join(t.TempDir(), "saved.tar")
+		writeDockerSave(t, path, dref)
+		var o, eo bytes.Buffer
+		if err := imageCLI(ctx, e.srv.ConfigPath, &o, &eo, "image", "import", "--node", "n1", path); err != nil {
+			t.Fatalf("import docker save tarball: %v\n%s%s", err, o.String(), eo.String())
+		}
+		if !strings.Contains(o.String(), "n1: loaded "+dref+" from saved.tar") {
+			t.Errorf("import output:\n%s", o.String())
+		}
+		o.Reset()
+		if err := imageCLI(ctx, e.srv.ConfigPath, &o, io.Discard, "image", "ls", "--no-headers"); err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`(?m)^n1 +` + regexp.QuoteMeta(dref) + ` +[0-9a-f]{12} +\S+$`).MatchString(o.String()) {
+			t.Errorf("image ls does not show %s:\n%s", dref, o.String())
+		}
+	})
 
 	// Refusals.
 	t.Run("unknown node", func(t *testing.T) {
@@ -203,6 +230,7 @@ func TestImageImportE2E(t *testing.T) {
 		}
 		var o, eo bytes.Buffer
 		err := imageCLI(ctx, e.srv.ConfigPath, &o, &eo, "image", "import", bad)
+		t.Logf("import of a tar without an image: %v\nstdout:\n%s\nstderr:\n%s", err, o.String(), eo.String())
 		if err == nil || !strings.Contains(err.Error(), "image import failed on 1 node(s): n1 (hello.tar:") {
 			t.Errorf("import of a non-image tar: got %v\nstdout:\n%s\nstderr:\n%s", err, o.String(), eo.String())
 		}
@@ -259,4 +287,53 @@ func TestImageImportE2E(t *testing.T) {
 			t.Errorf("CLI without credentials: got %v, want Unauthorized", err)
 		}
 	})
+}
+
+// writeDockerSave writes a one-layer image in the layout `docker save`
+// writes (manifest.json, the config as <digest>.json, <id>/layer.tar).
+func writeDockerSave(t *testing.T, path, ref string) {
+	t.Helper()
+	var layer bytes.Buffer
+	lw := tar.NewWriter(&layer)
+	_ = lw.WriteHeader(&tar.Header{Name: "hello.txt", Mode: 0o644, Size: 6, Typeflag: tar.TypeReg})
+	_, _ = lw.Write([]byte("hello\n"))
+	if err := lw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layerSum := sha256.Sum256(layer.Bytes())
+	layerHex := hex.EncodeToString(layerSum[:])
+	config, err := json.Marshal(map[string]any{
+		"architecture": goruntime.GOARCH, "os": "linux",
+		"config": map[string]any{"Cmd": []string{"/hello.txt"}},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + layerHex}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgSum := sha256.Sum256(config)
+	cfgName := hex.EncodeToString(cfgSum[:]) + ".json"
+	manifest, _ := json.Marshal([]map[string]any{{"Config": cfgName, "RepoTags": []string{ref}, "Layers": []string{layerHex + "/layer.tar"}}})
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	for _, e := range []struct {
+		name string
+		data []byte
+	}{
+		{layerHex + "/VERSION", []byte("1.0")},
+		{layerHex + "/layer.tar", layer.Bytes()},
+		{cfgName, config},
+		{"manifest.json", manifest},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = tw.Write(e.data)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

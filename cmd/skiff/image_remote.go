@@ -229,9 +229,6 @@ func (l *lineWriter) printf(format string, args ...any) {
 	fmt.Fprintf(l.w, format+"\n", args...)
 }
 
-// mb formats a byte count for progress lines.
-func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
-
 // importEverywhere sends every file to every node, the nodes in parallel
 // and the files of one node in order. A node stops at its first failure
 // (the others go on); the results come sorted by node.
@@ -246,13 +243,13 @@ func importEverywhere(ctx context.Context, ps skiffv1.PodStreamServiceClient, no
 			defer func() { results[i] = res }()
 			for _, file := range files {
 				name := filepath.Base(file.path)
-				out.printf("%s: sending %s (%s)", node, name, mb(file.size))
+				out.printf("%s: sending %s (%s)", node, name, humanSize(file.size))
 				start := time.Now()
 				last := start
 				resp, err := importToNode(ctx, ps, node, file, func(sent int64) {
 					if now := time.Now(); now.Sub(last) >= importProgressEvery {
 						last = now
-						out.printf("%s: %s %s of %s (%d%%)", node, name, mb(sent), mb(file.size), sent*100/max(file.size, 1))
+						out.printf("%s: %s %s of %s (%d%%)", node, name, humanSize(sent), humanSize(file.size), sent*100/max(file.size, 1))
 					}
 				})
 				if err != nil {
@@ -262,7 +259,7 @@ func importEverywhere(ctx context.Context, ps skiffv1.PodStreamServiceClient, no
 				}
 				res.images = append(res.images, resp.Images...)
 				out.printf("%s: loaded %s from %s (%s in %s)", node, strings.Join(resp.Images, ", "), name,
-					mb(resp.Bytes), time.Since(start).Round(10*time.Millisecond))
+					humanSize(resp.Bytes), time.Since(start).Round(10*time.Millisecond))
 			}
 		}()
 	}

@@ -286,9 +286,9 @@ func TestImportEverywhere(t *testing.T) {
 		t.Errorf("largest piece %d bytes, want %d", fake.maxPiece, imageChunkSize)
 	}
 	for _, want := range []string{
-		"good: sending a.tar (2.1 MB)",
-		"good: a.tar 1.0 MB of 2.1 MB (49%)",
-		"good: loaded docker.io/library/a.tar from a.tar (2.1 MB in ",
+		"good: sending a.tar (2.11MB)",
+		"good: a.tar 1.05MB of 2.11MB (49%)",
+		"good: loaded docker.io/library/a.tar from a.tar (2.11MB in ",
 		"good2: loaded docker.io/library/b.tar from b.tar",
 	} {
 		if !strings.Contains(out.String(), want) {
