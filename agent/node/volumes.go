@@ -97,10 +97,11 @@ type localVolumes struct {
 	node string
 	dir  string // the volumes' parent: <data-dir>/volumes
 	log  *slog.Logger
-	// inUse says whether a pod of this node that has not finished still
-	// names the claim namespace/name; its volume is not reclaimed until none
-	// does. Nil: never.
-	inUse func(namespace, claim string) bool
+	// inUse says whether a pod of this node that has not finished, created
+	// before createdBefore (zero: any time), still names the claim
+	// namespace/name; its volume is not reclaimed until none does. Nil:
+	// never.
+	inUse func(namespace, claim string, createdBefore time.Time) bool
 	// event, if set, records an event about a claim (as the provisioner's
 	// ProvisioningSucceeded that kubectl describe pvc shows).
 	event func(ctx context.Context, obj k8sruntime.Object, eventType, reason, message string) error
@@ -108,7 +109,7 @@ type localVolumes struct {
 	mu sync.Mutex // one provisioning or reclaim at a time on this node
 }
 
-func newLocalVolumes(c volumeClient, node, dir string, log *slog.Logger, inUse func(namespace, claim string) bool) *localVolumes {
+func newLocalVolumes(c volumeClient, node, dir string, log *slog.Logger, inUse func(namespace, claim string, createdBefore time.Time) bool) *localVolumes {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -540,14 +541,20 @@ func (v *localVolumes) reclaim(ctx context.Context) error {
 		if err != nil && !client.IsNotFound(err) {
 			return err
 		}
-		gone := err != nil || claim.UID != r.UID
-		if !gone {
+		var replacedAt time.Time
+		switch {
+		case err != nil: // deleted
+		case claim.UID != r.UID:
+			// A new claim of the same name (a StatefulSet's, after its
+			// pod was recreated): pods made since use that one.
+			replacedAt = claim.CreationTimestamp.Time
+		default:
 			if claim.Spec.VolumeName != "" && claim.Spec.VolumeName != pv.Name {
 				v.deleteProvisioned(ctx, pv) // made for a claim another volume got
 			}
 			continue
 		}
-		if v.inUse != nil && v.inUse(r.Namespace, r.Name) {
+		if v.inUse != nil && v.inUse(r.Namespace, r.Name, replacedAt) {
 			continue // the pod stops first; its containers still have the directory
 		}
 		switch pv.Spec.PersistentVolumeReclaimPolicy {
@@ -719,15 +726,17 @@ func mkVolumeDir(dir string) error {
 	return os.Chmod(dir, 0o777)
 }
 
-// claimInUse reports whether a pod bound to this node, not finished, names
-// claim namespace/name (the agent's localVolumes.inUse).
-func (a *Agent) claimInUse(namespace, claim string) bool {
+// claimInUse reports whether a pod bound to this node, not finished and
+// created before createdBefore (zero: any time), names claim namespace/name
+// (the agent's localVolumes.inUse).
+func (a *Agent) claimInUse(namespace, claim string, createdBefore time.Time) bool {
 	if a.pods == nil {
 		return true // not watching yet: assume so
 	}
 	for _, o := range a.pods.List(labels.Everything()) {
 		p := o.(*corev1.Pod)
-		if p.Namespace != namespace || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		if p.Namespace != namespace || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed ||
+			(!createdBefore.IsZero() && !p.CreationTimestamp.Time.Before(createdBefore)) {
 			continue
 		}
 		for _, vol := range p.Spec.Volumes {

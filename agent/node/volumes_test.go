@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -520,7 +521,11 @@ func TestReclaim(t *testing.T) {
 	f := newFakeVolumeAPI()
 	v := newTestVolumes(t, f, "n1")
 	used := true
-	v.inUse = func(ns, claim string) bool { return used && ns == "default" && claim == "a" }
+	var usedBefore time.Time
+	v.inUse = func(ns, claim string, before time.Time) bool {
+		usedBefore = before
+		return used && ns == "default" && claim == "a"
+	}
 	ctx := context.Background()
 	for _, n := range []string{"a", "b"} {
 		f.add(testClaim(n, "<nil>", "1Gi", corev1.ReadWriteOnce))
@@ -568,6 +573,9 @@ func TestReclaim(t *testing.T) {
 	}
 	if _, ok := f.volume(claimA.Spec.VolumeName); !ok {
 		t.Fatalf("volume of claim a deleted while a pod of the node still uses the claim")
+	}
+	if !usedBefore.IsZero() {
+		t.Errorf("a deleted claim asked for pods created before %v, want any pod", usedBefore)
 	}
 	used = false
 	if err := v.reclaim(ctx); err != nil {
@@ -622,5 +630,62 @@ func TestNodeSelectorMatches(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestReclaimReplacedClaim: a claim deleted and created again under the
+// same name (a StatefulSet's) gets a new volume; the old one goes once the
+// pods made before the new claim are gone, whatever pods made since do.
+func TestReclaimReplacedClaim(t *testing.T) {
+	f := newFakeVolumeAPI()
+	v := newTestVolumes(t, f, "n1")
+	ctx := context.Background()
+	f.add(testClaim("data", "<nil>", "1Gi", corev1.ReadWriteOnce))
+	old, err := v.resolveClaims(ctx, podWithClaims("data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldClaim := f.claim(t, "default", "data")
+	if _, err := f.Delete(ctx, oldClaim, nil); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	replacement := testClaim("data", "<nil>", "1Gi", corev1.ReadWriteOnce)
+	replacement.CreationTimestamp = metav1.NewTime(created)
+	f.add(replacement)
+	cur, err := v.resolveClaims(ctx, podWithClaims("data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur["v0"] == old["v0"] {
+		t.Fatalf("the new claim got the old volume's directory %s", old["v0"])
+	}
+	oldPodRunning := true
+	var asked time.Time
+	v.inUse = func(ns, claim string, before time.Time) bool {
+		asked = before
+		return oldPodRunning && before.Equal(created)
+	}
+	if err := v.reclaim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !asked.Equal(created) {
+		t.Errorf("reclaim asked about pods created before %v, want before the new claim (%v)", asked, created)
+	}
+	if _, err := os.Stat(old["v0"]); err != nil {
+		t.Fatalf("old volume removed while a pod made before the new claim runs: %v", err)
+	}
+	oldPodRunning = false
+	if err := v.reclaim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.volume(oldClaim.Spec.VolumeName); ok {
+		t.Errorf("old volume %s kept after its pods were gone", oldClaim.Spec.VolumeName)
+	}
+	if _, err := os.Stat(old["v0"]); !os.IsNotExist(err) {
+		t.Errorf("old directory: %v, want gone", err)
+	}
+	if _, err := os.Stat(cur["v0"]); err != nil {
+		t.Errorf("the new claim's directory: %v", err)
 	}
 }
