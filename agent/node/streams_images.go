@@ -1,12 +1,15 @@
 package node
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"github.com/containerd/containerd/errdefs"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -39,6 +42,7 @@ func (s *streamServer) ImportImage(stream skiffv1.PodStreamService_ImportImageSe
 	pr, pw := io.Pipe()
 	var received int64
 	recvDone := make(chan struct{})
+	recvErr := make(chan error, 1) // why the caller's side broke, if it did
 	// The caller's pieces → the pipe. Recv ends with an error once the
 	// handler returns (its context is done), so this goroutine cannot
 	// outlive the call even when the caller stops sending.
@@ -59,6 +63,7 @@ func (s *streamServer) ImportImage(stream skiffv1.PodStreamService_ImportImageSe
 				return
 			}
 			if err != nil {
+				recvErr <- err // before the pipe fails the importer
 				_ = pw.CloseWithError(fmt.Errorf("receiving %s: %w", source, err))
 				return
 			}
@@ -73,11 +78,16 @@ func (s *streamServer) ImportImage(stream skiffv1.PodStreamService_ImportImageSe
 	}
 	if err != nil {
 		_ = pr.CloseWithError(err)
-		if c := status.Code(err); c == codes.Canceled || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return status.FromContextError(ctx.Err()).Err()
 		}
+		select {
+		case rerr := <-recvErr:
+			return rerr // the upload broke, not the image
+		default:
+		}
 		s.a.log.Warn("image import failed", "source", source, "err", err)
-		return status.Errorf(codes.InvalidArgument, "node %s: %s: %v (want an uncompressed OCI image layout or `docker save` tarball)", s.a.cfg.Name, source, err)
+		return importError(s.a.cfg.Name, source, err)
 	}
 	<-recvDone // the pipe reached EOF, so the sender is done
 	if len(names) == 0 {
@@ -103,4 +113,21 @@ func (s *streamServer) ListImages(ctx context.Context, req *skiffv1.ListImagesRe
 			SizeBytes: img.Size, Unpacked: img.Unpacked})
 	}
 	return resp, nil
+}
+
+// importError turns a failed import into a status naming the node and the
+// file: a tarball containerd cannot read is the caller's to fix
+// (InvalidArgument, with what is wanted); a containerd that does not answer
+// is Unavailable; anything else is the node's problem (Internal).
+func importError(node, source string, err error) error {
+	msg := err.Error()
+	switch {
+	case errdefs.IsUnavailable(err):
+		return status.Errorf(codes.Unavailable, "node %s: %s: containerd: %s", node, source, msg)
+	case errors.Is(err, tar.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(msg, "archive/tar:") ||
+		strings.Contains(msg, "unrecognized image format") || strings.Contains(msg, "untar ") ||
+		strings.Contains(msg, "index.json") || strings.Contains(msg, "OCI version") || strings.Contains(msg, "not found"):
+		return status.Errorf(codes.InvalidArgument, "node %s: %s: %s (want an uncompressed OCI image layout or `docker save` tarball)", node, source, msg)
+	}
+	return status.Errorf(codes.Internal, "node %s: %s: %s", node, source, msg)
 }
