@@ -54,6 +54,8 @@ type Options struct {
 	// JobBackoff: the delay before a failed Job pod is replaced, doubled
 	// per failure (default 10s).
 	JobBackoff time.Duration
+	// NodeIPAM: the range Node pod CIDRs are assigned from (zero: 10.244.0.0/16, /24 each).
+	NodeIPAM NodeIPAMOptions
 }
 
 // Manager runs Skiff's controllers: it shares one informer per kind among
@@ -121,6 +123,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	svcLoops := m.serviceLoops(inf, pods, log) // endpoints, servicelb
 
 	svcLoops = append(svcLoops, m.resourceQuotaLoops(inf, pods, log)...) // resourcequota
+	svcLoops = append(svcLoops, m.nodeIPAMLoops(inf, rec, log)...)       // nodeipam
 	if infErr != nil {
 		return fmt.Errorf("controller informers: %w", infErr)
 	}

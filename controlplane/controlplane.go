@@ -89,6 +89,9 @@ type Config struct {
 	NodeMonitorGracePeriod time.Duration
 	PodEvictionTimeout     time.Duration
 	NodeHealthConfirmAge   time.Duration
+	// NodeIPAM is the range the leader assigns Node pod CIDRs from
+	// (--cluster-cidr, --node-cidr-mask-size; zero: 10.244.0.0/16, /24).
+	NodeIPAM controller.NodeIPAMOptions
 }
 
 // DefaultConfig returns a Config with the store's and the API server's
@@ -148,6 +151,9 @@ func (c *Config) Validate() error {
 	}
 	if c.JoinTimeout < 0 {
 		errs = append(errs, fmt.Errorf("join timeout %s is negative", c.JoinTimeout))
+	}
+	if err := c.NodeIPAM.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.NodeMonitorGracePeriod < 0 || c.PodEvictionTimeout < 0 || c.NodeHealthConfirmAge < 0 {
 		errs = append(errs, fmt.Errorf("node monitor grace period %s, pod eviction timeout %s and node health confirm age %s must not be negative",
@@ -343,7 +349,7 @@ func (cp *ControlPlane) duties() []duty {
 		ds = append(ds, duty{"controllers", func(ctx context.Context) error {
 			opts := controller.Options{Logger: cp.log.With("component", "controller-manager"),
 				NodeMonitorGracePeriod: cp.cfg.NodeMonitorGracePeriod, PodEvictionTimeout: cp.cfg.PodEvictionTimeout,
-				NodeHealthConfirmAge: cp.cfg.NodeHealthConfirmAge}
+				NodeHealthConfirmAge: cp.cfg.NodeHealthConfirmAge, NodeIPAM: cp.cfg.NodeIPAM}
 			if pool := cp.Gossip(); pool != nil {
 				opts.NodeHealth = pool
 			}

@@ -41,8 +41,8 @@ func (f *agentFlags) register(fs *pflag.FlagSet, defaultDataDir string) {
 	}
 	fs.StringVar(&f.socket, "containerd-socket", "", "use this existing containerd socket instead of a private daemon")
 	fs.StringVar(&f.nodeIP, "node-ip", "", "address reported for the node (default: the default route's source address)")
-	fs.StringVar(&f.podCIDR, "pod-cidr", "", "this node's pod range (default: the Node's spec.podCIDR, else a free /24 of --cluster-cidr)")
-	fs.StringVar(&f.clusterCIDR, "cluster-cidr", d.ClusterCIDR, "range node pod CIDRs are taken from")
+	fs.StringVar(&f.podCIDR, "pod-cidr", "", "this node's pod range (default: the Node's spec.podCIDR, which the server assigns from its --cluster-cidr)")
+	fs.StringVar(&f.clusterCIDR, "cluster-cidr", d.ClusterCIDR, "the cluster's pod network (the service proxy's; the server's --cluster-cidr)")
 	fs.StringVar(&f.bridge, "bridge", d.BridgeName, "name of the node's CNI bridge")
 	fs.StringVar(&f.cgroupParent, "cgroup-parent", d.CgroupParent, "cgroup all pods go under (in every hierarchy)")
 	fs.StringSliceVar(&f.labels, "node-labels", nil, "extra node labels, key=value[,key=value]")

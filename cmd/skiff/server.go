@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/controller"
 	"github.com/skiffhq/skiff/controlplane"
 	"github.com/skiffhq/skiff/gossip"
 )
@@ -178,9 +180,22 @@ Talk to the store with etcdctl:
 	f.StringVar(&cpCfg.API.ServiceCIDR, "service-cidr", cpCfg.API.ServiceCIDR, "range Service ClusterIPs are allocated from")
 	gf.register(f, "the --listen-peer host, port 7946", "the hosts of --join, port 7946")
 	registerNodeLifecycleFlags(f, &cpCfg)
+	registerNodeIPAMFlags(f, &cpCfg, true)
 	f.BoolVar(&cfg.UnsafeFollowerReads, "unsafe-follower-reads", false, "serve linearizable reads locally without a read index (a deliberate bug for testing checkers)")
 	_ = f.MarkHidden("unsafe-follower-reads")
 	return cmd
+}
+
+// registerNodeIPAMFlags adds the flags of the range Node pod CIDRs are
+// assigned from. `skiff up` passes clusterCIDR false: its agent's
+// --cluster-cidr is the same range and it copies that one over.
+func registerNodeIPAMFlags(fs *pflag.FlagSet, cp *controlplane.Config, clusterCIDR bool) {
+	if clusterCIDR {
+		fs.StringVar(&cp.NodeIPAM.ClusterCIDR, "cluster-cidr", controller.DefaultClusterCIDR,
+			"range the leader assigns Node pod CIDRs from (to Nodes whose agent gave no --pod-cidr)")
+	}
+	fs.IntVar(&cp.NodeIPAM.NodeCIDRMaskSize, "node-cidr-mask-size", controller.DefaultNodeCIDRMaskSize,
+		"prefix length of each Node's pod CIDR, carved from --cluster-cidr")
 }
 
 func init() {

@@ -83,6 +83,7 @@ and busybox-static (scripts/deps.sh installs them).`,
 				return err
 			}
 			cpc.Gossip, cpc.GossipPortFallback = g, fallback
+			cpc.NodeIPAM.ClusterCIDR = af.clusterCIDR
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 
@@ -137,6 +138,7 @@ and busybox-static (scripts/deps.sh installs them).`,
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	gf.register(f, "the --listen-peer host, port 7946", "none")
 	registerNodeLifecycleFlags(f, &cpc)
+	registerNodeIPAMFlags(f, &cpc, false) // --cluster-cidr is the agent's (af)
 	return cmd
 }
 
