@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,7 +23,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/agent/containerd"
 	"github.com/skiffhq/skiff/agent/images"
+	"github.com/skiffhq/skiff/agent/node"
 	"github.com/skiffhq/skiff/client"
 	skiffv1 "github.com/skiffhq/skiff/proto/skiff/v1"
 )
@@ -243,6 +246,49 @@ func TestImageImportE2E(t *testing.T) {
 		}
 	})
 
+	t.Run("a node that fails", func(t *testing.T) {
+		// n2 says it is Ready but its agent's port is closed: n1 still
+		// gets the image, n2 is named, and the command fails.
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead := lis.Addr().(*net.TCPAddr).Port
+		lis.Close()
+		n2 := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n2",
+			Annotations: map[string]string{node.AnnotationAgentCert: strings.Repeat("ab", 32)}}}
+		if err := e.c.Create(ctx, n2); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _, _ = e.c.Delete(context.Background(), n2, nil) }()
+		n2.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}
+		n2.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(dead)
+		n2.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+		if err := e.c.UpdateStatus(ctx, n2); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "two.tar")
+		writeDockerSave(t, path, "skiff.test/two-nodes:v1")
+		var o, eo bytes.Buffer
+		err = imageCLI(ctx, e.srv.ConfigPath, &o, &eo, "image", "import", path)
+		t.Logf("import onto n1 and an unreachable n2: %v\nstdout:\n%s\nstderr:\n%s", err, o.String(), eo.String())
+		if err == nil || !strings.Contains(err.Error(), "image import failed on 1 node(s): n2 (two.tar: Error from server (ServiceUnavailable): cannot reach the agent of node n2") {
+			t.Errorf("import with n2 down: got %v", err)
+		}
+		if !strings.Contains(o.String(), "n1: loaded skiff.test/two-nodes:v1 from two.tar") ||
+			!strings.Contains(o.String(), "imported 1 file onto 1 of 2 node(s): n1") {
+			t.Errorf("n1 did not get the image, or the summary is wrong:\n%s", o.String())
+		}
+		// ls shows n1's images and names n2.
+		o.Reset()
+		eo.Reset()
+		err = imageCLI(ctx, e.srv.ConfigPath, &o, &eo, "image", "ls")
+		if err == nil || !strings.Contains(err.Error(), "could not list the images of 1 of 2 node(s)") ||
+			!strings.Contains(eo.String(), "cannot reach the agent of node n2") || !strings.Contains(o.String(), "skiff.test/two-nodes:v1") {
+			t.Errorf("ls with n2 down: %v\nstdout:\n%s\nstderr:\n%s", err, o.String(), eo.String())
+		}
+	})
+
 	t.Run("unauthenticated", func(t *testing.T) {
 		cfg, err := client.LoadConfig(e.srv.ConfigPath)
 		if err != nil {
@@ -335,5 +381,48 @@ func writeDockerSave(t *testing.T, path, ref string) {
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestImageImportLocal: the node-local mode scripts/up.sh uses
+// (`image import --data-dir DIR`, no API server) still loads into that
+// data dir's private containerd, and `image ls --data-dir` lists it.
+func TestImageImportLocal(t *testing.T) {
+	requireNode(t)
+	dir, err := os.MkdirTemp("", "skl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	defer func() {
+		// The command leaves the private daemon running for the agent.
+		if d, err := containerd.Open(ctx, containerd.DefaultConfig(dir)); err == nil {
+			_ = d.Stop(ctx)
+		}
+	}()
+	path := filepath.Join(t.TempDir(), "local.tar")
+	writeDockerSave(t, path, "skiff.test/local:v1")
+	var out, errOut bytes.Buffer
+	// No --kubeconfig is needed: nothing talks to an API server.
+	root := &cobra.Command{Use: "skiff", SilenceUsage: true, SilenceErrors: true}
+	root.AddCommand(newImageCmd())
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs([]string{"image", "import", "--data-dir", dir, path})
+	if err := root.ExecuteContext(ctx); err != nil {
+		t.Fatalf("local import: %v\n%s", err, errOut.String())
+	}
+	if got, want := out.String(), "imported skiff.test/local:v1 from "+path+"\n"; got != want {
+		t.Errorf("local import printed %q, want %q", got, want)
+	}
+	out.Reset()
+	root.SetArgs([]string{"image", "ls", "--local", "--data-dir", dir})
+	if err := root.ExecuteContext(ctx); err != nil {
+		t.Fatalf("local ls: %v", err)
+	}
+	if !regexp.MustCompile(`(?m)^skiff.test/local:v1 +sha256:[0-9a-f]{12} +[0-9.]+ MB +true$`).MatchString(out.String()) {
+		t.Errorf("local ls:\n%s", out.String())
 	}
 }
