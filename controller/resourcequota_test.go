@@ -155,3 +155,24 @@ func TestResourceQuotaControllerUsedStatus(t *testing.T) {
 		return quotaUsedIs(ctx, c, "team", "q1", quotaResources("pods", "1"))
 	})
 }
+
+// Manager.Run runs the ResourceQuota controller: a quota created while it
+// runs gets its status.
+func TestManagerRunsResourceQuotaController(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	c := srv.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	mgrCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- NewManager(c, Options{Resync: -1, Logger: testLogger(t)}).Run(mgrCtx) }()
+	defer func() { stop(); <-done }()
+	q := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "q1"},
+		Spec: corev1.ResourceQuotaSpec{Hard: quotaResources("pods", "3", "configmaps", "2")}}
+	if err := c.Create(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "quota status from the manager", func() error {
+		return quotaUsedIs(ctx, c, "default", "q1", quotaResources("pods", "0", "configmaps", "0"))
+	})
+}
