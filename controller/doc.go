@@ -1,6 +1,7 @@
 // Package controller holds Skiff's level-triggered controllers: ReplicaSet
 // and ReplicationController, Deployment, Endpoints, Job, CronJob,
-// StatefulSet, DaemonSet, node lifecycle, and the garbage collector.
+// StatefulSet, DaemonSet, node lifecycle, node IPAM (pod CIDRs), and the
+// garbage collector.
 //
 // # Shape
 //

@@ -19,9 +19,9 @@ import (
 var (
 	// ErrInvalidConfig: a setting, or two settings together, make no sense.
 	ErrInvalidConfig = errors.New("invalid agent config")
-	// ErrNoPodCIDR: every /24 of the cluster range is taken (or overlaps a
-	// host interface).
-	ErrNoPodCIDR = errors.New("no free pod CIDR")
+	// ErrNoPodCIDR: the control plane assigned the Node no pod CIDR
+	// within PodCIDRTimeout.
+	ErrNoPodCIDR = errors.New("no pod CIDR assigned")
 )
 
 // Config of an agent.
@@ -43,10 +43,13 @@ type Config struct {
 	// NodeIP is the address reported as InternalIP and hostIP (default: the
 	// source address of the default route, else 127.0.0.1).
 	NodeIP string
-	// PodCIDR is this node's pod range. Empty: the Node's spec.podCIDR, or a
-	// free /24 of ClusterCIDR claimed at registration.
+	// PodCIDR is this node's pod range. Empty: the Node's spec.podCIDR,
+	// which the control plane's node IPAM controller assigns (the agent
+	// waits up to PodCIDRTimeout for it).
 	PodCIDR string
-	// ClusterCIDR is the range node pod CIDRs are carved from.
+	// PodCIDRTimeout bounds that wait (default 60s).
+	PodCIDRTimeout time.Duration
+	// ClusterCIDR is the cluster's pod network (the service proxy's).
 	ClusterCIDR string
 	// BridgeName is the node's CNI bridge (≤ 15 bytes); it also prefixes
 	// the pods' netns names.
@@ -124,6 +127,7 @@ func DefaultConfig(name, dataDir string, c *client.Client) Config {
 		ContainerdBinary:  containerd.DefaultConfig(dataDir).Binary,
 		CNIBinDir:         "/usr/lib/cni",
 		ClusterCIDR:       "10.244.0.0/16",
+		PodCIDRTimeout:    60 * time.Second,
 		BridgeName:        "skiff0",
 		CgroupParent:      "skiff",
 		MaxPods:           110,
@@ -191,11 +195,8 @@ func (c Config) Validate() error {
 			return bad("the service proxy needs an IPv4 cluster CIDR, got %q", c.ClusterCIDR)
 		}
 	}
-	if c.PodCIDR == "" {
-		p, err := netip.ParsePrefix(c.ClusterCIDR)
-		if err != nil || !p.Addr().Is4() || p.Bits() > 24 {
-			return bad("cluster CIDR %q must be an IPv4 prefix of /24 or larger", c.ClusterCIDR)
-		}
+	if c.PodCIDR == "" && c.PodCIDRTimeout <= 0 {
+		return bad("pod CIDR timeout %s must be positive when no pod CIDR is given", c.PodCIDRTimeout)
 	}
 	return nil
 }

@@ -3,15 +3,14 @@ package node
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	goruntime "runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
@@ -55,9 +54,23 @@ func detectNodeIP() string {
 }
 
 // register creates or updates the agent's Node (labels, pod CIDR) and
-// returns it; the status is written by the first heartbeat.
+// returns it once it has a pod CIDR; the status is written by the first
+// heartbeat.
+//
+// The pod CIDR is --pod-cidr when given. Otherwise it is the one the Node
+// already has (an agent restarting keeps its range), or, for a new Node,
+// the one the control plane's node IPAM controller assigns: the agent
+// registers the Node without one and waits for it (PodCIDRTimeout). The
+// agent never picks a range itself, so agents registering at the same
+// moment cannot take the same one.
 func (a *Agent) register(ctx context.Context) (*corev1.Node, error) {
 	c := a.cfg.Client
+	// A re-registration (the Node was deleted under a running agent) asks
+	// for the range the agent's bridge and pods already use.
+	want := a.cfg.PodCIDR
+	if want == "" {
+		want = a.podCIDR
+	}
 	var node *corev1.Node
 	err := client.RetryOnConflict(ctx, 10, func() error {
 		node = &corev1.Node{}
@@ -87,17 +100,12 @@ func (a *Agent) register(ctx context.Context) (*corev1.Node, error) {
 		node.Labels[LabelOS] = goruntime.GOOS
 		node.Labels[LabelArch] = goruntime.GOARCH
 		if node.Spec.PodCIDR == "" {
-			cidr := a.cfg.PodCIDR
-			if cidr == "" {
-				var err error
-				if cidr, err = a.freePodCIDR(ctx); err != nil {
-					return err
-				}
+			if want != "" {
+				node.Spec.PodCIDR, node.Spec.PodCIDRs = want, []string{want}
 			}
-			node.Spec.PodCIDR, node.Spec.PodCIDRs = cidr, []string{cidr}
-		} else if a.cfg.PodCIDR != "" && a.cfg.PodCIDR != node.Spec.PodCIDR {
-			return fmt.Errorf("%w: --pod-cidr %s, but node %s already has spec.podCIDR %s (immutable)",
-				ErrInvalidConfig, a.cfg.PodCIDR, a.cfg.Name, node.Spec.PodCIDR)
+		} else if want != "" && want != node.Spec.PodCIDR {
+			return fmt.Errorf("%w: pod CIDR %s, but node %s already has spec.podCIDR %s (immutable)",
+				ErrInvalidConfig, want, a.cfg.Name, node.Spec.PodCIDR)
 		}
 		if created {
 			return c.Create(ctx, node)
@@ -107,73 +115,50 @@ func (a *Agent) register(ctx context.Context) (*corev1.Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registering node %s: %w", a.cfg.Name, err)
 	}
+	if node.Spec.PodCIDR == "" {
+		return a.waitForPodCIDR(ctx, node)
+	}
 	return node, nil
 }
 
-// freePodCIDR picks the lowest /24 of the cluster range that no Node has
-// and no host interface (other than our own bridge) overlaps. The Node
-// update that claims it compares the resourceVersion; two agents picking
-// the same range at the same instant is not detected (pass --pod-cidr on
-// clusters that add many nodes at once).
-func (a *Agent) freePodCIDR(ctx context.Context) (string, error) {
-	var nodes corev1.NodeList
-	if err := a.cfg.Client.List(ctx, "", &nodes, client.ListOptions{}); err != nil {
-		return "", err
-	}
-	var used []netip.Prefix
-	for _, n := range nodes.Items {
-		if n.Name == a.cfg.Name {
+// podCIDRPoll is how often a Node waiting for its pod CIDR is read again.
+const podCIDRPoll = 250 * time.Millisecond
+
+// waitForPodCIDR polls the Node until the control plane has set its
+// spec.podCIDR, for at most PodCIDRTimeout.
+func (a *Agent) waitForPodCIDR(ctx context.Context, node *corev1.Node) (*corev1.Node, error) {
+	a.log.Info("waiting for the control plane to assign this node a pod CIDR (skiff server --cluster-cidr)",
+		"timeout", a.cfg.PodCIDRTimeout, "resourceVersion", node.ResourceVersion)
+	deadline := time.NewTimer(a.cfg.PodCIDRTimeout)
+	defer deadline.Stop()
+	t := time.NewTicker(podCIDRPoll)
+	defer t.Stop()
+	var lastErr error
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("node %s: waiting for a pod CIDR: %w", a.cfg.Name, ctx.Err())
+		case <-deadline.C:
+			last := ""
+			if lastErr != nil {
+				last = fmt.Sprintf(" (last read failed: %v)", lastErr)
+			}
+			return nil, fmt.Errorf("%w: node %s still has no spec.podCIDR after %v%s; the leader's node IPAM controller assigns one from `skiff server --cluster-cidr` (see the server log, and `skiff describe node %s` for a CIDRAssignmentFailed event), or start this agent with --pod-cidr",
+				ErrNoPodCIDR, a.cfg.Name, a.cfg.PodCIDRTimeout, last, a.cfg.Name)
+		case <-t.C:
+		}
+		n := &corev1.Node{}
+		if err := a.cfg.Client.Get(ctx, "", a.cfg.Name, n); err != nil {
+			lastErr = err
 			continue
 		}
-		for _, s := range append([]string{n.Spec.PodCIDR}, n.Spec.PodCIDRs...) {
-			if p, err := netip.ParsePrefix(s); err == nil {
-				used = append(used, p)
-			}
+		lastErr = nil
+		if n.Spec.PodCIDR != "" {
+			a.log.Info("pod CIDR assigned by the control plane", "podCIDR", n.Spec.PodCIDR,
+				"resourceVersion", n.ResourceVersion)
+			return n, nil
 		}
 	}
-	if ifs, err := net.Interfaces(); err == nil {
-		for _, i := range ifs {
-			if i.Name == a.cfg.BridgeName {
-				continue
-			}
-			addrs, _ := i.Addrs()
-			for _, ad := range addrs {
-				if n, ok := ad.(*net.IPNet); ok {
-					if p, err := netip.ParsePrefix(n.String()); err == nil {
-						used = append(used, p)
-					}
-				}
-			}
-		}
-	}
-	if p, ok := pickPodCIDR(netip.MustParsePrefix(a.cfg.ClusterCIDR), used); ok {
-		return p.String(), nil
-	}
-	return "", fmt.Errorf("%w in %s", ErrNoPodCIDR, a.cfg.ClusterCIDR)
-}
-
-// pickPodCIDR is the lowest /24 of cluster overlapping none of used.
-func pickPodCIDR(cluster netip.Prefix, used []netip.Prefix) (netip.Prefix, bool) {
-	cluster = cluster.Masked()
-	b4 := cluster.Addr().As4()
-	base := binary.BigEndian.Uint32(b4[:])
-	count := 1 << (24 - cluster.Bits())
-	for i := 0; i < count; i++ {
-		var b [4]byte
-		binary.BigEndian.PutUint32(b[:], base+uint32(i)<<8)
-		p := netip.PrefixFrom(netip.AddrFrom4(b), 24)
-		free := true
-		for _, u := range used {
-			if u.Overlaps(p) {
-				free = false
-				break
-			}
-		}
-		if free {
-			return p, true
-		}
-	}
-	return netip.Prefix{}, false
 }
 
 // nodeStatus measures the node now. prev supplies the conditions'

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -152,24 +151,5 @@ func TestResolveErrors(t *testing.T) {
 				t.Errorf("errors.Is(err, ErrVolumesNotReady) = %v, want %v", got, tc.volumeWait)
 			}
 		})
-	}
-}
-
-func TestPickPodCIDR(t *testing.T) {
-	pp := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
-	for _, tc := range []struct {
-		cluster string
-		used    []netip.Prefix
-		want    string
-	}{
-		{"10.244.0.0/16", nil, "10.244.0.0/24"},
-		{"10.244.0.0/16", []netip.Prefix{pp("10.244.0.0/24"), pp("10.244.1.7/32")}, "10.244.2.0/24"},
-		{"10.0.254.0/23", []netip.Prefix{pp("10.0.254.0/24")}, "10.0.255.0/24"},
-		{"10.0.255.0/24", []netip.Prefix{pp("10.0.0.0/8")}, ""},
-	} {
-		got, ok := pickPodCIDR(pp(tc.cluster), tc.used)
-		if (tc.want == "" && ok) || (tc.want != "" && got.String() != tc.want) {
-			t.Errorf("pickPodCIDR(%s, %v) = %v, %v; want %q", tc.cluster, tc.used, got, ok, tc.want)
-		}
 	}
 }
