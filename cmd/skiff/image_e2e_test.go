@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,11 +11,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	goruntime "runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +65,7 @@ func (e *nodeEnv) waitNodeReady(t *testing.T, name string) {
 func TestImageImportE2E(t *testing.T) {
 	e := newNodeEnv(t)
 	e.waitNodeReady(t, "n1")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
 	// An image no node has: the busybox layer plus 3 MiB of random bytes,
@@ -191,6 +194,58 @@ func TestImageImportE2E(t *testing.T) {
 		}
 		if !regexp.MustCompile(`(?m)^n1 +` + regexp.QuoteMeta(dref) + ` +[0-9a-f]{12} +\S+$`).MatchString(o.String()) {
 			t.Errorf("image ls does not show %s:\n%s", dref, o.String())
+		}
+	})
+
+	t.Run("large file is streamed", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("writes and imports a 128 MiB image")
+		}
+		// CLI, API server and agent all run in this process: if any hop
+		// held the whole file, the heap would grow by its size. Garbage
+		// is kept small (GC at +10%) so that what is measured is what
+		// is held.
+		const size = 128 << 20
+		const lref = "skiff.test/large:v1"
+		path := filepath.Join(t.TempDir(), "large.tar")
+		writeLargeImage(t, path, lref, size)
+		defer debug.SetGCPercent(debug.SetGCPercent(10))
+		goruntime.GC()
+		var ms goruntime.MemStats
+		goruntime.ReadMemStats(&ms)
+		base, peak := ms.HeapInuse, ms.HeapInuse
+		stop := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					var m goruntime.MemStats
+					goruntime.ReadMemStats(&m)
+					peak = max(peak, m.HeapInuse)
+				}
+			}
+		}()
+		var o, eo bytes.Buffer
+		start := time.Now()
+		err := imageCLI(ctx, e.srv.ConfigPath, &o, &eo, "image", "import", "--node", "n1", path)
+		close(stop)
+		<-sampled
+		if err != nil {
+			t.Fatalf("import of %d MiB: %v\n%s%s", size>>20, err, o.String(), eo.String())
+		}
+		grew := int64(peak) - int64(base)
+		t.Logf("imported %d MiB in %v; heap grew by at most %.1f MiB\n%s", size>>20, time.Since(start).Round(time.Millisecond), float64(grew)/(1<<20), o.String())
+		if grew > size/2 {
+			t.Errorf("heap grew by %d MiB while importing a %d MiB file: some hop holds the file", grew>>20, size>>20)
+		}
+		if !strings.Contains(o.String(), "n1: loaded "+lref+" from large.tar") {
+			t.Errorf("import output:\n%s", o.String())
 		}
 	})
 
@@ -424,5 +479,74 @@ func TestImageImportLocal(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^skiff.test/local:v1 +sha256:[0-9a-f]{12} +[0-9.]+ MB +true$`).MatchString(out.String()) {
 		t.Errorf("local ls:\n%s", out.String())
+	}
+}
+
+// writeLargeImage writes a `docker save` tarball whose one layer holds a
+// file of size pseudo-random bytes, gzip-wrapped without compression (so
+// containerd stores it as is), without holding it in memory.
+func writeLargeImage(t *testing.T, path, ref string, size int64) {
+	t.Helper()
+	dir := t.TempDir()
+	layerPath := filepath.Join(dir, "layer.tar.gz")
+	lf, err := os.Create(layerPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	zw, _ := gzip.NewWriterLevel(lf, gzip.NoCompression)
+	diff := sha256.New()
+	lw := tar.NewWriter(io.MultiWriter(zw, diff))
+	if err := lw.WriteHeader(&tar.Header{Name: "big", Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(lw, mrand.NewChaCha8([32]byte{1}), size); err != nil {
+		t.Fatal(err)
+	}
+	if err := lw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	diffID := "sha256:" + hex.EncodeToString(diff.Sum(nil))
+	config, _ := json.Marshal(map[string]any{
+		"architecture": goruntime.GOARCH, "os": "linux",
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{diffID}},
+	})
+	cfgSum := sha256.Sum256(config)
+	cfgName := hex.EncodeToString(cfgSum[:]) + ".json"
+	manifest, _ := json.Marshal([]map[string]any{{"Config": cfgName, "RepoTags": []string{ref}, "Layers": []string{"l/layer.tar"}}})
+
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	st, err := lf.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lf.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: "l/layer.tar", Mode: 0o644, Size: st.Size(), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(tw, lf); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []struct {
+		name string
+		data []byte
+	}{{cfgName, config}, {"manifest.json", manifest}} {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = tw.Write(e.data)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
