@@ -81,6 +81,7 @@ func TestPartitionStatefulSet(t *testing.T) {
 		victim.host.Name, victim.host.IP, victim.name, t0.UTC().Format("15:04:05.000"), oldUID, c.tuning)
 
 	tl := &timeline{t0: t0}
+	chk.setTimeline(tl)
 	var replacement corev1.Pod
 	err := pollUntil(ctx, 4*time.Minute, func() (bool, error) {
 		chk.failIfDoubleRun(t)
@@ -340,6 +341,8 @@ type identityChecker struct {
 	gap     time.Duration
 	doubles []string
 	scanErr error
+	tl      *timeline
+	logs    []string // server and agent logs, for the report
 	// seen is, per pod and node, the last sample that saw the process.
 	seen map[podNode]time.Time
 }
@@ -355,8 +358,10 @@ func startIdentityChecker(ctx context.Context, c *cluster, marker string) *ident
 		done:    make(chan struct{}),
 		seen:    map[podNode]time.Time{},
 	}
+	chk.logs = append(chk.logs, filepath.Join(c.logDir, "server.log"))
 	for _, a := range c.agents {
 		chk.parents["/"+a.cgroupParent+"/"] = a.name
+		chk.logs = append(chk.logs, a.logPath)
 	}
 	go chk.run(ctx)
 	return chk
@@ -463,16 +468,92 @@ func (chk *identityChecker) stop() {
 	<-chk.done
 }
 
-// failIfDoubleRun fails the test if any sample saw an ordinal on two hosts.
+// failIfDoubleRun fails the test if any sample saw an ordinal on two
+// hosts. Before it does, it watches up to 15 s more to tell how long the
+// double run lasted, and it adds the timeline and what the logs say of
+// the fence and of the pod.
 func (chk *identityChecker) failIfDoubleRun(t *testing.T) {
 	t.Helper()
 	chk.mu.Lock()
-	doubles := slices.Clone(chk.doubles)
+	n := len(chk.doubles)
 	chk.mu.Unlock()
-	if len(doubles) > 0 {
-		t.Fatalf("a StatefulSet identity ran on two hosts at once (%d samples), first: %s\nall:\n%s",
-			len(doubles), doubles[0], strings.Join(doubles[:min(len(doubles), 20)], "\n"))
+	if n == 0 {
+		return
 	}
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && chk.latestHasDouble(); {
+		select {
+		case <-chk.done:
+			deadline = time.Time{}
+		case <-time.After(200 * time.Millisecond): // the checker's next sample
+		}
+	}
+	chk.mu.Lock()
+	doubles := slices.Clone(chk.doubles)
+	ongoing := ""
+	if chk.lastHasDoubleLocked() {
+		ongoing = " (still so at the last sample)"
+	}
+	tl := chk.tl
+	chk.mu.Unlock()
+	tlText := "(before the cut)"
+	if tl != nil {
+		tlText = tl.String()
+	}
+	t.Fatalf("a StatefulSet identity ran on two hosts at once in %d samples%s:\n  first %s\n  last  %s\ntimeline:\n%slog lines about the fence and db-1 (after the cut):\n%s",
+		len(doubles), ongoing, doubles[0], doubles[len(doubles)-1], tlText, chk.logExcerpt())
+}
+
+func (chk *identityChecker) latestHasDouble() bool {
+	chk.mu.Lock()
+	defer chk.mu.Unlock()
+	return chk.lastHasDoubleLocked()
+}
+
+func (chk *identityChecker) lastHasDoubleLocked() bool {
+	for _, nodes := range chk.last {
+		if len(nodes) > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// setTimeline gives the checker the partition's timeline, for its report.
+func (chk *identityChecker) setTimeline(tl *timeline) {
+	chk.mu.Lock()
+	defer chk.mu.Unlock()
+	chk.tl = tl
+}
+
+// logExcerpt is the lines of the server's and agents' logs, since the
+// cut, about fencing, Lease renewal and db-1.
+func (chk *identityChecker) logExcerpt() string {
+	chk.mu.Lock()
+	tl := chk.tl
+	chk.mu.Unlock()
+	var since time.Time
+	if tl != nil {
+		since = tl.t0
+	}
+	var out []string
+	for _, path := range chk.logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.Contains(l, "fence") && !strings.Contains(l, "lease renewed") && !strings.Contains(l, "db-1") {
+				continue
+			}
+			if m := logTimeRE.FindStringSubmatch(l); m != nil {
+				if at, err := time.Parse(time.RFC3339Nano, m[1]); err == nil && at.Before(since) {
+					continue
+				}
+			}
+			out = append(out, "  "+filepath.Base(path)+": "+l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func (chk *identityChecker) err() error {
