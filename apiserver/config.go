@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/skiffhq/skiff/api"
 )
 
 // Config is the API server's configuration.
@@ -51,6 +53,18 @@ type Config struct {
 	ServiceCIDR string
 	// NodePortMin and NodePortMax bound allocated NodePorts.
 	NodePortMin, NodePortMax int
+	// Admission is what the default admission plugins add to new pods
+	// (service account, priority, and the not-ready / unreachable
+	// tolerations that decide how long a pod stays on a lost node); nil
+	// is SkiffAdmission().
+	Admission *api.AdmissionOptions
+}
+
+// SkiffAdmission: Kubernetes' admission defaults but for the tolerations of
+// not-ready and unreachable nodes, 5 s instead of 300 s, so that the pods of
+// a lost node are replaced within seconds.
+func SkiffAdmission() api.AdmissionOptions {
+	return api.AdmissionOptions{NotReadyTolerationSeconds: 5, UnreachableTolerationSeconds: 5}
 }
 
 // DefaultConfig returns a Config for a local etcd on 127.0.0.1:2379, serving
@@ -77,6 +91,11 @@ func (c *Config) Validate() error {
 	var errs []error
 	if len(c.StoreEndpoints) == 0 {
 		errs = append(errs, errors.New("no store endpoints"))
+	}
+	if c.Admission != nil {
+		if err := c.Admission.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.StorePrefix == "" || c.StorePrefix[0] != '/' || c.StorePrefix[len(c.StorePrefix)-1] == '/' {
 		errs = append(errs, fmt.Errorf("store prefix %q must start with / and not end with /", c.StorePrefix))

@@ -58,3 +58,48 @@ func TestCreatePreparesObjects(t *testing.T) {
 		t.Errorf("job template labels = %v, want job-name=pi", gotJob.Spec.Template.Labels)
 	}
 }
+
+// New pods get what Kubernetes' default admission plugins add: the
+// default service account, priority 0, and tolerations of the not-ready
+// and unreachable taints — for 5 s by Skiff's default, not 300 s — unless
+// the pod states its own.
+func TestCreateAdmitsPods(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	c := srv.Client()
+	ctx := ctxT(t)
+
+	if err := c.Create(ctx, pod("default", "plain", nil)); err != nil {
+		t.Fatalf("create pod: %v", err)
+	}
+	got := &corev1.Pod{}
+	if err := c.Get(ctx, "default", "plain", got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.ServiceAccountName != "default" || got.Spec.Priority == nil || *got.Spec.Priority != 0 {
+		t.Errorf("service account %q, priority %v; want default and 0", got.Spec.ServiceAccountName, got.Spec.Priority)
+	}
+	seconds := map[string]int64{}
+	for _, tol := range got.Spec.Tolerations {
+		if tol.Effect == corev1.TaintEffectNoExecute && tol.Operator == corev1.TolerationOpExists && tol.TolerationSeconds != nil {
+			seconds[tol.Key] = *tol.TolerationSeconds
+		}
+	}
+	if seconds[corev1.TaintNodeNotReady] != 5 || seconds[corev1.TaintNodeUnreachable] != 5 || len(got.Spec.Tolerations) != 2 {
+		t.Errorf("tolerations = %+v, want not-ready and unreachable NoExecute for 5s", got.Spec.Tolerations)
+	}
+
+	own := pod("default", "patient", nil)
+	own.Spec.Tolerations = []corev1.Toleration{{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists,
+		Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptrInt64(600)}}
+	if err := c.Create(ctx, own); err != nil {
+		t.Fatalf("create pod: %v", err)
+	}
+	if err := c.Get(ctx, "default", "patient", got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Spec.Tolerations) != 2 || *got.Spec.Tolerations[0].TolerationSeconds != 600 {
+		t.Errorf("tolerations = %+v, want the pod's own unreachable one (600s) kept and a not-ready one added", got.Spec.Tolerations)
+	}
+}
+
+func ptrInt64(v int64) *int64 { return &v }

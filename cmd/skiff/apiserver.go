@@ -76,6 +76,7 @@ bearer token. The node-join token is written to <data-dir>/node-token.`,
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", cfg.ServiceCIDR, "range Service ClusterIPs are allocated from")
 	f.IntVar(&cfg.NodePortMin, "node-port-min", cfg.NodePortMin, "lowest NodePort")
 	f.IntVar(&cfg.NodePortMax, "node-port-max", cfg.NodePortMax, "highest NodePort")
+	registerAdmissionFlags(f, &cfg)
 	f.DurationVar(&cfg.BookmarkInterval, "bookmark-interval", cfg.BookmarkInterval, "how often watches that allow bookmarks get one")
 	f.DurationVar(&cfg.CompactionInterval, "compaction-interval", cfg.CompactionInterval, "how often to compact the store's history (0: never)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/controller"
 	"github.com/skiffhq/skiff/controlplane"
 	"github.com/skiffhq/skiff/gossip"
@@ -136,4 +137,16 @@ func registerNodeLifecycleFlags(fs *pflag.FlagSet, cp *controlplane.Config) {
 		"how long pods without their own toleration stay on an unreachable or not-ready node before they are evicted (Kubernetes: 5m)")
 	fs.DurationVar(&cp.NodeHealthConfirmAge, "node-health-confirm-age", controller.DefaultNodeHealthConfirmAge,
 		"a node gossip reports dead is marked unreachable at once if its Lease is at least this old (a little above the agents' --heartbeat-interval)")
+	registerAdmissionFlags(fs, &cp.API)
+}
+
+// registerAdmissionFlags: the tolerations the API server gives new pods of
+// not-ready and unreachable nodes (kube-apiserver's flags of these names).
+func registerAdmissionFlags(fs *pflag.FlagSet, cfg *apiserver.Config) {
+	adm := apiserver.SkiffAdmission()
+	cfg.Admission = &adm
+	fs.Int64Var(&adm.NotReadyTolerationSeconds, "default-not-ready-toleration-seconds", adm.NotReadyTolerationSeconds,
+		"seconds new pods tolerate node.kubernetes.io/not-ready:NoExecute (when they say nothing): how long they stay on a node that is not Ready (Kubernetes: 300)")
+	fs.Int64Var(&adm.UnreachableTolerationSeconds, "default-unreachable-toleration-seconds", adm.UnreachableTolerationSeconds,
+		"seconds new pods tolerate node.kubernetes.io/unreachable:NoExecute (when they say nothing): how long they stay on a lost node (Kubernetes: 300)")
 }
