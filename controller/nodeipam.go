@@ -220,6 +220,9 @@ func nodeBefore(a, b *corev1.Node) bool {
 	return a.Name < b.Name
 }
 
+// allocateTimeout bounds the read and the write of one allocation.
+const allocateTimeout = 15 * time.Second
+
 // allocate gives Node name the lowest free range and writes it.
 func (ic *NodeIPAMController) allocate(ctx context.Context, name string) (Result, error) {
 	ic.mu.Lock()
@@ -246,6 +249,10 @@ func (ic *NodeIPAMController) allocate(ctx context.Context, name string) (Result
 		// (a timeout) is retried with the same range.
 		ic.assigned[name] = p
 	}
+	// The mutex is held across these calls: bound them, so that one stuck
+	// request does not stop every other allocation.
+	ctx, cancel := context.WithTimeout(ctx, allocateTimeout)
+	defer cancel()
 	n := &corev1.Node{}
 	if err := ic.c.Get(ctx, "", name, n); err != nil {
 		if client.IsNotFound(err) {

@@ -223,10 +223,11 @@ func startCluster(t *testing.T, ctx context.Context) *cluster {
 			t.Fatal(err)
 		}
 		c.agents = append(c.agents, a)
-		// One agent after the other: an agent claims its pod CIDR itself
-		// (the lowest free /24, then a compare-and-swap on its own Node),
-		// so agents registering at the same instant can pick the same
-		// range (agent/node/register.go freePodCIDR says so).
+	}
+	// All agents start at once: the leader's node IPAM controller assigns
+	// the pod CIDRs, so agents registering at the same instant still get
+	// distinct ranges (checked below).
+	for _, a := range c.agents {
 		c.poll(ctx, 90*time.Second, a.name+" registered with a pod CIDR", func() (bool, error) {
 			if a.proc.exited() {
 				return false, fmt.Errorf("agent %s exited (log %s)", a.name, a.logPath)
