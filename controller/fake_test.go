@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -250,6 +251,8 @@ func (f *fakeCluster) Get(_ context.Context, ns, name string, obj runtime.Object
 		*t = *o.(*appsv1.Deployment).DeepCopy()
 	case *corev1.ReplicationController:
 		*t = *o.(*corev1.ReplicationController).DeepCopy()
+	case *coordinationv1.Lease:
+		*t = *o.(*coordinationv1.Lease).DeepCopy()
 	default:
 		return fmt.Errorf("fake Get: %T", obj)
 	}

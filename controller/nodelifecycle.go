@@ -330,6 +330,7 @@ func (c *NodeLifecycleController) setTaints(ctx context.Context, node *corev1.No
 func (c *NodeLifecycleController) handlePods(ctx context.Context, node *corev1.Node, unreachable bool, now time.Time) (time.Duration, error) {
 	var errs []error
 	var next time.Duration
+	var due []*corev1.Pod // fenced pods whose Lease has expired in the cache
 	for _, o := range c.pods.List(nil) {
 		p := o.(*corev1.Pod)
 		if p.Spec.NodeName != node.Name {
@@ -339,7 +340,7 @@ func (c *NodeLifecycleController) handlePods(ctx context.Context, node *corev1.N
 			if unreachable && fenceable(p) {
 				at := c.fenceExpiry(node, p)
 				if !at.After(now) {
-					errs = append(errs, c.forceDelete(ctx, p, node))
+					due = append(due, p)
 				} else {
 					next = minPositive(next, at.Sub(now))
 				}
@@ -357,6 +358,11 @@ func (c *NodeLifecycleController) handlePods(ctx context.Context, node *corev1.N
 		if unreachable && isReady(p) && !isTerminal(p) {
 			errs = append(errs, c.markNotReady(ctx, p, now))
 		}
+	}
+	if len(due) > 0 {
+		wait, err := c.releaseFenced(ctx, node, due, now)
+		next = minPositive(next, wait)
+		errs = append(errs, err)
 	}
 	return next, errors.Join(errs...)
 }
@@ -428,15 +434,134 @@ func fenceable(p *corev1.Pod) bool {
 // duration. Times are the agent's (renewTime) against this server's
 // clock: clock skew between them eats into the margin.
 func (c *NodeLifecycleController) fenceExpiry(node *corev1.Node, p *corev1.Pod) time.Time {
+	l, _ := c.leaseOf(node.Name)
+	return c.fenceExpiryWith(node, l, p)
+}
+
+// fenceExpiryWith is fenceExpiry judged on lease (nil: none), the cached
+// one or one just read from the API.
+func (c *NodeLifecycleController) fenceExpiryWith(node *corev1.Node, lease *coordinationv1.Lease, p *corev1.Pod) time.Time {
 	dur := c.opts.GracePeriod
-	if o, ok := c.leaseOf(node.Name); ok && o.Spec.LeaseDurationSeconds != nil && *o.Spec.LeaseDurationSeconds > 0 {
-		dur = time.Duration(*o.Spec.LeaseDurationSeconds) * time.Second
+	last := lastHeartbeat(node)
+	if lease != nil {
+		if lease.Spec.LeaseDurationSeconds != nil && *lease.Spec.LeaseDurationSeconds > 0 {
+			dur = time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second
+		}
+		if lease.Spec.RenewTime != nil {
+			last = laterOf(last, lease.Spec.RenewTime.Time)
+		}
 	}
 	grace := time.Duration(corev1.DefaultTerminationGracePeriodSeconds) * time.Second
 	if p.Spec.TerminationGracePeriodSeconds != nil {
 		grace = time.Duration(max(*p.Spec.TerminationGracePeriodSeconds, 0)) * time.Second
 	}
-	return c.lastSignOfLife(node).Add(dur + dur/2 + grace)
+	return last.Add(dur + dur/2 + grace)
+}
+
+// LeaseRevokedAnnotation, on a node's Lease, is the fencing token's
+// revocation: this controller sets it (to the time, RFC 3339) with a
+// compare-and-swap on the resourceVersion of a Lease it has read expired,
+// right before it force-deletes the node's fenced pods. The agent
+// (agent/node, which keeps its own copy of the name) renews with a
+// compare-and-swap too, so either the revocation lands before the
+// renewal, and the agent reads it and never runs those pods again, or
+// the renewal lands first, the revocation conflicts and nothing is
+// deleted. Either way a renewal can never hide a deletion from the agent.
+const LeaseRevokedAnnotation = "skiff.dev/revoked-at"
+
+// ReasonLeaseRevoked is the Node event of a revocation.
+const ReasonLeaseRevoked = "NodeLeaseRevoked"
+
+// releaseFencedRetry is when to look again after a revocation lost its
+// race with the agent's renewal (or the Lease moved under it).
+const releaseFencedRetry = time.Second
+
+// releaseFenced force-deletes the fenced pods of an unreachable node whose
+// fence has expired by the cached Lease (due), once the Lease read afresh
+// from the API confirms it and has been revoked (LeaseRevokedAnnotation).
+// The cache may lag an agent that has just renewed its Lease and
+// restarted its pods: the fresh read and the revocation's compare-and-swap
+// make sure it has not. It returns when to look again.
+func (c *NodeLifecycleController) releaseFenced(ctx context.Context, node *corev1.Node, due []*corev1.Pod, now time.Time) (time.Duration, error) {
+	r, ok := c.w.(Reader)
+	if !ok || c.leases == nil {
+		// No Lease to revoke (no Leases cache, or a writer that cannot
+		// read): the time-based fence alone.
+		var errs []error
+		for _, p := range due {
+			errs = append(errs, c.forceDelete(ctx, p, node))
+		}
+		return 0, errors.Join(errs...)
+	}
+	lease := &coordinationv1.Lease{}
+	err := r.Get(ctx, corev1.NamespaceNodeLease, node.Name, lease)
+	switch {
+	case client.IsNotFound(err):
+		lease = nil
+	case err != nil:
+		return 0, fmt.Errorf("reading the Lease of unreachable node %s before releasing its fenced pods: %w", node.Name, err)
+	}
+	var release []*corev1.Pod
+	var next time.Duration
+	for _, p := range due {
+		if at := c.fenceExpiryWith(node, lease, p); at.After(now) {
+			next = minPositive(next, at.Sub(now))
+			continue
+		}
+		release = append(release, p)
+	}
+	if len(release) == 0 {
+		c.log.Info("fenced pods kept: the node renewed its Lease (or posted its status) since the cache saw it", "node", node.Name,
+			"lastSignOfLife", c.lastSignOfLife(node))
+		return next, nil
+	}
+	if err := c.revokeLease(ctx, node, lease, now); err != nil {
+		if client.IsConflict(err) || client.IsNotFound(err) || client.IsAlreadyExists(err) {
+			c.log.Info("fenced pods kept: the node's Lease changed under its revocation (renewed?); looking again", "node", node.Name, "err", err)
+			return minPositive(next, releaseFencedRetry), nil
+		}
+		return 0, err
+	}
+	var errs []error
+	for _, p := range release {
+		errs = append(errs, c.forceDelete(ctx, p, node))
+	}
+	return next, errors.Join(errs...)
+}
+
+// revokeLease writes LeaseRevokedAnnotation on the node's Lease as read
+// (its resourceVersion is the precondition), or creates the Lease revoked
+// when there is none (the agent's own creation then fails, and it reads
+// the revocation).
+func (c *NodeLifecycleController) revokeLease(ctx context.Context, node *corev1.Node, lease *coordinationv1.Lease, now time.Time) error {
+	at := now.UTC().Format(time.RFC3339Nano)
+	var err error
+	if lease == nil {
+		lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: corev1.NamespaceNodeLease, Name: node.Name,
+			Annotations: map[string]string{LeaseRevokedAnnotation: at}}}
+		if node.UID != "" {
+			lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
+		}
+		err = c.w.Create(ctx, lease)
+	} else {
+		if lease.Annotations == nil {
+			lease.Annotations = map[string]string{}
+		}
+		lease.Annotations[LeaseRevokedAnnotation] = at
+		err = c.w.Update(ctx, lease)
+	}
+	if err != nil {
+		return fmt.Errorf("revoking the Lease of unreachable node %s: %w", node.Name, err)
+	}
+	renewed := time.Time{}
+	if lease.Spec.RenewTime != nil {
+		renewed = lease.Spec.RenewTime.Time
+	}
+	c.log.Warn("node lease revoked: its fenced pods may now run elsewhere", "node", node.Name, "leaseRenewed", renewed,
+		"revision", lease.ResourceVersion)
+	c.events.Event(node, corev1.EventTypeWarning, ReasonLeaseRevoked, "Lease of node "+node.Name+" (last renewed "+
+		renewed.UTC().Format(time.RFC3339)+") revoked: its StatefulSet and fenced pods are deleted and may run elsewhere; the agent must not run them again")
+	return nil
 }
 
 // forceDelete removes a pod whose node is gone and whose agent has

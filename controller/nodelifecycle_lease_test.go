@@ -266,6 +266,13 @@ func TestIntegrationFencedPodsReleased(t *testing.T) {
 		}
 		return nil
 	})
+	var l coordinationv1.Lease
+	if err := k.c.Get(k.ctx, corev1.NamespaceNodeLease, "n1", &l); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.Annotations[LeaseRevokedAnnotation]; !ok {
+		t.Errorf("n1's fenced pods released without revoking its Lease (annotations %v)", l.Annotations)
+	}
 	// Renewed at r with a 2s duration: not before r + 3s (1.5 durations)
 	// + 1s of grace. (Eviction comes at about r + 3s: grace period 2s,
 	// eviction timeout 1s.)

@@ -52,7 +52,8 @@ type Agent struct {
 	ingressAddrs   []string      // where the Ingress router listens, nil without Config.Ingress
 	volumes        *localVolumes // local persistent volumes (volumes.go)
 
-	hb heartbeatState // the Lease and gossip (lease.go, gossip.go)
+	hb    heartbeatState // the Lease and gossip (lease.go, gossip.go)
+	fence fenceState     // pods revoked by the control plane (lease.go)
 
 	mu             sync.Mutex
 	lastNodeStatus corev1.NodeStatus
@@ -362,8 +363,8 @@ func (a *Agent) syncPods(ctx context.Context, full bool) {
 		if p.Spec.NodeName != a.cfg.Name {
 			continue
 		}
-		if fenced && fenceable(p) {
-			continue // stopped like a deleted pod until the Lease is renewed (lease.go)
+		if !a.mayRun(p, fenced) {
+			continue // fenced or revoked: stopped like a deleted pod (lease.go)
 		}
 		desired = append(desired, p.DeepCopy())
 	}

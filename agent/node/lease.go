@@ -3,13 +3,17 @@ package node
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
 )
@@ -61,6 +65,12 @@ func (c Config) validateHeartbeat() error {
 // status: either one keeps the node alive in the controller's eyes.
 func (a *Agent) heartbeatTick(ctx context.Context) error {
 	leaseErr := a.renewLease(ctx)
+	if leaseErr == nil && a.hasRevoked() {
+		// Forget the revoked pods the API no longer has.
+		if err := a.settleFencedPods(ctx); err != nil {
+			a.log.Debug("pruning revoked pods", "err", err)
+		}
+	}
 	a.checkFence()
 	if leaseErr != nil {
 		leaseErr = fmt.Errorf("renewing lease %s/%s: %w", corev1.NamespaceNodeLease, a.cfg.Name, leaseErr)
@@ -81,44 +91,92 @@ func (a *Agent) heartbeatTick(ctx context.Context) error {
 
 // renewLease creates or renews the node's Lease in kube-node-lease, owned
 // by its Node (so deleting the Node deletes it), as the kubelet does. It
-// keeps the last Lease it wrote and updates that (one write per renewal);
-// a conflict or a missing Lease makes the next renewal read it afresh.
+// keeps the last Lease it wrote and updates that (one write per renewal):
+// every renewal is a compare-and-swap on that Lease's resourceVersion, so
+// a revocation by the node lifecycle controller (LeaseRevokedAnnotation)
+// makes it conflict; the Lease is then read afresh (at most
+// renewAttempts times per beat), the revocation honoured and cleared.
 func (a *Agent) renewLease(ctx context.Context) error {
-	now := metav1.NowMicro()
 	secs := int32(a.cfg.leaseDuration() / time.Second)
 	a.hb.leaseMu.Lock()
 	cached := a.hb.lease
 	a.hb.leaseMu.Unlock()
 
-	l := cached
-	if l == nil {
-		l = &coordinationv1.Lease{}
-		err := a.cfg.Client.Get(ctx, corev1.NamespaceNodeLease, a.cfg.Name, l)
-		switch {
-		case client.IsNotFound(err):
-			l = &coordinationv1.Lease{
-				ObjectMeta: metav1.ObjectMeta{Namespace: corev1.NamespaceNodeLease, Name: a.cfg.Name},
-				Spec: coordinationv1.LeaseSpec{HolderIdentity: &a.cfg.Name, LeaseDurationSeconds: &secs,
-					AcquireTime: &now, RenewTime: &now},
-			}
-			if a.nodeUID != "" {
-				l.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: a.cfg.Name, UID: a.nodeUID}}
-			}
-			if err := a.cfg.Client.Create(ctx, l); err != nil {
+	var lastErr error
+	for range renewAttempts {
+		now := metav1.NowMicro()
+		var l *coordinationv1.Lease
+		if cached != nil {
+			l = cached.DeepCopy()
+		} else {
+			l = &coordinationv1.Lease{}
+			err := a.cfg.Client.Get(ctx, corev1.NamespaceNodeLease, a.cfg.Name, l)
+			switch {
+			case client.IsNotFound(err):
+				l = &coordinationv1.Lease{
+					ObjectMeta: metav1.ObjectMeta{Namespace: corev1.NamespaceNodeLease, Name: a.cfg.Name},
+					Spec: coordinationv1.LeaseSpec{HolderIdentity: &a.cfg.Name, LeaseDurationSeconds: &secs,
+						AcquireTime: &now, RenewTime: &now},
+				}
+				if a.nodeUID != "" {
+					l.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: a.cfg.Name, UID: a.nodeUID}}
+				}
+				err = a.cfg.Client.Create(ctx, l)
+				if client.IsAlreadyExists(err) {
+					lastErr = err // created meanwhile (revoked by the controller?): read it
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				return a.leaseRenewed(ctx, l, now)
+			case err != nil:
 				return err
 			}
-			a.setLease(l, now)
-			return nil
-		case err != nil:
+		}
+		if at := l.Annotations[LeaseRevokedAnnotation]; at != "" {
+			if err := a.honourRevocation(ctx, l, at); err != nil {
+				a.setLease(nil, metav1.MicroTime{})
+				return err
+			}
+			delete(l.Annotations, LeaseRevokedAnnotation)
+		}
+		l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = &a.cfg.Name, &secs, &now
+		err := a.cfg.Client.Update(ctx, l)
+		if client.IsConflict(err) || client.IsNotFound(err) {
+			cached, lastErr = nil, err
+			continue
+		}
+		if err != nil {
+			a.setLease(nil, metav1.MicroTime{})
 			return err
 		}
-	} else {
-		l = l.DeepCopy()
+		return a.leaseRenewed(ctx, l, now)
 	}
-	l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = &a.cfg.Name, &secs, &now
-	if err := a.cfg.Client.Update(ctx, l); err != nil {
-		a.setLease(nil, metav1.MicroTime{})
-		return err
+	a.setLease(nil, metav1.MicroTime{})
+	return lastErr
+}
+
+// renewAttempts bounds the reads and writes of one renewal: a conflict
+// (someone else wrote the Lease: the controller's revocation) is followed
+// by a fresh read and another try at once rather than a heartbeat later.
+const renewAttempts = 3
+
+// leaseRenewed records a successful renewal (or creation) of l at now.
+// When the agent was fenced, it first reads the pods bound to it from the
+// API (settleFencedPods): its informer may not have seen yet the
+// deletions the control plane made while the node was cut off, and the
+// fenced pods must not restart on that stale view. Until that read
+// succeeds the agent stays fenced (the next beat tries again).
+func (a *Agent) leaseRenewed(ctx context.Context, l *coordinationv1.Lease, now metav1.MicroTime) error {
+	a.hb.leaseMu.Lock()
+	wasFenced := a.hb.fenced || a.fencedLocked(time.Now())
+	a.hb.lease = l // the base of the next compare-and-swap, whatever follows
+	a.hb.leaseMu.Unlock()
+	if wasFenced {
+		if err := a.settleFencedPods(ctx); err != nil {
+			return fmt.Errorf("lease renewed, but the fenced pods stay stopped until the pods bound to the node are read: %w", err)
+		}
 	}
 	a.setLease(l, now)
 	return nil
@@ -245,4 +303,136 @@ func (a *Agent) checkFence() {
 		a.log.Info("lease renewed again: fenced pods may run")
 	}
 	a.kick()
+}
+
+// LeaseRevokedAnnotation, on the node's Lease, is the node lifecycle
+// controller's revocation of the agent's fencing token (the controller
+// package defines it too: the agent does not import it). The controller
+// writes it with a compare-and-swap on a Lease it has read expired, just
+// before it force-deletes the node's fenced pods so that their
+// StatefulSets start them elsewhere; the agent's renewals are
+// compare-and-swaps too, so it cannot renew past a revocation without
+// reading it. Reading it, the agent revokes the fenceable pods it knows
+// that the API has deleted or is deleting (settleFencedPods), then renews,
+// clearing it. A renewal that succeeds without one means the controller
+// deleted nothing behind the agent's back this round: its own
+// compare-and-swap fails from then on.
+const LeaseRevokedAnnotation = "skiff.dev/revoked-at"
+
+// fenceState is the set of revoked pods: fenceable pods that the API has
+// deleted or is deleting while this agent's informer may still show them
+// as they were. They never run again here (syncPods); a replacement pod
+// has a new UID and runs normally. Entries go once the pod is gone from
+// the API and from the informer, which has caught up with its deletion.
+type fenceState struct {
+	mu      sync.Mutex
+	revoked map[types.UID]string // namespace/name, for the log
+}
+
+// mayRun reports whether syncPods may hand p, bound to this node, to the
+// workers: not a fenceable pod while the node is fenced, nor a revoked
+// pod the informer still shows alive (once it shows the deletion, the
+// pod goes to the workers as a deletion, so that it is finished).
+func (a *Agent) mayRun(p *corev1.Pod, fenced bool) bool {
+	if fenced && fenceable(p) {
+		return false
+	}
+	return p.DeletionTimestamp != nil || !a.revoked(p.UID)
+}
+
+// revoked reports whether the pod of that UID must never run here again.
+func (a *Agent) revoked(uid types.UID) bool {
+	a.fence.mu.Lock()
+	defer a.fence.mu.Unlock()
+	_, ok := a.fence.revoked[uid]
+	return ok
+}
+
+func (a *Agent) hasRevoked() bool {
+	a.fence.mu.Lock()
+	defer a.fence.mu.Unlock()
+	return len(a.fence.revoked) > 0
+}
+
+// honourRevocation handles a Lease the controller revoked at at: the
+// fenceable pods the agent knows that are deleted or being deleted in
+// the API are revoked before the renewal clears the annotation.
+func (a *Agent) honourRevocation(ctx context.Context, l *coordinationv1.Lease, at string) error {
+	a.log.Warn("lease revoked by the control plane: its deleted StatefulSet and fenced pods will not run here again",
+		"revokedAt", at, "revision", l.ResourceVersion)
+	if err := a.settleFencedPods(ctx); err != nil {
+		return fmt.Errorf("lease %s/%s revoked at %s: reading the pods bound to the node: %w", l.Namespace, l.Name, at, err)
+	}
+	return nil
+}
+
+// settleFencedPods reads the pods bound to this node from the API (a
+// linearizable List, never the informer's cache, which lags after a
+// partition) and revokes every fenceable pod, known to the informer or
+// listed, that the API has deleted or is deleting: the control plane may
+// have force-deleted it and started its identity elsewhere. A fenceable
+// pod the API still has, not being deleted, is left to run: the
+// controller force-deletes only pods it evicted first, and a revocation
+// comes after that eviction, so a List made after reading the revocation
+// shows every such pod deleting or gone. (Revoking live pods as well
+// would strand those that tolerate the unreachable taint: bound here,
+// never run, never replaced.) It also forgets revoked pods that are gone
+// from the API and from an informer at least as recent as the List.
+func (a *Agent) settleFencedPods(ctx context.Context) error {
+	var list corev1.PodList
+	if err := a.cfg.Client.List(ctx, "", &list, client.ListOptions{FieldSelector: "spec.nodeName=" + a.cfg.Name}); err != nil {
+		return err
+	}
+	inAPI := map[types.UID]bool{}
+	known := map[types.UID]string{}
+	for i := range list.Items {
+		p := &list.Items[i]
+		inAPI[p.UID] = p.DeletionTimestamp == nil
+		if fenceable(p) {
+			known[p.UID] = p.Namespace + "/" + p.Name
+		}
+	}
+	inCache := map[types.UID]bool{}
+	for _, o := range a.pods.List(labels.Everything()) {
+		p := o.(*corev1.Pod)
+		if p.Spec.NodeName != a.cfg.Name {
+			continue
+		}
+		inCache[p.UID] = true
+		if fenceable(p) {
+			known[p.UID] = p.Namespace + "/" + p.Name
+		}
+	}
+	cacheCaughtUp := revisionAtLeast(a.pods.LastResourceVersion(), list.ResourceVersion)
+
+	a.fence.mu.Lock()
+	defer a.fence.mu.Unlock()
+	if a.fence.revoked == nil {
+		a.fence.revoked = map[types.UID]string{}
+	}
+	for uid, name := range known {
+		if live := inAPI[uid]; live {
+			continue
+		}
+		if _, ok := a.fence.revoked[uid]; !ok {
+			a.fence.revoked[uid] = name
+			a.log.Warn("pod revoked: deleted or deleting in the API, it never runs here again", "pod", name, "uid", uid,
+				"revision", list.ResourceVersion)
+		}
+	}
+	for uid, name := range a.fence.revoked {
+		if _, listed := inAPI[uid]; !listed && !inCache[uid] && cacheCaughtUp {
+			delete(a.fence.revoked, uid)
+			a.log.Debug("revoked pod gone from the API", "pod", name, "uid", uid)
+		}
+	}
+	return nil
+}
+
+// revisionAtLeast compares two resourceVersions as the store's revisions
+// (false when either is not a number).
+func revisionAtLeast(rv, min string) bool {
+	a, err1 := strconv.ParseInt(rv, 10, 64)
+	b, err2 := strconv.ParseInt(min, 10, 64)
+	return err1 == nil && err2 == nil && a >= b
 }

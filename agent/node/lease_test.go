@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	"github.com/skiffhq/skiff/client"
 )
 
 func TestValidateHeartbeat(t *testing.T) {
@@ -109,12 +111,10 @@ func TestRenewLease(t *testing.T) {
 		t.Errorf("acquireTime changed on renewal: %v -> %v", first.Spec.AcquireTime, second.Spec.AcquireTime)
 	}
 
-	// Deleted under the agent: the renewal after the failing one recreates it.
+	// Deleted under the agent: the renewal's update fails, and the same
+	// renewal reads it afresh and recreates it.
 	if _, err := c.Delete(ctx, second, nil); err != nil {
 		t.Fatal(err)
-	}
-	if err := a.renewLease(ctx); err == nil {
-		t.Fatal("renewing a deleted lease succeeded")
 	}
 	if err := a.renewLease(ctx); err != nil {
 		t.Fatalf("renewal after the lease was deleted: %v", err)
@@ -123,3 +123,155 @@ func TestRenewLease(t *testing.T) {
 		t.Error("lease not recreated")
 	}
 }
+
+// TestLeaseRevocation: the controller revokes the agent's Lease (a
+// compare-and-swap writing skiff.dev/revoked-at) before it force-deletes
+// the node's fenced pods. The agent, its pod cache stale (the informer
+// stopped before the deletions, as one cut off by a partition), renews:
+// its compare-and-swap conflicts, it reads the revocation, revokes the
+// fenceable pods the API has deleted or is deleting — never to run them
+// again, whatever its cache says — and clears the revocation. Live pods,
+// fenceable or not, and a replacement of a revoked pod run. A
+// revocation based on the Lease read before that renewal then conflicts.
+// Once the informer catches up, the revoked pods that are gone are
+// forgotten.
+func TestLeaseRevocation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a store and an API server")
+	}
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	c := srv.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	sts := []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: "sts-uid", Controller: ptr(true)}}
+	mk := func(name string, owners []metav1.OwnerReference) *corev1.Pod {
+		t.Helper()
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, OwnerReferences: owners},
+			Spec: corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{Name: "main", Image: "busybox"}}}}
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+		return p
+	}
+	db0, db1, db2, web := mk("db-0", sts), mk("db-1", sts), mk("db-2", sts), mk("web", nil)
+
+	pods, err := client.NewInformer(c, "", &corev1.Pod{}, client.ListOptions{FieldSelector: "spec.nodeName=n1"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runInformer := func() (stop func()) {
+		ictx, icancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = pods.Run(ictx) }()
+		return func() { icancel(); <-done }
+	}
+	stopInformer := runInformer()
+	if !pods.WaitForSync(ctx) {
+		t.Fatal("pod informer never synced")
+	}
+	stopInformer() // the cache now lags every change below
+	a := &Agent{cfg: Config{Name: "n1", Client: c, HeartbeatInterval: time.Second, LeaseDuration: 5 * time.Second},
+		log: slog.New(slog.DiscardHandler), nodeUID: "uid-n1", pods: pods}
+	if err := a.renewLease(ctx); err != nil {
+		t.Fatalf("first renewal: %v", err)
+	}
+
+	// The controller: db-0 evicted then force-deleted (and replaced, on
+	// this node too: a new UID), db-1 evicted (Terminating), after
+	// revoking the Lease it read expired.
+	grace := int64(30)
+	for _, p := range []*corev1.Pod{db0, db1} {
+		if _, err := c.Delete(ctx, p, &client.DeleteOptions{GracePeriodSeconds: &grace, PreconditionUID: string(p.UID)}); err != nil {
+			t.Fatalf("evict %s: %v", p.Name, err)
+		}
+	}
+	var read coordinationv1.Lease
+	if err := c.Get(ctx, corev1.NamespaceNodeLease, "n1", &read); err != nil {
+		t.Fatal(err)
+	}
+	revoked := read.DeepCopy()
+	revoked.Annotations = map[string]string{LeaseRevokedAnnotation: time.Now().UTC().Format(time.RFC3339Nano)}
+	if err := c.Update(ctx, revoked); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	zero := int64(0)
+	if _, err := c.Delete(ctx, db0, &client.DeleteOptions{GracePeriodSeconds: &zero, PreconditionUID: string(db0.UID)}); err != nil {
+		t.Fatalf("force-delete db-0: %v", err)
+	}
+	db0new := mk("db-0", sts)
+
+	if err := a.renewLease(ctx); err != nil {
+		t.Fatalf("renewal of the revoked Lease: %v", err)
+	}
+	var after coordinationv1.Lease
+	if err := c.Get(ctx, corev1.NamespaceNodeLease, "n1", &after); err != nil {
+		t.Fatal(err)
+	}
+	if at, ok := after.Annotations[LeaseRevokedAnnotation]; ok {
+		t.Errorf("the renewal left the revocation (%s) on the Lease", at)
+	}
+	if !after.Spec.RenewTime.After(read.Spec.RenewTime.Time) {
+		t.Errorf("Lease not renewed: renewTime %v, before the revocation %v", after.Spec.RenewTime, read.Spec.RenewTime)
+	}
+	for _, tc := range []struct {
+		pod     *corev1.Pod
+		what    string
+		revoked bool
+	}{
+		{db0, "db-0, force-deleted", true},
+		{db1, "db-1, Terminating", true},
+		{db0new, "db-0's replacement", false},
+		{db2, "db-2, alive", false},
+		{web, "web, not fenceable", false},
+	} {
+		if got := a.revoked(tc.pod.UID); got != tc.revoked {
+			t.Errorf("%s (uid %s): revoked %v, want %v", tc.what, tc.pod.UID, got, tc.revoked)
+		}
+	}
+	// What syncPods hands the workers, from the stale cache: neither db-0
+	// nor db-1, which the cache shows alive.
+	var runs []string
+	for _, o := range pods.List(nil) {
+		if p := o.(*corev1.Pod); a.mayRun(p, a.Fenced()) {
+			runs = append(runs, p.Name+"/"+string(p.UID))
+		}
+	}
+	if want := []string{"db-2/" + string(db2.UID), "web/" + string(web.UID)}; !slices.Equal(runs, want) {
+		t.Errorf("from the stale cache the agent would run %v, want %v", runs, want)
+	}
+
+	// The controller's revocation on the Lease it read before the renewal
+	// loses: the renewal changed its resourceVersion.
+	late := after.DeepCopy()
+	late.ResourceVersion = revoked.ResourceVersion
+	late.Annotations = map[string]string{LeaseRevokedAnnotation: "late"}
+	if err := c.Update(ctx, late); !client.IsConflict(err) {
+		t.Errorf("a revocation on the Lease as read before the renewal: %v, want a conflict", err)
+	}
+
+	// db-1 finished; the informer catches up; the pods gone are forgotten.
+	if _, err := c.Delete(ctx, db1, &client.DeleteOptions{GracePeriodSeconds: &zero, PreconditionUID: string(db1.UID)}); err != nil {
+		t.Fatalf("finish db-1: %v", err)
+	}
+	var now corev1.PodList
+	if err := c.List(ctx, "", &now, client.ListOptions{FieldSelector: "spec.nodeName=n1"}); err != nil {
+		t.Fatal(err)
+	}
+	defer runInformer()()
+	deadline := time.Now().Add(20 * time.Second)
+	for !revisionAtLeast(pods.LastResourceVersion(), now.ResourceVersion) {
+		if time.Now().After(deadline) {
+			t.Fatalf("informer at revision %s, not caught up with %s", pods.LastResourceVersion(), now.ResourceVersion)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := a.settleFencedPods(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.revoked(db0.UID) || a.revoked(db1.UID) || a.hasRevoked() {
+		t.Errorf("revoked pods not forgotten once gone: %v", a.fence.revoked)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
