@@ -379,12 +379,21 @@ func (a *Agent) honourRevocation(ctx context.Context, l *coordinationv1.Lease, a
 // never run, never replaced.) It also forgets revoked pods that are gone
 // from the API and from an informer at least as recent as the List.
 func (a *Agent) settleFencedPods(ctx context.Context) error {
+	// The cache first, the API next: every pod the cache shows existed
+	// at or before the List's revision, so one the List lacks is deleted
+	// (read the other way round, a pod bound here just after the List
+	// would look deleted).
+	known := map[types.UID]string{}
+	for _, p := range a.podsCached() {
+		if fenceable(p) {
+			known[p.UID] = p.Namespace + "/" + p.Name
+		}
+	}
 	var list corev1.PodList
 	if err := a.cfg.Client.List(ctx, "", &list, client.ListOptions{FieldSelector: "spec.nodeName=" + a.cfg.Name}); err != nil {
 		return err
 	}
-	inAPI := map[types.UID]bool{}
-	known := map[types.UID]string{}
+	inAPI := map[types.UID]bool{} // UID → alive (not being deleted)
 	for i := range list.Items {
 		p := &list.Items[i]
 		inAPI[p.UID] = p.DeletionTimestamp == nil
@@ -392,18 +401,13 @@ func (a *Agent) settleFencedPods(ctx context.Context) error {
 			known[p.UID] = p.Namespace + "/" + p.Name
 		}
 	}
+	// For forgetting: the informer's revision, then its pods (at that
+	// revision or later).
+	caughtUp := a.pods != nil && revisionAtLeast(a.pods.LastResourceVersion(), list.ResourceVersion)
 	inCache := map[types.UID]bool{}
-	for _, o := range a.pods.List(labels.Everything()) {
-		p := o.(*corev1.Pod)
-		if p.Spec.NodeName != a.cfg.Name {
-			continue
-		}
+	for _, p := range a.podsCached() {
 		inCache[p.UID] = true
-		if fenceable(p) {
-			known[p.UID] = p.Namespace + "/" + p.Name
-		}
 	}
-	cacheCaughtUp := revisionAtLeast(a.pods.LastResourceVersion(), list.ResourceVersion)
 
 	a.fence.mu.Lock()
 	defer a.fence.mu.Unlock()
@@ -411,7 +415,7 @@ func (a *Agent) settleFencedPods(ctx context.Context) error {
 		a.fence.revoked = map[types.UID]string{}
 	}
 	for uid, name := range known {
-		if live := inAPI[uid]; live {
+		if inAPI[uid] {
 			continue
 		}
 		if _, ok := a.fence.revoked[uid]; !ok {
@@ -421,7 +425,7 @@ func (a *Agent) settleFencedPods(ctx context.Context) error {
 		}
 	}
 	for uid, name := range a.fence.revoked {
-		if _, listed := inAPI[uid]; !listed && !inCache[uid] && cacheCaughtUp {
+		if _, listed := inAPI[uid]; !listed && !inCache[uid] && caughtUp {
 			delete(a.fence.revoked, uid)
 			a.log.Debug("revoked pod gone from the API", "pod", name, "uid", uid)
 		}
@@ -435,4 +439,19 @@ func revisionAtLeast(rv, min string) bool {
 	a, err1 := strconv.ParseInt(rv, 10, 64)
 	b, err2 := strconv.ParseInt(min, 10, 64)
 	return err1 == nil && err2 == nil && a >= b
+}
+
+// podsCached is the informer's pods bound to this node (none before the
+// informer exists).
+func (a *Agent) podsCached() []*corev1.Pod {
+	if a.pods == nil {
+		return nil
+	}
+	var out []*corev1.Pod
+	for _, o := range a.pods.List(labels.Everything()) {
+		if p := o.(*corev1.Pod); p.Spec.NodeName == a.cfg.Name {
+			out = append(out, p)
+		}
+	}
+	return out
 }
