@@ -65,7 +65,7 @@ func (c Config) validateHeartbeat() error {
 // status: either one keeps the node alive in the controller's eyes.
 func (a *Agent) heartbeatTick(ctx context.Context) error {
 	leaseErr := a.renewLease(ctx)
-	if leaseErr == nil && a.hasRevoked() {
+	if leaseErr == nil && a.pruneDue() {
 		// Forget the revoked pods the API no longer has.
 		if err := a.settleFencedPods(ctx); err != nil {
 			a.log.Debug("pruning revoked pods", "err", err)
@@ -322,12 +322,25 @@ const LeaseRevokedAnnotation = "skiff.dev/revoked-at"
 // fenceState is the set of revoked pods: fenceable pods that the API has
 // deleted or is deleting while this agent's informer may still show them
 // as they were. They never run again here (syncPods); a replacement pod
-// has a new UID and runs normally. Entries go once the pod is gone from
-// the API and from the informer, which has caught up with its deletion.
+// has a new UID and runs normally. An entry goes once the pod is gone
+// from the API and the informer has processed its deletion: the informer
+// has had it and no longer has (its events come in order and a UID is
+// never reused), or the informer is at least at the revision of a List
+// without it.
 type fenceState struct {
-	mu      sync.Mutex
-	revoked map[types.UID]string // namespace/name, for the log
+	mu          sync.Mutex
+	revoked     map[types.UID]*revokedPod
+	lastSettled time.Time // of the last settleFencedPods that succeeded
 }
+
+type revokedPod struct {
+	name   string // namespace/name, for the log
+	cached bool   // the informer has had it since it was revoked
+}
+
+// revokedPruneInterval is how often the heartbeat re-reads the node's
+// pods to forget the revoked ones that are gone (only while there are).
+const revokedPruneInterval = time.Minute
 
 // mayRun reports whether syncPods may hand p, bound to this node, to the
 // workers: not a fenceable pod while the node is fenced, nor a revoked
@@ -352,6 +365,14 @@ func (a *Agent) hasRevoked() bool {
 	a.fence.mu.Lock()
 	defer a.fence.mu.Unlock()
 	return len(a.fence.revoked) > 0
+}
+
+// pruneDue: there are revoked pods, and the last settleFencedPods is
+// older than revokedPruneInterval.
+func (a *Agent) pruneDue() bool {
+	a.fence.mu.Lock()
+	defer a.fence.mu.Unlock()
+	return len(a.fence.revoked) > 0 && time.Since(a.fence.lastSettled) >= revokedPruneInterval
 }
 
 // honourRevocation handles a Lease the controller revoked at at: the
@@ -411,23 +432,28 @@ func (a *Agent) settleFencedPods(ctx context.Context) error {
 
 	a.fence.mu.Lock()
 	defer a.fence.mu.Unlock()
+	a.fence.lastSettled = time.Now()
 	if a.fence.revoked == nil {
-		a.fence.revoked = map[types.UID]string{}
+		a.fence.revoked = map[types.UID]*revokedPod{}
 	}
 	for uid, name := range known {
 		if inAPI[uid] {
 			continue
 		}
 		if _, ok := a.fence.revoked[uid]; !ok {
-			a.fence.revoked[uid] = name
+			a.fence.revoked[uid] = &revokedPod{name: name}
 			a.log.Warn("pod revoked: deleted or deleting in the API, it never runs here again", "pod", name, "uid", uid,
 				"revision", list.ResourceVersion)
 		}
 	}
-	for uid, name := range a.fence.revoked {
-		if _, listed := inAPI[uid]; !listed && !inCache[uid] && caughtUp {
+	for uid, r := range a.fence.revoked {
+		_, listed := inAPI[uid]
+		switch {
+		case inCache[uid]:
+			r.cached = true
+		case !listed && (r.cached || caughtUp):
 			delete(a.fence.revoked, uid)
-			a.log.Debug("revoked pod gone from the API", "pod", name, "uid", uid)
+			a.log.Debug("revoked pod gone from the API", "pod", r.name, "uid", uid)
 		}
 	}
 	return nil
