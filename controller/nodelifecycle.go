@@ -565,7 +565,8 @@ func (c *NodeLifecycleController) revokeLease(ctx context.Context, node *corev1.
 }
 
 // forceDelete removes a pod whose node is gone and whose agent has
-// stopped it (fenceExpiry), without waiting for that agent.
+// stopped it (fenceExpiry), without waiting for that agent: only after
+// releaseFenced has revoked the node's Lease.
 func (c *NodeLifecycleController) forceDelete(ctx context.Context, p *corev1.Pod, node *corev1.Node) error {
 	zero := int64(0)
 	_, err := c.w.Delete(ctx, p.DeepCopy(), &client.DeleteOptions{GracePeriodSeconds: &zero, PreconditionUID: string(p.UID)})
