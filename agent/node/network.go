@@ -3,7 +3,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -146,7 +148,15 @@ func podGateway(podCIDR string) (string, int, error) {
 }
 
 // ensureBridge makes the CNI bridge with the gateway address, up, unless
-// it exists (the bridge plugin adopts it and finds its address in place).
+// it exists (the bridge plugin adopts it and finds its address in place),
+// and pins its MAC address. A Linux bridge whose address was never set
+// takes the lowest MAC of its ports: when the pod holding it is deleted,
+// the gateway's MAC changes under the other pods, whose ARP entries keep
+// the old one (no gratuitous ARP) and whose packets to the gateway —
+// Service traffic, DNS — are dropped until the entry expires and is
+// probed again, tens of seconds. Setting the address, even to the one it
+// has, makes the kernel keep it (addr_assign_type "set"); an existing
+// bridge keeps the MAC its pods already know.
 func ensureBridge(ctx context.Context, name, addr string) error {
 	if _, err := net.InterfaceByName(name); err != nil {
 		if out, err := exec.CommandContext(ctx, "ip", "link", "add", name, "type", "bridge").CombinedOutput(); err != nil &&
@@ -154,7 +164,21 @@ func ensureBridge(ctx context.Context, name, addr string) error {
 			return fmt.Errorf("ip link add %s: %v: %s", name, err, strings.TrimSpace(string(out)))
 		}
 	}
-	for _, args := range [][]string{{"addr", "replace", addr, "dev", name}, {"link", "set", name, "up"}} {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", name, err)
+	}
+	mac := ifc.HardwareAddr
+	if len(mac) != 6 || bytes.Equal(mac, make([]byte, 6)) {
+		// An unpinned bridge without ports has no address: pick one,
+		// locally administered and unicast.
+		mac = make(net.HardwareAddr, 6)
+		if _, err := rand.Read(mac); err != nil {
+			return fmt.Errorf("bridge %s: MAC address: %w", name, err)
+		}
+		mac[0] = mac[0]&^0x01 | 0x02
+	}
+	for _, args := range [][]string{{"link", "set", name, "address", mac.String()}, {"addr", "replace", addr, "dev", name}, {"link", "set", name, "up"}} {
 		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 		}
