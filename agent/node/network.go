@@ -29,6 +29,18 @@ import (
 // The goroutines run until runCtx ends; ctx bounds the start.
 func (a *Agent) startNetwork(ctx, runCtx context.Context) error {
 	cfg := a.cfg
+	gw, bits, err := podGateway(a.podCIDR)
+	if err != nil {
+		return err
+	}
+	// The bridge is made here, before any pod, with its MAC pinned
+	// (ensureBridge): left to the CNI plugin, it would take the lowest MAC
+	// of its ports and change it when that pod goes, and the other pods'
+	// ARP entries for the gateway would go stale. DNS listens on the
+	// gateway address the bridge plugin gives it.
+	if err := ensureBridge(ctx, cfg.BridgeName, fmt.Sprintf("%s/%d", gw, bits)); err != nil {
+		return err
+	}
 	if !cfg.Proxy && !cfg.DNS && !cfg.Ingress {
 		return nil
 	}
@@ -86,15 +98,6 @@ func (a *Agent) startNetwork(ctx, runCtx context.Context) error {
 	a.goRun(func() { a.runLogged(runCtx, "endpoints informer", epInf.Run) })
 	if !cfg.DNS {
 		return nil
-	}
-	gw, bits, err := podGateway(a.podCIDR)
-	if err != nil {
-		return err
-	}
-	// DNS listens on the gateway address the CNI bridge plugin gives the
-	// bridge; the bridge is made here so that it exists before any pod.
-	if err := ensureBridge(ctx, cfg.BridgeName, fmt.Sprintf("%s/%d", gw, bits)); err != nil {
-		return err
 	}
 	if !svcInf.WaitForSync(ctx) || !epInf.WaitForSync(ctx) {
 		return fmt.Errorf("services and endpoints informers did not sync: %w", ctx.Err())

@@ -209,28 +209,44 @@ func testCrossNode(ctx context.Context, c *cluster) {
 	})
 }
 
-// checkSpread sends 30 requests to url from the client pod on node-a and
-// checks that every one succeeds and every backend answers some.
+// checkSpread sends batches of 30 requests to url from the client pod on
+// node-a: every request must succeed, and every backend must answer some.
+// A backend that has just become ready may not be in every node's rules
+// yet (the proxy syncs at most once per MinSyncInterval), so a batch that
+// missed one is repeated until a deadline.
 func (c *cluster) checkSpread(ctx context.Context, url string, backends []corev1.Pod, where string) {
 	t := c.t
 	t.Helper()
 	const n = 30
-	out, err := c.exec(ctx, "client", "sh", "-c",
-		fmt.Sprintf(`for i in $(seq %d); do timeout 5 wget -qO- %s || echo REQUEST-FAILED; done`, n, url))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f := strings.Count(out, "REQUEST-FAILED"); f > 0 {
-		t.Errorf("%d of %d requests to %s failed", f, n, url)
-	}
-	count := map[string]int{}
-	for _, m := range hostnameRE.FindAllStringSubmatch(out, -1) {
-		count[m[1]]++
-	}
-	for _, p := range backends {
-		if count[p.Name] == 0 {
-			t.Errorf("replica %s (%s, on %s) got none of %d requests to %s (spread: %v)", p.Name, p.Status.PodIP, p.Spec.NodeName, n, url, count)
+	deadline := time.Now().Add(20 * time.Second)
+	var count map[string]int
+	var missing []string
+	for attempt := 1; ; attempt++ {
+		out, err := c.exec(ctx, "client", "sh", "-c",
+			fmt.Sprintf(`for i in $(seq %d); do timeout 5 wget -qO- %s || echo REQUEST-FAILED; done`, n, url))
+		if err != nil {
+			t.Fatal(err)
 		}
+		if f := strings.Count(out, "REQUEST-FAILED"); f > 0 {
+			t.Errorf("%d of %d requests to %s failed (batch %d)", f, n, url, attempt)
+		}
+		count = map[string]int{}
+		for _, m := range hostnameRE.FindAllStringSubmatch(out, -1) {
+			count[m[1]]++
+		}
+		missing = missing[:0]
+		for _, p := range backends {
+			if count[p.Name] == 0 {
+				missing = append(missing, fmt.Sprintf("%s (%s, on %s)", p.Name, p.Status.PodIP, p.Spec.NodeName))
+			}
+		}
+		if len(missing) == 0 || t.Failed() || time.Now().After(deadline) {
+			break
+		}
+		t.Logf("batch %d to %s reached %v, not yet %v: again", attempt, url, count, missing)
+	}
+	if len(missing) > 0 {
+		t.Errorf("replicas %v got none of %d requests to %s (spread: %v)", missing, n, url, count)
 	}
 	if t.Failed() {
 		eps, _ := c.skiff(ctx, "get", "endpoints", "-o", "yaml")
