@@ -448,23 +448,19 @@ func tolerations(ts []corev1.Toleration) string {
 	}
 	lines := make([]string, 0, len(ts))
 	for _, t := range ts {
+		// kubectl's order: key[=value][:effect][ op=Exists][ for Ns].
 		s := t.Key
 		if t.Value != "" {
 			s += "=" + t.Value
 		}
-		if t.Operator == corev1.TolerationOpExists && t.Key == "" {
-			s = ""
-		} else if t.Operator == corev1.TolerationOpExists {
-			s += " op=Exists"
-		}
 		if t.Effect != "" {
 			s += ":" + string(t.Effect)
 		}
+		if t.Operator == corev1.TolerationOpExists && t.Value == "" {
+			s += " op=Exists"
+		}
 		if t.TolerationSeconds != nil {
 			s += fmt.Sprintf(" for %ds", *t.TolerationSeconds)
-		}
-		if s == "" {
-			s = "op=Exists"
 		}
 		lines = append(lines, strings.TrimSpace(s))
 	}
