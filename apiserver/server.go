@@ -68,6 +68,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.scheme == nil {
 		s.scheme = APIScheme{}
 	}
+	if s.cfg.Admission == nil {
+		adm := SkiffAdmission()
+		s.cfg.Admission = &adm
+	}
 	for _, k := range s.scheme.Kinds() {
 		s.kinds[k.GroupResource()] = k
 		s.byKind[k.GVK()] = k

@@ -155,11 +155,7 @@ func (s *Server) prepareCreate(ctx context.Context, k Kind, ref *skiffv1.Resourc
 	// Service account, priority and the default not-ready / unreachable
 	// tolerations (Kubernetes' ServiceAccount, Priority and
 	// DefaultTolerationSeconds plugins, pure part).
-	admission := SkiffAdmission()
-	if s.cfg.Admission != nil {
-		admission = *s.cfg.Admission
-	}
-	admission.Admit(obj)
+	s.cfg.Admission.Admit(obj)
 	m.SetUID(uuid.NewUUID())
 	m.SetCreationTimestamp(metav1.Now())
 	m.SetResourceVersion("")

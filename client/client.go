@@ -222,6 +222,34 @@ func (c *Client) refOf(ctx context.Context, obj runtime.Object) (*skiffv1.Resour
 	return Ref(r, ns, m.GetName()), data, nil
 }
 
+// ListAll lists, uncached, every object of kind gvk in namespace ("" for
+// all namespaces), following the continue token page by page (pages of
+// 500). newObj makes an empty object of the kind to decode each item into.
+func (c *Client) ListAll(ctx context.Context, gvk schema.GroupVersionKind, namespace string, newObj func() runtime.Object) ([]runtime.Object, error) {
+	r, err := c.ResourceFor(ctx, gvk)
+	if err != nil {
+		return nil, err
+	}
+	var out []runtime.Object
+	cont := ""
+	for {
+		resp, err := c.svc.List(ctx, &skiffv1.ListRequest{Ref: Ref(r, namespace, ""), Limit: 500, ContinueToken: cont})
+		if err != nil {
+			return nil, FromError(err)
+		}
+		for _, item := range resp.Items {
+			obj := newObj()
+			if err := into(item, obj); err != nil {
+				return nil, err
+			}
+			out = append(out, obj)
+		}
+		if cont = resp.ContinueToken; cont == "" {
+			return out, nil
+		}
+	}
+}
+
 // into decodes a response into obj, replacing its contents (json.Unmarshal
 // alone would merge into maps and keep fields absent from the answer).
 func into(data []byte, obj runtime.Object) error {

@@ -20,8 +20,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -32,7 +30,6 @@ import (
 
 	"github.com/skiffhq/skiff/api"
 	"github.com/skiffhq/skiff/client"
-	skiffv1 "github.com/skiffhq/skiff/proto/skiff/v1"
 )
 
 // NamespaceLister lists, uncached, every object of one kind in a
@@ -49,29 +46,7 @@ var _ NamespaceLister = ClientLister{}
 
 // ListNamespace implements NamespaceLister.
 func (l ClientLister) ListNamespace(ctx context.Context, info api.KindInfo, namespace string) ([]runtime.Object, error) {
-	r, err := l.C.ResourceFor(ctx, info.GVK)
-	if err != nil {
-		return nil, err
-	}
-	var out []runtime.Object
-	cont := ""
-	for {
-		resp, err := l.C.Raw().List(ctx, &skiffv1.ListRequest{Ref: client.Ref(r, namespace, ""), Limit: 500, ContinueToken: cont})
-		if err != nil {
-			return nil, client.FromError(err)
-		}
-		for _, item := range resp.Items {
-			obj := info.New()
-			if err := json.Unmarshal(item, obj); err != nil {
-				return nil, fmt.Errorf("decoding %s: %w", info.Resource, err)
-			}
-			out = append(out, obj)
-		}
-		if resp.ContinueToken == "" {
-			return out, nil
-		}
-		cont = resp.ContinueToken
-	}
+	return l.C.ListAll(ctx, info.GVK, namespace, info.New)
 }
 
 // quotaStatusWriter is what the controller needs of the cluster: an
