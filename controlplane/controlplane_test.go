@@ -137,15 +137,21 @@ func TestSingleMember(t *testing.T) {
 	if err := c.Create(ctx, node); err != nil {
 		t.Fatal(err)
 	}
-	node.Status = corev1.NodeStatus{
-		Allocatable: corev1.ResourceList{
+	// The node IPAM and lifecycle controllers write the Node as soon as it
+	// exists, so the status write is a read-modify-write like an agent's.
+	err = client.RetryOnConflict(ctx, 10, func() error {
+		if err := c.Get(ctx, "", "node-1", node); err != nil {
+			return err
+		}
+		node.Status.Allocatable = corev1.ResourceList{
 			corev1.ResourceCPU:    resource.MustParse("2"),
 			corev1.ResourceMemory: resource.MustParse("4Gi"),
 			corev1.ResourcePods:   resource.MustParse("110"),
-		},
-		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
-	}
-	if err := c.UpdateStatus(ctx, node); err != nil {
+		}
+		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+		return c.UpdateStatus(ctx, node)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	replicas := int32(2)
