@@ -303,10 +303,16 @@ func TestNodeAndConfigMapPod(t *testing.T) {
 
 	// A status someone else writes (as the node lifecycle controller does
 	// for an unreachable node) is put right at the next resync.
-	bogus := p.DeepCopy()
-	bogus.Status.Phase = corev1.PodUnknown
-	bogus.Status.Conditions = nil
-	if err := e.c.UpdateStatus(ctx, bogus); err != nil {
+	err := client.RetryOnConflict(ctx, 10, func() error {
+		bogus := &corev1.Pod{}
+		if err := e.c.Get(ctx, "default", "envpod", bogus); err != nil {
+			return err
+		}
+		bogus.Status.Phase = corev1.PodUnknown
+		bogus.Status.Conditions = nil
+		return e.c.UpdateStatus(ctx, bogus)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	e.waitPod("default", "envpod", 10*time.Second, "status reasserted by the agent", running)
