@@ -1047,6 +1047,241 @@ func (x *WatchResponse) GetObject() []byte {
 	return nil
 }
 
+// PodBinding binds one pod to one node.
+type PodBinding struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// uid, when set, must be the pod's (Conflict otherwise): the binding is
+	// for this pod, not for a later one of the same name.
+	Uid string `protobuf:"bytes,3,opt,name=uid,proto3" json:"uid,omitempty"`
+	// resource_version, when set, must be the pod's current one (Conflict
+	// otherwise): the binding was decided on that version.
+	ResourceVersion string `protobuf:"bytes,4,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	NodeName        string `protobuf:"bytes,5,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PodBinding) Reset() {
+	*x = PodBinding{}
+	mi := &file_skiff_v1_cluster_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodBinding) ProtoMessage() {}
+
+func (x *PodBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_cluster_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodBinding.ProtoReflect.Descriptor instead.
+func (*PodBinding) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PodBinding) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *PodBinding) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PodBinding) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
+}
+
+func (x *PodBinding) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
+}
+
+func (x *PodBinding) GetNodeName() string {
+	if x != nil {
+		return x.NodeName
+	}
+	return ""
+}
+
+type BindRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 1000 bindings, each pod at most once.
+	Bindings      []*PodBinding `protobuf:"bytes,1,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindRequest) Reset() {
+	*x = BindRequest{}
+	mi := &file_skiff_v1_cluster_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindRequest) ProtoMessage() {}
+
+func (x *BindRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_cluster_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindRequest.ProtoReflect.Descriptor instead.
+func (*BindRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *BindRequest) GetBindings() []*PodBinding {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
+type BindResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// resource_version is the bound pod's new resourceVersion when it was bound.
+	ResourceVersion string `protobuf:"bytes,1,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	// error is why this binding failed (reason NotFound, Conflict, Invalid...);
+	// unset when it succeeded.
+	Error *Status `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// code is the gRPC code the error would have as a call's status.
+	Code          int32 `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindResult) Reset() {
+	*x = BindResult{}
+	mi := &file_skiff_v1_cluster_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindResult) ProtoMessage() {}
+
+func (x *BindResult) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_cluster_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindResult.ProtoReflect.Descriptor instead.
+func (*BindResult) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *BindResult) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
+}
+
+func (x *BindResult) GetError() *Status {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *BindResult) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+type BindResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results are in the order of the request's bindings.
+	Results       []*BindResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindResponse) Reset() {
+	*x = BindResponse{}
+	mi := &file_skiff_v1_cluster_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindResponse) ProtoMessage() {}
+
+func (x *BindResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_cluster_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindResponse.ProtoReflect.Descriptor instead.
+func (*BindResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *BindResponse) GetResults() []*BindResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type DiscoverRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1055,7 +1290,7 @@ type DiscoverRequest struct {
 
 func (x *DiscoverRequest) Reset() {
 	*x = DiscoverRequest{}
-	mi := &file_skiff_v1_cluster_proto_msgTypes[17]
+	mi := &file_skiff_v1_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1302,7 @@ func (x *DiscoverRequest) String() string {
 func (*DiscoverRequest) ProtoMessage() {}
 
 func (x *DiscoverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_cluster_proto_msgTypes[17]
+	mi := &file_skiff_v1_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1315,7 @@ func (x *DiscoverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscoverRequest.ProtoReflect.Descriptor instead.
 func (*DiscoverRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 type DiscoverResponse struct {
@@ -1095,7 +1330,7 @@ type DiscoverResponse struct {
 
 func (x *DiscoverResponse) Reset() {
 	*x = DiscoverResponse{}
-	mi := &file_skiff_v1_cluster_proto_msgTypes[18]
+	mi := &file_skiff_v1_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1342,7 @@ func (x *DiscoverResponse) String() string {
 func (*DiscoverResponse) ProtoMessage() {}
 
 func (x *DiscoverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_cluster_proto_msgTypes[18]
+	mi := &file_skiff_v1_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1355,7 @@ func (x *DiscoverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscoverResponse.ProtoReflect.Descriptor instead.
 func (*DiscoverResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{18}
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DiscoverResponse) GetResources() []*APIResource {
@@ -1160,7 +1395,7 @@ type APIResource struct {
 
 func (x *APIResource) Reset() {
 	*x = APIResource{}
-	mi := &file_skiff_v1_cluster_proto_msgTypes[19]
+	mi := &file_skiff_v1_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1407,7 @@ func (x *APIResource) String() string {
 func (*APIResource) ProtoMessage() {}
 
 func (x *APIResource) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_cluster_proto_msgTypes[19]
+	mi := &file_skiff_v1_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1420,7 @@ func (x *APIResource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIResource.ProtoReflect.Descriptor instead.
 func (*APIResource) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{19}
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *APIResource) GetGroup() string {
@@ -1263,7 +1498,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_skiff_v1_cluster_proto_msgTypes[20]
+	mi := &file_skiff_v1_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1510,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_cluster_proto_msgTypes[20]
+	mi := &file_skiff_v1_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1523,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{20}
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Status) GetMessage() string {
@@ -1332,7 +1567,7 @@ type StatusDetails struct {
 
 func (x *StatusDetails) Reset() {
 	*x = StatusDetails{}
-	mi := &file_skiff_v1_cluster_proto_msgTypes[21]
+	mi := &file_skiff_v1_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1579,7 @@ func (x *StatusDetails) String() string {
 func (*StatusDetails) ProtoMessage() {}
 
 func (x *StatusDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_cluster_proto_msgTypes[21]
+	mi := &file_skiff_v1_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1592,7 @@ func (x *StatusDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusDetails.ProtoReflect.Descriptor instead.
 func (*StatusDetails) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{21}
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StatusDetails) GetName() string {
@@ -1410,7 +1645,7 @@ type StatusCause struct {
 
 func (x *StatusCause) Reset() {
 	*x = StatusCause{}
-	mi := &file_skiff_v1_cluster_proto_msgTypes[22]
+	mi := &file_skiff_v1_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +1657,7 @@ func (x *StatusCause) String() string {
 func (*StatusCause) ProtoMessage() {}
 
 func (x *StatusCause) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_cluster_proto_msgTypes[22]
+	mi := &file_skiff_v1_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +1670,7 @@ func (x *StatusCause) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusCause.ProtoReflect.Descriptor instead.
 func (*StatusCause) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{22}
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StatusCause) GetType() string {
@@ -1530,7 +1765,23 @@ const file_skiff_v1_cluster_proto_rawDesc = "" +
 	"\x0fallow_bookmarks\x18\x05 \x01(\bR\x0eallowBookmarks\";\n" +
 	"\rWatchResponse\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
-	"\x06object\x18\x02 \x01(\fR\x06object\"\x11\n" +
+	"\x06object\x18\x02 \x01(\fR\x06object\"\x98\x01\n" +
+	"\n" +
+	"PodBinding\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03uid\x18\x03 \x01(\tR\x03uid\x12)\n" +
+	"\x10resource_version\x18\x04 \x01(\tR\x0fresourceVersion\x12\x1b\n" +
+	"\tnode_name\x18\x05 \x01(\tR\bnodeName\"?\n" +
+	"\vBindRequest\x120\n" +
+	"\bbindings\x18\x01 \x03(\v2\x14.skiff.v1.PodBindingR\bbindings\"s\n" +
+	"\n" +
+	"BindResult\x12)\n" +
+	"\x10resource_version\x18\x01 \x01(\tR\x0fresourceVersion\x12&\n" +
+	"\x05error\x18\x02 \x01(\v2\x10.skiff.v1.StatusR\x05error\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\x05R\x04code\">\n" +
+	"\fBindResponse\x12.\n" +
+	"\aresults\x18\x01 \x03(\v2\x14.skiff.v1.BindResultR\aresults\"\x11\n" +
 	"\x0fDiscoverRequest\"\x97\x01\n" +
 	"\x10DiscoverResponse\x123\n" +
 	"\tresources\x18\x01 \x03(\v2\x15.skiff.v1.APIResourceR\tresources\x12%\n" +
@@ -1562,7 +1813,7 @@ const file_skiff_v1_cluster_proto_rawDesc = "" +
 	"\vStatusCause\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
-	"\x05field\x18\x03 \x01(\tR\x05field2\xba\x04\n" +
+	"\x05field\x18\x03 \x01(\tR\x05field2\xf1\x04\n" +
 	"\x0eClusterService\x12;\n" +
 	"\x06Create\x12\x17.skiff.v1.CreateRequest\x1a\x18.skiff.v1.CreateResponse\x128\n" +
 	"\x05Apply\x12\x16.skiff.v1.ApplyRequest\x1a\x17.skiff.v1.ApplyResponse\x12;\n" +
@@ -1572,7 +1823,8 @@ const file_skiff_v1_cluster_proto_rawDesc = "" +
 	"\x04List\x12\x15.skiff.v1.ListRequest\x1a\x16.skiff.v1.ListResponse\x12;\n" +
 	"\x06Delete\x12\x17.skiff.v1.DeleteRequest\x1a\x18.skiff.v1.DeleteResponse\x12:\n" +
 	"\x05Watch\x12\x16.skiff.v1.WatchRequest\x1a\x17.skiff.v1.WatchResponse0\x01\x12A\n" +
-	"\bDiscover\x12\x19.skiff.v1.DiscoverRequest\x1a\x1a.skiff.v1.DiscoverResponseB1Z/github.com/skiffhq/skiff/proto/skiff/v1;skiffv1b\x06proto3"
+	"\bDiscover\x12\x19.skiff.v1.DiscoverRequest\x1a\x1a.skiff.v1.DiscoverResponse\x125\n" +
+	"\x04Bind\x12\x15.skiff.v1.BindRequest\x1a\x16.skiff.v1.BindResponseB1Z/github.com/skiffhq/skiff/proto/skiff/v1;skiffv1b\x06proto3"
 
 var (
 	file_skiff_v1_cluster_proto_rawDescOnce sync.Once
@@ -1586,7 +1838,7 @@ func file_skiff_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_skiff_v1_cluster_proto_rawDescData
 }
 
-var file_skiff_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_skiff_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_skiff_v1_cluster_proto_goTypes = []any{
 	(*ResourceRef)(nil),          // 0: skiff.v1.ResourceRef
 	(*CreateRequest)(nil),        // 1: skiff.v1.CreateRequest
@@ -1605,12 +1857,16 @@ var file_skiff_v1_cluster_proto_goTypes = []any{
 	(*DeleteResponse)(nil),       // 14: skiff.v1.DeleteResponse
 	(*WatchRequest)(nil),         // 15: skiff.v1.WatchRequest
 	(*WatchResponse)(nil),        // 16: skiff.v1.WatchResponse
-	(*DiscoverRequest)(nil),      // 17: skiff.v1.DiscoverRequest
-	(*DiscoverResponse)(nil),     // 18: skiff.v1.DiscoverResponse
-	(*APIResource)(nil),          // 19: skiff.v1.APIResource
-	(*Status)(nil),               // 20: skiff.v1.Status
-	(*StatusDetails)(nil),        // 21: skiff.v1.StatusDetails
-	(*StatusCause)(nil),          // 22: skiff.v1.StatusCause
+	(*PodBinding)(nil),           // 17: skiff.v1.PodBinding
+	(*BindRequest)(nil),          // 18: skiff.v1.BindRequest
+	(*BindResult)(nil),           // 19: skiff.v1.BindResult
+	(*BindResponse)(nil),         // 20: skiff.v1.BindResponse
+	(*DiscoverRequest)(nil),      // 21: skiff.v1.DiscoverRequest
+	(*DiscoverResponse)(nil),     // 22: skiff.v1.DiscoverResponse
+	(*APIResource)(nil),          // 23: skiff.v1.APIResource
+	(*Status)(nil),               // 24: skiff.v1.Status
+	(*StatusDetails)(nil),        // 25: skiff.v1.StatusDetails
+	(*StatusCause)(nil),          // 26: skiff.v1.StatusCause
 }
 var file_skiff_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: skiff.v1.CreateRequest.ref:type_name -> skiff.v1.ResourceRef
@@ -1621,32 +1877,37 @@ var file_skiff_v1_cluster_proto_depIdxs = []int32{
 	0,  // 5: skiff.v1.ListRequest.ref:type_name -> skiff.v1.ResourceRef
 	0,  // 6: skiff.v1.DeleteRequest.ref:type_name -> skiff.v1.ResourceRef
 	0,  // 7: skiff.v1.WatchRequest.ref:type_name -> skiff.v1.ResourceRef
-	19, // 8: skiff.v1.DiscoverResponse.resources:type_name -> skiff.v1.APIResource
-	21, // 9: skiff.v1.Status.details:type_name -> skiff.v1.StatusDetails
-	22, // 10: skiff.v1.StatusDetails.causes:type_name -> skiff.v1.StatusCause
-	1,  // 11: skiff.v1.ClusterService.Create:input_type -> skiff.v1.CreateRequest
-	3,  // 12: skiff.v1.ClusterService.Apply:input_type -> skiff.v1.ApplyRequest
-	5,  // 13: skiff.v1.ClusterService.Update:input_type -> skiff.v1.UpdateRequest
-	7,  // 14: skiff.v1.ClusterService.UpdateStatus:input_type -> skiff.v1.UpdateStatusRequest
-	9,  // 15: skiff.v1.ClusterService.Get:input_type -> skiff.v1.GetRequest
-	11, // 16: skiff.v1.ClusterService.List:input_type -> skiff.v1.ListRequest
-	13, // 17: skiff.v1.ClusterService.Delete:input_type -> skiff.v1.DeleteRequest
-	15, // 18: skiff.v1.ClusterService.Watch:input_type -> skiff.v1.WatchRequest
-	17, // 19: skiff.v1.ClusterService.Discover:input_type -> skiff.v1.DiscoverRequest
-	2,  // 20: skiff.v1.ClusterService.Create:output_type -> skiff.v1.CreateResponse
-	4,  // 21: skiff.v1.ClusterService.Apply:output_type -> skiff.v1.ApplyResponse
-	6,  // 22: skiff.v1.ClusterService.Update:output_type -> skiff.v1.UpdateResponse
-	8,  // 23: skiff.v1.ClusterService.UpdateStatus:output_type -> skiff.v1.UpdateStatusResponse
-	10, // 24: skiff.v1.ClusterService.Get:output_type -> skiff.v1.GetResponse
-	12, // 25: skiff.v1.ClusterService.List:output_type -> skiff.v1.ListResponse
-	14, // 26: skiff.v1.ClusterService.Delete:output_type -> skiff.v1.DeleteResponse
-	16, // 27: skiff.v1.ClusterService.Watch:output_type -> skiff.v1.WatchResponse
-	18, // 28: skiff.v1.ClusterService.Discover:output_type -> skiff.v1.DiscoverResponse
-	20, // [20:29] is the sub-list for method output_type
-	11, // [11:20] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	17, // 8: skiff.v1.BindRequest.bindings:type_name -> skiff.v1.PodBinding
+	24, // 9: skiff.v1.BindResult.error:type_name -> skiff.v1.Status
+	19, // 10: skiff.v1.BindResponse.results:type_name -> skiff.v1.BindResult
+	23, // 11: skiff.v1.DiscoverResponse.resources:type_name -> skiff.v1.APIResource
+	25, // 12: skiff.v1.Status.details:type_name -> skiff.v1.StatusDetails
+	26, // 13: skiff.v1.StatusDetails.causes:type_name -> skiff.v1.StatusCause
+	1,  // 14: skiff.v1.ClusterService.Create:input_type -> skiff.v1.CreateRequest
+	3,  // 15: skiff.v1.ClusterService.Apply:input_type -> skiff.v1.ApplyRequest
+	5,  // 16: skiff.v1.ClusterService.Update:input_type -> skiff.v1.UpdateRequest
+	7,  // 17: skiff.v1.ClusterService.UpdateStatus:input_type -> skiff.v1.UpdateStatusRequest
+	9,  // 18: skiff.v1.ClusterService.Get:input_type -> skiff.v1.GetRequest
+	11, // 19: skiff.v1.ClusterService.List:input_type -> skiff.v1.ListRequest
+	13, // 20: skiff.v1.ClusterService.Delete:input_type -> skiff.v1.DeleteRequest
+	15, // 21: skiff.v1.ClusterService.Watch:input_type -> skiff.v1.WatchRequest
+	21, // 22: skiff.v1.ClusterService.Discover:input_type -> skiff.v1.DiscoverRequest
+	18, // 23: skiff.v1.ClusterService.Bind:input_type -> skiff.v1.BindRequest
+	2,  // 24: skiff.v1.ClusterService.Create:output_type -> skiff.v1.CreateResponse
+	4,  // 25: skiff.v1.ClusterService.Apply:output_type -> skiff.v1.ApplyResponse
+	6,  // 26: skiff.v1.ClusterService.Update:output_type -> skiff.v1.UpdateResponse
+	8,  // 27: skiff.v1.ClusterService.UpdateStatus:output_type -> skiff.v1.UpdateStatusResponse
+	10, // 28: skiff.v1.ClusterService.Get:output_type -> skiff.v1.GetResponse
+	12, // 29: skiff.v1.ClusterService.List:output_type -> skiff.v1.ListResponse
+	14, // 30: skiff.v1.ClusterService.Delete:output_type -> skiff.v1.DeleteResponse
+	16, // 31: skiff.v1.ClusterService.Watch:output_type -> skiff.v1.WatchResponse
+	22, // 32: skiff.v1.ClusterService.Discover:output_type -> skiff.v1.DiscoverResponse
+	20, // 33: skiff.v1.ClusterService.Bind:output_type -> skiff.v1.BindResponse
+	24, // [24:34] is the sub-list for method output_type
+	14, // [14:24] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_cluster_proto_init() }
@@ -1661,7 +1922,7 @@ func file_skiff_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_cluster_proto_rawDesc), len(file_skiff_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	ClusterService_Delete_FullMethodName       = "/skiff.v1.ClusterService/Delete"
 	ClusterService_Watch_FullMethodName        = "/skiff.v1.ClusterService/Watch"
 	ClusterService_Discover_FullMethodName     = "/skiff.v1.ClusterService/Discover"
+	ClusterService_Bind_FullMethodName         = "/skiff.v1.ClusterService/Bind"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -78,6 +79,13 @@ type ClusterServiceClient interface {
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 	// Discover lists the resources this server serves and its identity.
 	Discover(ctx context.Context, in *DiscoverRequest, opts ...grpc.CallOption) (*DiscoverResponse, error)
+	// Bind assigns pods to nodes (spec.nodeName), what a scheduler does, many
+	// at once. Each binding is a compare-and-swap of its own: one whose pod is
+	// gone, already bound, being deleted or changed since the version it names
+	// fails alone (results[i].error), the others are written. The call itself
+	// fails only when the request is malformed or the store is unreachable.
+	// A single pod can also be bound with Update.
+	Bind(ctx context.Context, in *BindRequest, opts ...grpc.CallOption) (*BindResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -187,6 +195,16 @@ func (c *clusterServiceClient) Discover(ctx context.Context, in *DiscoverRequest
 	return out, nil
 }
 
+func (c *clusterServiceClient) Bind(ctx context.Context, in *BindRequest, opts ...grpc.CallOption) (*BindResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BindResponse)
+	err := c.cc.Invoke(ctx, ClusterService_Bind_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -235,6 +253,13 @@ type ClusterServiceServer interface {
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	// Discover lists the resources this server serves and its identity.
 	Discover(context.Context, *DiscoverRequest) (*DiscoverResponse, error)
+	// Bind assigns pods to nodes (spec.nodeName), what a scheduler does, many
+	// at once. Each binding is a compare-and-swap of its own: one whose pod is
+	// gone, already bound, being deleted or changed since the version it names
+	// fails alone (results[i].error), the others are written. The call itself
+	// fails only when the request is malformed or the store is unreachable.
+	// A single pod can also be bound with Update.
+	Bind(context.Context, *BindRequest) (*BindResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -271,6 +296,9 @@ func (UnimplementedClusterServiceServer) Watch(*WatchRequest, grpc.ServerStreami
 }
 func (UnimplementedClusterServiceServer) Discover(context.Context, *DiscoverRequest) (*DiscoverResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Discover not implemented")
+}
+func (UnimplementedClusterServiceServer) Bind(context.Context, *BindRequest) (*BindResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Bind not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -448,6 +476,24 @@ func _ClusterService_Discover_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_Bind_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BindRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).Bind(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_Bind_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).Bind(ctx, req.(*BindRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -486,6 +532,10 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Discover",
 			Handler:    _ClusterService_Discover_Handler,
+		},
+		{
+			MethodName: "Bind",
+			Handler:    _ClusterService_Bind_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
