@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,6 +149,17 @@ func benchSchedOnce(t *testing.T, numNodes, numPods int) string {
 	}
 	rctx, rcancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	if path := os.Getenv("SKIFF_BENCH_SCHED_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start = time.Now()
 	go func() { done <- r.Run(rctx) }()
 	defer func() {
@@ -155,7 +167,12 @@ func benchSchedOnce(t *testing.T, numNodes, numPods int) string {
 		<-done
 	}()
 	deadline := time.Now().Add(15 * time.Minute)
+	var firstBound time.Duration
 	for r.Stats().Scheduled < int64(numPods) {
+		if firstBound == 0 && r.Stats().Scheduled > 0 {
+			firstBound = time.Since(start)
+			t.Logf("first bound after %v", firstBound)
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("only %d of %d pods bound in 15 minutes (stats %+v)", r.Stats().Scheduled, numPods, r.Stats())
 		}
@@ -184,7 +201,7 @@ func benchSchedOnce(t *testing.T, numNodes, numPods int) string {
 		t.Errorf("%d of %d pods unbound after the runner counted %d bound", unbound, total, numPods)
 	}
 	st := r.Stats()
-	return fmt.Sprintf("%5d nodes, %5d pods: %7.0f pods/s scheduled (%.2fs incl. informer sync; bind errors %d, events dropped %d) [setup: nodes %.1fs, pod creates %.0f/s]",
-		numNodes, numPods, float64(numPods)/elapsed.Seconds(), elapsed.Seconds(), st.BindErrors, st.DroppedEvents,
+	return fmt.Sprintf("%5d nodes, %5d pods: %7.0f pods/s scheduled (%.2fs incl. informer sync; bind errors %d, events dropped %d, bind calls %d) [setup: nodes %.1fs, pod creates %.0f/s]",
+		numNodes, numPods, float64(numPods)/elapsed.Seconds(), elapsed.Seconds(), st.BindErrors, st.DroppedEvents, st.BindCalls,
 		nodeTime.Seconds(), float64(numPods)/podTime.Seconds())
 }

@@ -44,13 +44,16 @@ type RunnerOptions struct {
 	// under load the queue holds many pods, which are placed in one batch
 	// (each assumed before the next) and their bindings written together.
 	BatchSize int
-	// Binders is how many binding writes are in flight at once (default
-	// 256). Concurrent writes reach the store's leader together and are
-	// committed in one Raft append, which is what batches the bindings; a
-	// write's latency is mostly waiting for that append, so more in flight
-	// means more per append (make bench-sched: 16 → 232 pods/s, 64 → 348,
-	// 256 → 578–791 on a loaded 2-core machine).
+	// Binders is how many Bind calls are in flight at once (default 4).
+	// Each binder takes the placements waiting for it, up to BindBatch, and
+	// writes them with one Bind call (client.Bind): under load the
+	// placements decided while the previous calls were in flight go
+	// together, so the batch grows with the load and a lone pod is bound at
+	// once. Against an API server without Bind, each binder writes its
+	// batch with one Update per pod instead, all at once.
 	Binders int
+	// BindBatch bounds the bindings of one Bind call (default 256).
+	BindBatch int
 	// RetryUnschedulable is how often every pod that fit nowhere is tried
 	// again whatever happened (default 60s): a safety net under the
 	// event-driven requeue (FitError.MayFitAfter).
@@ -89,6 +92,9 @@ type Runner struct {
 	eventCh       chan func(ctx context.Context) // best-effort event writes
 
 	scheduled, failed, bindErrors, droppedEvents atomic.Int64
+	bindCalls                                    atomic.Int64
+	// noBind: the API server has no Bind call; bind with Update.
+	noBind atomic.Bool
 }
 
 // unschedulablePod is a pod that fit nowhere and why.
@@ -113,7 +119,10 @@ func NewRunner(c *client.Client, opts RunnerOptions) (*Runner, error) {
 		opts.BatchSize = 512
 	}
 	if opts.Binders <= 0 {
-		opts.Binders = 256
+		opts.Binders = 4
+	}
+	if opts.BindBatch <= 0 {
+		opts.BindBatch = 256
 	}
 	if opts.RetryUnschedulable <= 0 {
 		opts.RetryUnschedulable = time.Minute
@@ -142,13 +151,14 @@ func NewRunner(c *client.Client, opts RunnerOptions) (*Runner, error) {
 type RunnerStats struct {
 	// Scheduled pods were bound; Failed attempts found no node; BindErrors
 	// are bindings the API refused (conflicts included, retried);
-	// DroppedEvents were not written because the event queue was full.
-	Scheduled, Failed, BindErrors, DroppedEvents int64
+	// DroppedEvents were not written because the event queue was full;
+	// BindCalls are the Bind calls (batches) that wrote them.
+	Scheduled, Failed, BindErrors, DroppedEvents, BindCalls int64
 }
 
 // Stats returns the counters.
 func (r *Runner) Stats() RunnerStats {
-	return RunnerStats{r.scheduled.Load(), r.failed.Load(), r.bindErrors.Load(), r.droppedEvents.Load()}
+	return RunnerStats{r.scheduled.Load(), r.failed.Load(), r.bindErrors.Load(), r.droppedEvents.Load(), r.bindCalls.Load()}
 }
 
 // responsible reports whether the loop should place p.
@@ -299,26 +309,78 @@ func (r *Runner) scheduleBatch(ctx context.Context) bool {
 	return true
 }
 
-// binder writes bindings until ctx ends.
+// binder writes bindings until ctx ends: what is waiting, up to BindBatch,
+// in one call.
 func (r *Runner) binder(ctx context.Context) {
+	batch := make([]binding, 0, r.opts.BindBatch)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case b := <-r.bindCh:
-			r.bind(ctx, b)
+			batch = append(batch[:0], b)
 		}
+	more:
+		for len(batch) < r.opts.BindBatch {
+			select {
+			case b := <-r.bindCh:
+				batch = append(batch, b)
+			default:
+				break more
+			}
+		}
+		r.bindBatch(ctx, batch)
 	}
 }
 
-func (r *Runner) bind(ctx context.Context, b binding) {
+// bindBatch writes the bindings of batch, each a compare-and-swap on the
+// pod's uid and the resourceVersion the decision saw, and settles each.
+func (r *Runner) bindBatch(ctx context.Context, batch []binding) {
+	r.bindCalls.Add(1)
+	if !r.noBind.Load() {
+		req := make([]client.PodBinding, len(batch))
+		for i, b := range batch {
+			req[i] = client.PodBinding{Namespace: b.pod.Namespace, Name: b.pod.Name, UID: b.pod.UID,
+				ResourceVersion: b.pod.ResourceVersion, NodeName: b.node}
+		}
+		errs, err := r.c.Bind(ctx, req)
+		if !client.BindUnsupported(err) {
+			for i, b := range batch {
+				if err != nil {
+					// The outcome is unknown: settled as failed, the pod
+					// is decided again, and a binding that was written
+					// after all shows up in the cache (or makes the next
+					// binding a Conflict).
+					r.bindDone(ctx, b, err)
+				} else {
+					r.bindDone(ctx, b, errs[i])
+				}
+			}
+			return
+		}
+		r.log.Info("the API server has no Bind call; binding with one Update per pod")
+		r.noBind.Store(true)
+	}
+	var wg sync.WaitGroup
+	for _, b := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bound := b.pod.DeepCopy()
+			bound.Spec.NodeName = b.node
+			r.bindDone(ctx, b, r.c.Update(ctx, bound))
+		}()
+	}
+	wg.Wait()
+}
+
+// bindDone settles a binding: counted and reported when err is nil;
+// otherwise the assumption is forgotten and the pod queued again.
+func (r *Runner) bindDone(ctx context.Context, b binding, err error) {
 	key := podKey(b.pod)
-	bound := b.pod.DeepCopy()
-	bound.Spec.NodeName = b.node
-	err := r.c.Update(ctx, bound)
 	if err == nil {
 		r.scheduled.Add(1)
-		r.log.Debug("bound", "pod", key, "node", b.node, "rv", bound.ResourceVersion)
+		r.log.Debug("bound", "pod", key, "node", b.node)
 		r.event(b.pod, corev1.EventTypeNormal, EventScheduled,
 			fmt.Sprintf("Successfully assigned %s to %s", key, b.node))
 		return
@@ -342,7 +404,8 @@ func (r *Runner) bind(ctx context.Context, b binding) {
 	case client.IsNotFound(err):
 		// Deleted meanwhile: nothing to do.
 	case client.IsConflict(err):
-		// The pod changed since the decision: decide again on the new one.
+		// The pod changed since the decision (or is bound already, or
+		// being deleted): decide again on the new one, if any.
 		r.queue.Add(key)
 	default:
 		r.log.Warn("binding failed; will retry", "pod", key, "node", b.node, "err", err)
