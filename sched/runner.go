@@ -95,6 +95,8 @@ type Runner struct {
 	bindCalls                                    atomic.Int64
 	// noBind: the API server has no Bind call; bind with Update.
 	noBind atomic.Bool
+	// bindCall is c.Bind (a seam for tests of the fallback).
+	bindCall func(context.Context, []client.PodBinding) ([]error, error)
 }
 
 // unschedulablePod is a pod that fit nowhere and why.
@@ -144,6 +146,7 @@ func NewRunner(c *client.Client, opts RunnerOptions) (*Runner, error) {
 		wake:          make(chan struct{}, 1),
 		bindCh:        make(chan binding, opts.BatchSize),
 		eventCh:       make(chan func(context.Context), 1024),
+		bindCall:      c.Bind,
 	}, nil
 }
 
@@ -343,7 +346,7 @@ func (r *Runner) bindBatch(ctx context.Context, batch []binding) {
 			req[i] = client.PodBinding{Namespace: b.pod.Namespace, Name: b.pod.Name, UID: b.pod.UID,
 				ResourceVersion: b.pod.ResourceVersion, NodeName: b.node}
 		}
-		errs, err := r.c.Bind(ctx, req)
+		errs, err := r.bindCall(ctx, req)
 		if !client.BindUnsupported(err) {
 			for i, b := range batch {
 				if err != nil {
