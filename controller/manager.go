@@ -47,10 +47,13 @@ type Options struct {
 	// unreachable/not-ready taints stay on such a node (default 300s).
 	PodEvictionTimeout time.Duration
 	// NodeHealth, optional: a fast node liveness signal (gossip.Pool);
-	// NodeHealthConfirmAge: how overdue a heartbeat must be to confirm
-	// its verdict (default 12s; see NodeLifecycleOptions).
-	NodeHealth           NodeHealth
-	NodeHealthConfirmAge time.Duration
+	// NodeHealthPingTimeout: how long a node it suspects has to answer a
+	// ping through its Lease (default 1.5s); NodeHealthConfirmAge: how
+	// overdue a heartbeat must be to confirm its verdict without a ping
+	// (default 12s; see NodeLifecycleOptions).
+	NodeHealth            NodeHealth
+	NodeHealthConfirmAge  time.Duration
+	NodeHealthPingTimeout time.Duration
 	// JobBackoff: the delay before a failed Job pod is replaced, doubled
 	// per failure (default 10s).
 	JobBackoff time.Duration

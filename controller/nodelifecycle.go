@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -20,9 +21,10 @@ import (
 // NodeHealth is an optional fast signal of node liveness, such as
 // gossip.Pool: it tells the node lifecycle controller within seconds that
 // a node is gone instead of letting it wait out the grace period. It is a
-// hint: the controller acts on it only when the store agrees (the node's
-// heartbeat is overdue: HealthConfirmAge), and records its decision in the
-// store.
+// hint: the controller acts on it only when the store agrees — the node
+// did not answer a ping through its Lease within HealthPingTimeout, or its
+// heartbeat is overdue by HealthConfirmAge — and records its decision in
+// the store.
 type NodeHealth interface {
 	// NodeDown reports whether the source holds the node dead, and since
 	// when (the controller's clock). Safe for concurrent use.
@@ -31,6 +33,14 @@ type NodeHealth interface {
 	// changed, from the source's goroutine: fn must not block. stop
 	// unregisters it.
 	OnChange(fn func(node string)) (stop func())
+}
+
+// NodeSuspicion is an optional capability of a NodeHealth source: whether
+// it suspects a node (gossip: a probe of it failed) before it holds it
+// dead. The controller pings a suspect node's Lease at once, so the
+// store's answer is in by the time the suspicion ends in death.
+type NodeSuspicion interface {
+	NodeSuspect(node string) bool
 }
 
 // NodeLifecycleOptions tune the node lifecycle controller.
@@ -53,6 +63,12 @@ type NodeLifecycleOptions struct {
 	// above the agents' heartbeat interval plus the one-second precision
 	// of heartbeat times (default 12s, for the agent's default 10s).
 	HealthConfirmAge time.Duration
+	// HealthPingTimeout: how long a node that Health suspects or holds
+	// dead has to answer a ping (LeasePingAnnotation on its Lease, which
+	// its agent renews at once) before the store counts as confirming
+	// that it is silent (default 1.5s). Needs Leases and a Writer that is
+	// also a Reader; without a Lease the HealthConfirmAge rule applies.
+	HealthPingTimeout time.Duration
 	// Leases, optional: the Leases of namespace kube-node-lease (keys
 	// "kube-node-lease/<node>"). A node's Lease renewal counts as a
 	// heartbeat, as in Kubernetes, so agents may write their Node status
@@ -91,6 +107,9 @@ type NodeLifecycleController struct {
 	now         func() time.Time
 	log         *slog.Logger
 	events      EventRecorder
+
+	pingMu sync.Mutex
+	pings  map[string]*leasePing // by node: this health episode's ping
 }
 
 // NewNodeLifecycleController watches nodes (cluster-scoped keys: the node
@@ -105,10 +124,14 @@ func NewNodeLifecycleController(nodes, pods Cache, w Writer, opts NodeLifecycleO
 	if opts.HealthConfirmAge <= 0 {
 		opts.HealthConfirmAge = DefaultNodeHealthConfirmAge
 	}
+	if opts.HealthPingTimeout <= 0 {
+		opts.HealthPingTimeout = DefaultNodeHealthPingTimeout
+	}
 	if log == nil {
 		log = discardLogger()
 	}
-	return &NodeLifecycleController{nodes: nodes, pods: pods, leases: opts.Leases, w: w, opts: opts, health: opts.Health, now: time.Now, log: log, events: noEvents{}}
+	return &NodeLifecycleController{nodes: nodes, pods: pods, leases: opts.Leases, w: w, opts: opts, health: opts.Health, now: time.Now, log: log, events: noEvents{},
+		pings: map[string]*leasePing{}}
 }
 
 // Name is the controller's name.
@@ -199,6 +222,7 @@ func isOurTaint(key string) bool {
 func (c *NodeLifecycleController) Reconcile(ctx context.Context, key string) (Result, error) {
 	cached, ok := c.nodes.Get(key)
 	if !ok {
+		c.forgetPing(key)
 		return Result{}, nil
 	}
 	node := cached.(*corev1.Node).DeepCopy()
@@ -210,6 +234,13 @@ func (c *NodeLifecycleController) Reconcile(ctx context.Context, key string) (Re
 		age := now.Sub(c.lastSignOfLife(node))
 		down, since := c.healthDown(node.Name)
 		msg, recheck := c.verdict(age, down, since)
+		if msg == "" {
+			pmsg, wait, err := c.pingVerdict(ctx, node, age, down, since)
+			if err != nil {
+				return Result{}, err
+			}
+			msg, recheck = pmsg, minPositive(recheck, wait)
+		}
 		res.RequeueAfter = recheck
 		if msg != "" {
 			if err := c.markUnknown(ctx, node, msg, now); err != nil {
@@ -217,6 +248,7 @@ func (c *NodeLifecycleController) Reconcile(ctx context.Context, key string) (Re
 			}
 			res.RequeueAfter = 0
 			ready = nodeCondition(node, corev1.NodeReady)
+			c.forgetPing(node.Name)
 		}
 	}
 

@@ -71,7 +71,7 @@ func (m *Manager) workloads(inf func(runtime.Object) *client.Informer, pods *cli
 	dsc := NewDaemonSetController(dss, pods, nodes, m.c, log.With("controller", "daemonset"))
 	nlc := NewNodeLifecycleController(nodes, pods, m.c, NodeLifecycleOptions{
 		GracePeriod: m.opts.NodeMonitorGracePeriod, PodEvictionTimeout: m.opts.PodEvictionTimeout,
-		Health: m.opts.NodeHealth, HealthConfirmAge: m.opts.NodeHealthConfirmAge,
+		Health: m.opts.NodeHealth, HealthConfirmAge: m.opts.NodeHealthConfirmAge, HealthPingTimeout: m.opts.NodeHealthPingTimeout,
 		Leases: inf(&coordinationv1.Lease{}),
 	}, log.With("controller", "nodelifecycle"))
 	jc.events, cjc.events, ssc.events, dsc.events, nlc.events = rec, rec, rec, rec, rec

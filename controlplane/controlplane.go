@@ -83,12 +83,13 @@ type Config struct {
 	// GossipPortFallback: when Gossip's port is taken (several members on
 	// one host), listen on a free port instead and log it.
 	GossipPortFallback bool
-	// NodeMonitorGracePeriod, PodEvictionTimeout and NodeHealthConfirmAge
-	// tune the node lifecycle controller (controller.Options; zero: its
-	// defaults).
+	// NodeMonitorGracePeriod, PodEvictionTimeout, NodeHealthConfirmAge
+	// and NodeHealthPingTimeout tune the node lifecycle controller
+	// (controller.Options; zero: its defaults).
 	NodeMonitorGracePeriod time.Duration
 	PodEvictionTimeout     time.Duration
 	NodeHealthConfirmAge   time.Duration
+	NodeHealthPingTimeout  time.Duration
 	// NodeIPAM is the range the leader assigns Node pod CIDRs from
 	// (--cluster-cidr, --node-cidr-mask-size; zero: 10.244.0.0/16, /24).
 	NodeIPAM controller.NodeIPAMOptions
@@ -155,9 +156,9 @@ func (c *Config) Validate() error {
 	if err := c.NodeIPAM.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.NodeMonitorGracePeriod < 0 || c.PodEvictionTimeout < 0 || c.NodeHealthConfirmAge < 0 {
-		errs = append(errs, fmt.Errorf("node monitor grace period %s, pod eviction timeout %s and node health confirm age %s must not be negative",
-			c.NodeMonitorGracePeriod, c.PodEvictionTimeout, c.NodeHealthConfirmAge))
+	if c.NodeMonitorGracePeriod < 0 || c.PodEvictionTimeout < 0 || c.NodeHealthConfirmAge < 0 || c.NodeHealthPingTimeout < 0 {
+		errs = append(errs, fmt.Errorf("node monitor grace period %s, pod eviction timeout %s, node health confirm age %s and ping timeout %s must not be negative",
+			c.NodeMonitorGracePeriod, c.PodEvictionTimeout, c.NodeHealthConfirmAge, c.NodeHealthPingTimeout))
 	}
 	if c.NodeMonitorGracePeriod > 0 && c.NodeHealthConfirmAge > c.NodeMonitorGracePeriod {
 		errs = append(errs, fmt.Errorf("node health confirm age %s is longer than the node monitor grace period %s: gossip could never speed detection up",
@@ -349,7 +350,8 @@ func (cp *ControlPlane) duties() []duty {
 		ds = append(ds, duty{"controllers", func(ctx context.Context) error {
 			opts := controller.Options{Logger: cp.log.With("component", "controller-manager"),
 				NodeMonitorGracePeriod: cp.cfg.NodeMonitorGracePeriod, PodEvictionTimeout: cp.cfg.PodEvictionTimeout,
-				NodeHealthConfirmAge: cp.cfg.NodeHealthConfirmAge, NodeIPAM: cp.cfg.NodeIPAM}
+				NodeHealthConfirmAge: cp.cfg.NodeHealthConfirmAge, NodeHealthPingTimeout: cp.cfg.NodeHealthPingTimeout,
+				NodeIPAM: cp.cfg.NodeIPAM}
 			if pool := cp.Gossip(); pool != nil {
 				opts.NodeHealth = pool
 			}

@@ -108,12 +108,16 @@ type Config struct {
 	RejoinInterval time.Duration
 	// SecretKey encrypts gossip (AES, 16, 24 or 32 bytes); nil: plaintext.
 	SecretKey []byte
-	// ProbeInterval, ProbeTimeout, SuspicionMult and GossipInterval tune
-	// failure detection (0: memberlist's LAN defaults of 1s, 500ms, 4 and
-	// 200ms: a dead member is declared in about SuspicionMult*log10(N+1)
-	// probe intervals, 4-8s for 3-100 members).
+	// ProbeInterval, ProbeTimeout, SuspicionMult, SuspicionMaxTimeoutMult
+	// and GossipInterval tune failure detection (0: Skiff's defaults,
+	// DefaultProbeInterval and the others below; see DESIGN.md). A dead
+	// member is suspected within a probe round and declared dead
+	// SuspicionMult*max(1, log10(N)) probe intervals later when the other
+	// members confirm the suspicion, up to SuspicionMaxTimeoutMult times
+	// that when they do not (lifeguard).
 	ProbeInterval, ProbeTimeout time.Duration
 	SuspicionMult               int
+	SuspicionMaxTimeoutMult     int
 	GossipInterval              time.Duration
 	// DeadNodeReclaimTime: after this long dead, a member's name may come
 	// back from another address (default 10s; memberlist's default never
@@ -124,6 +128,26 @@ type Config struct {
 	// their level.
 	Logger *slog.Logger
 }
+
+// Skiff's failure detection defaults (memberlist's LAN ones are 1s, 500ms,
+// 4, 6 and 200ms). Probing twice as often halves the suspicion timeout: a
+// dead member of a small pool is declared about 2-3 s after it dies
+// instead of 5-7 s. A probe waits 300 ms for a direct answer (round trips
+// on a LAN are well under a millisecond; lifeguard stretches it on a
+// member that is itself slow), and the suspicion timeout without the
+// expected confirmations is 3 times the nominal one rather than 6:
+// lifeguard's long unconfirmed timeout guards against a slow member's
+// false accusations, and Skiff never acts on gossip alone (the node
+// lifecycle controller pings the node through the store first), so a
+// false accusation costs a ping, not an eviction. Probes are UDP packets
+// of a few dozen bytes: twice a second per member is negligible.
+const (
+	DefaultProbeInterval           = 500 * time.Millisecond
+	DefaultProbeTimeout            = 300 * time.Millisecond
+	DefaultSuspicionMult           = 4
+	DefaultSuspicionMaxTimeoutMult = 3
+	DefaultGossipInterval          = 200 * time.Millisecond
+)
 
 // DefaultConfig is a config for name and role on the default port.
 func DefaultConfig(name, role string) Config {
@@ -143,10 +167,11 @@ func (c *Config) Validate() error {
 		return bad("ports must be within 0-65535")
 	case c.SecretKey != nil && len(c.SecretKey) != 16 && len(c.SecretKey) != 24 && len(c.SecretKey) != 32:
 		return bad("SecretKey must be 16, 24 or 32 bytes, not %d", len(c.SecretKey))
-	case c.ProbeInterval < 0 || c.ProbeTimeout < 0 || c.GossipInterval < 0 || c.RejoinInterval < 0 || c.SuspicionMult < 0:
-		return bad("durations and SuspicionMult must not be negative")
-	case c.ProbeInterval > 0 && c.ProbeTimeout > 0 && c.ProbeTimeout >= c.ProbeInterval:
-		return bad("ProbeTimeout %v must be shorter than ProbeInterval %v", c.ProbeTimeout, c.ProbeInterval)
+	case c.ProbeInterval < 0 || c.ProbeTimeout < 0 || c.GossipInterval < 0 || c.RejoinInterval < 0 || c.SuspicionMult < 0 ||
+		c.SuspicionMaxTimeoutMult < 0:
+		return bad("durations, SuspicionMult and SuspicionMaxTimeoutMult must not be negative")
+	case c.probeTimeout() >= c.probeInterval():
+		return bad("ProbeTimeout %v must be shorter than ProbeInterval %v", c.probeTimeout(), c.probeInterval())
 	}
 	for _, j := range c.Join {
 		if _, _, err := net.SplitHostPort(j); err != nil {
@@ -154,6 +179,31 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// The failure detection settings, defaulted.
+func (c *Config) probeInterval() time.Duration {
+	return orDefault(c.ProbeInterval, DefaultProbeInterval)
+}
+
+// probeTimeout defaults to DefaultProbeTimeout, or 60% of a shorter probe
+// interval.
+func (c *Config) probeTimeout() time.Duration {
+	return orDefault(c.ProbeTimeout, min(DefaultProbeTimeout, c.probeInterval()*3/5))
+}
+func (c *Config) suspicionMult() int { return orDefault(c.SuspicionMult, DefaultSuspicionMult) }
+func (c *Config) suspicionMaxTimeoutMult() int {
+	return orDefault(c.SuspicionMaxTimeoutMult, DefaultSuspicionMaxTimeoutMult)
+}
+func (c *Config) gossipInterval() time.Duration {
+	return orDefault(c.GossipInterval, DefaultGossipInterval)
+}
+
+func orDefault[T time.Duration | int](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 // meta is what a member carries in memberlist's node metadata.
@@ -225,18 +275,9 @@ func Start(cfg Config) (*Pool, error) {
 	if cfg.AdvertisePort == 0 {
 		mc.AdvertisePort = cfg.BindPort
 	}
-	if cfg.ProbeInterval > 0 {
-		mc.ProbeInterval = cfg.ProbeInterval
-	}
-	if cfg.ProbeTimeout > 0 {
-		mc.ProbeTimeout = cfg.ProbeTimeout
-	}
-	if cfg.SuspicionMult > 0 {
-		mc.SuspicionMult = cfg.SuspicionMult
-	}
-	if cfg.GossipInterval > 0 {
-		mc.GossipInterval = cfg.GossipInterval
-	}
+	mc.ProbeInterval, mc.ProbeTimeout = cfg.probeInterval(), cfg.probeTimeout()
+	mc.SuspicionMult, mc.SuspicionMaxTimeoutMult = cfg.suspicionMult(), cfg.suspicionMaxTimeoutMult()
+	mc.GossipInterval = cfg.gossipInterval()
 	mc.DeadNodeReclaimTime = cfg.DeadNodeReclaimTime
 	mc.SecretKey = cfg.SecretKey
 	mc.Delegate = (*delegate)(p)
@@ -256,7 +297,7 @@ func Start(cfg Config) (*Pool, error) {
 		}
 	}
 	p.wg.Add(2)
-	go p.watchSuspects(mc.ProbeInterval, mc.SuspicionMult)
+	go p.watchSuspects(mc.ProbeInterval, mc.SuspicionMult, mc.SuspicionMaxTimeoutMult)
 	go p.rejoin()
 	return p, nil
 }
@@ -301,6 +342,16 @@ func (p *Pool) NodeDown(node string) (bool, time.Time) {
 		return false, time.Time{}
 	}
 	return true, m.Since
+}
+
+// NodeSuspect reports whether this member's own probe of node failed and
+// the suspicion has not ended yet (in death, or in an answer). It
+// implements the NodeSuspicion capability of the node lifecycle
+// controller's health source, which pings a suspect node through the
+// store at once.
+func (p *Pool) NodeSuspect(node string) bool {
+	m, ok := p.Member(node)
+	return ok && m.State == Suspect
 }
 
 // OnChange registers fn, called with a member's name whenever its state
@@ -464,7 +515,7 @@ func (p *Pool) suspected(name string) {
 // watchSuspects ends suspicions that were refuted: memberlist tells no
 // delegate when a suspect proves alive, but a suspicion that has not ended
 // in death within memberlist's longest suspicion timeout was refuted.
-func (p *Pool) watchSuspects(probe time.Duration, mult int) {
+func (p *Pool) watchSuspects(probe time.Duration, mult, maxMult int) {
 	defer p.wg.Done()
 	t := time.NewTicker(max(probe/2, 50*time.Millisecond))
 	defer t.Stop()
@@ -476,9 +527,9 @@ func (p *Pool) watchSuspects(probe time.Duration, mult int) {
 		}
 		n := max(len(p.Members()), 1)
 		// memberlist: SuspicionMult * max(1, log10(n)) * ProbeInterval,
-		// up to SuspicionMaxTimeoutMult (6) times that when unconfirmed.
+		// up to SuspicionMaxTimeoutMult times that when unconfirmed.
 		scale := max(1, math.Log10(float64(n)))
-		longest := time.Duration(6*float64(mult)*scale*float64(probe)) + 2*probe
+		longest := time.Duration(float64(maxMult)*float64(mult)*scale*float64(probe)) + 2*probe
 		for _, m := range p.Members() {
 			if m.State == Suspect && time.Since(m.Since) > longest {
 				p.update(m.Name, Alive, nil)

@@ -194,18 +194,103 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("default config: %v", err)
 	}
 	for name, mut := range map[string]func(*Config){
-		"no name":       func(c *Config) { c.NodeName = "" },
-		"bad role":      func(c *Config) { c.Role = "worker" },
-		"bad key":       func(c *Config) { c.SecretKey = []byte("short") },
-		"bad port":      func(c *Config) { c.BindPort = 70000 },
-		"timeout":       func(c *Config) { c.ProbeInterval, c.ProbeTimeout = time.Second, 2*time.Second },
-		"join address":  func(c *Config) { c.Join = []string{"no-port"} },
-		"negative mult": func(c *Config) { c.SuspicionMult = -1 },
+		"no name":                            func(c *Config) { c.NodeName = "" },
+		"bad role":                           func(c *Config) { c.Role = "worker" },
+		"bad key":                            func(c *Config) { c.SecretKey = []byte("short") },
+		"bad port":                           func(c *Config) { c.BindPort = 70000 },
+		"timeout":                            func(c *Config) { c.ProbeInterval, c.ProbeTimeout = time.Second, 2*time.Second },
+		"join address":                       func(c *Config) { c.Join = []string{"no-port"} },
+		"negative mult":                      func(c *Config) { c.SuspicionMult = -1 },
+		"negative max":                       func(c *Config) { c.SuspicionMaxTimeoutMult = -1 },
+		"timeout above the default interval": func(c *Config) { c.ProbeTimeout = time.Second },
 	} {
 		c := ok
 		mut(&c)
 		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: Validate = %v, want ErrInvalidConfig", name, err)
 		}
+	}
+}
+
+// TestDefaultDetection: with Skiff's default failure detection (500ms
+// probes, 300ms probe timeout, suspicion x4, unconfirmed x3), four members
+// on loopback stay alive to each other for 8 s on whatever load the
+// machine has (no false death), then a crashed one is suspected by a
+// prober and dead everywhere well within the node-loss budget: the
+// suspicion timeout is 2 s, 6 s at most unconfirmed, plus a probe round.
+func TestDefaultDetection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("18 s of real gossip timing")
+	}
+	mk := func(name, role string, join ...string) Config {
+		c := DefaultConfig(name, role)
+		c.BindAddr, c.BindPort, c.Join = "127.0.0.1", 0, join
+		return c
+	}
+	s := start(t, mk("server-1", RoleServer))
+	pools := []*Pool{s}
+	for i := 1; i <= 3; i++ {
+		pools = append(pools, start(t, mk(fmt.Sprintf("node-%d", i), RoleAgent, s.LocalAddr())))
+	}
+	eventually(t, 10*time.Second, "all members alive everywhere", func() error {
+		for _, p := range pools {
+			for _, q := range pools {
+				if err := stateIs(p, q.cfg.NodeName, Alive)(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	var mu sync.Mutex
+	var falseDeaths, suspects []string
+	for _, p := range pools {
+		ch, cancel := p.Subscribe(256)
+		defer cancel()
+		go func() {
+			for ev := range ch {
+				mu.Lock()
+				switch ev.Member.State {
+				case Dead, Left:
+					falseDeaths = append(falseDeaths, p.cfg.NodeName+" saw "+ev.Member.Name+" "+ev.Member.State.String())
+				case Suspect:
+					suspects = append(suspects, p.cfg.NodeName+" suspected "+ev.Member.Name)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(8 * time.Second) // watching for false deaths, not waiting for a state
+	mu.Lock()
+	if len(falseDeaths) > 0 {
+		t.Errorf("live members declared dead with the default timing: %v", falseDeaths)
+	}
+	if len(suspects) > 0 {
+		t.Logf("suspicions of live members (refuted): %v", suspects)
+	}
+	mu.Unlock()
+
+	victim := pools[3]
+	if err := victim.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	suspected := false
+	took := eventually(t, 10*time.Second, "crashed member dead everywhere", func() error {
+		for _, p := range pools[:3] {
+			suspected = suspected || p.NodeSuspect("node-3")
+		}
+		for _, p := range pools[:3] {
+			if err := stateIs(p, "node-3", Dead)(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	t.Logf("crash detected everywhere after %v (suspected by a prober first: %v)", took.Round(10*time.Millisecond), suspected)
+	if took > 8*time.Second {
+		t.Errorf("crash detected after %v with the defaults, want within the unconfirmed suspicion timeout (6s) and a probe round", took)
+	}
+	if pools[0].NodeSuspect("node-3") || pools[0].NodeSuspect("node-1") {
+		t.Error("NodeSuspect true for a dead or a live member")
 	}
 }

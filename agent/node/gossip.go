@@ -17,6 +17,7 @@ import (
 // heartbeatState is the agent's Lease bookkeeping (lease.go) and its
 // gossip membership.
 type heartbeatState struct {
+	renewMu      sync.Mutex // held through a renewal (renewLease, answerPing)
 	leaseMu      sync.Mutex
 	lease        *coordinationv1.Lease // last written; nil: read it afresh
 	leaseRenewed time.Time             // the renewTime of the last renewal that succeeded
@@ -37,6 +38,17 @@ const gossipKeyRetry = 2 * time.Second
 // Secret skiff-gossip-key, read with the agent's credentials; the agent
 // waits for it rather than gossip in the clear.
 func (a *Agent) runGossip(ctx context.Context) {
+	// A member of the pool answers the node lifecycle controller's pings
+	// on its Lease (lease.go): gossip's verdict on it is confirmed or
+	// refuted through the store within a second or two.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.answerPings(ctx)
+	}()
+	defer wg.Wait()
+
 	cfg := *a.cfg.Gossip
 	cfg.NodeName, cfg.Role = a.cfg.Name, gossip.RoleAgent
 	if cfg.Logger == nil {

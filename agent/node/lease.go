@@ -13,6 +13,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
@@ -95,8 +96,19 @@ func (a *Agent) heartbeatTick(ctx context.Context) error {
 // every renewal is a compare-and-swap on that Lease's resourceVersion, so
 // a revocation by the node lifecycle controller (LeaseRevokedAnnotation)
 // makes it conflict; the Lease is then read afresh (at most
-// renewAttempts times per beat), the revocation honoured and cleared.
+// renewAttempts times per beat), the revocation honoured and cleared. A
+// ping (LeasePingAnnotation) is cleared by any renewal: the renewal is
+// its answer.
 func (a *Agent) renewLease(ctx context.Context) error {
+	a.hb.renewMu.Lock()
+	defer a.hb.renewMu.Unlock()
+	return a.renewLeaseLocked(ctx)
+}
+
+// renewLeaseLocked is renewLease with hb.renewMu held: the heartbeat and
+// the answers to pings (answerPings) renew one at a time, so that the
+// renewals land in the order of their renewTimes.
+func (a *Agent) renewLeaseLocked(ctx context.Context) error {
 	secs := int32(a.cfg.leaseDuration() / time.Second)
 	a.hb.leaseMu.Lock()
 	cached := a.hb.lease
@@ -141,6 +153,8 @@ func (a *Agent) renewLease(ctx context.Context) error {
 			}
 			delete(l.Annotations, LeaseRevokedAnnotation)
 		}
+		// Any renewal answers a pending ping (LeasePingAnnotation).
+		delete(l.Annotations, LeasePingAnnotation)
 		l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = &a.cfg.Name, &secs, &now
 		err := a.cfg.Client.Update(ctx, l)
 		if client.IsConflict(err) || client.IsNotFound(err) {
@@ -480,4 +494,92 @@ func (a *Agent) podsCached() []*corev1.Pod {
 		}
 	}
 	return out
+}
+
+// LeasePingAnnotation, on the node's Lease, is the node lifecycle
+// controller's question "are you there?" (the controller package defines
+// it too). The controller writes it (to the time, RFC 3339) when gossip
+// holds the node dead or suspect, and marks the node unreachable only if
+// the Lease has not been renewed within its ping timeout (about 1.5 s):
+// the store, not one server's gossip view, confirms that the node is
+// silent. The agent watches its Lease (answerPings) and renews at once,
+// which clears the annotation; a node cut off from gossip but not from
+// the control plane thus keeps its pods.
+const LeasePingAnnotation = "skiff.dev/ping"
+
+// answerPings watches the node's own Lease until ctx ends and renews it
+// as soon as it carries a ping. The watch is an informer on the one
+// Lease (a field selector on its name), so a broken stream resumes.
+func (a *Agent) answerPings(ctx context.Context) {
+	inf, err := client.NewInformer(a.cfg.Client, corev1.NamespaceNodeLease, &coordinationv1.Lease{},
+		client.ListOptions{FieldSelector: "metadata.name=" + a.cfg.Name}, 0)
+	if err != nil {
+		a.log.Error("not answering lease pings: node loss then waits for --node-health-confirm-age", "err", err)
+		return
+	}
+	// Only the latest pinged Lease matters: one slot, replaced. The
+	// handler is called from the informer's goroutine alone.
+	pinged := make(chan *coordinationv1.Lease, 1)
+	on := func(o k8sruntime.Object) {
+		l, ok := o.(*coordinationv1.Lease)
+		if !ok || l.Name != a.cfg.Name || l.Annotations[LeasePingAnnotation] == "" {
+			return
+		}
+		select {
+		case <-pinged:
+		default:
+		}
+		select {
+		case pinged <- l:
+		default:
+		}
+	}
+	inf.AddHandler(client.Handler{OnAdd: on, OnUpdate: func(_, o k8sruntime.Object) { on(o) }})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = inf.Run(ctx)
+	}()
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case l := <-pinged:
+			rctx, cancel := context.WithTimeout(ctx, a.cfg.HeartbeatInterval)
+			a.answerPing(rctx, l)
+			cancel()
+		}
+	}
+}
+
+// answerPing renews the Lease l (as watched, carrying a ping) unless a
+// renewal newer than l has already answered it. l becomes the base of
+// the renewal's compare-and-swap when it is newer than the Lease the
+// agent last wrote: the ping moved the Lease's revision, and renewing on
+// the old one would cost a conflict and a read.
+func (a *Agent) answerPing(ctx context.Context, l *coordinationv1.Lease) {
+	start := time.Now()
+	a.hb.renewMu.Lock()
+	a.hb.leaseMu.Lock()
+	last := a.hb.lease
+	if last != nil && revisionAtLeast(last.ResourceVersion, l.ResourceVersion) {
+		a.hb.leaseMu.Unlock()
+		a.hb.renewMu.Unlock()
+		return // a renewal after the ping has answered it
+	}
+	a.hb.lease = l.DeepCopy()
+	a.hb.leaseMu.Unlock()
+	err := a.renewLeaseLocked(ctx)
+	a.hb.renewMu.Unlock()
+	if err != nil {
+		a.log.Error("answering a lease ping", "lease", l.Namespace+"/"+l.Name, "ping", l.Annotations[LeasePingAnnotation],
+			"revision", l.ResourceVersion, "err", err)
+		return
+	}
+	a.log.Info("answered a lease ping from the node lifecycle controller (gossip held this node dead or suspect)",
+		"lease", l.Namespace+"/"+l.Name, "ping", l.Annotations[LeasePingAnnotation], "revision", l.ResourceVersion,
+		"took", time.Since(start).Round(time.Millisecond))
+	a.checkFence()
 }

@@ -275,3 +275,78 @@ func TestLeaseRevocation(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestLeasePing: the node lifecycle controller pings the agent through its
+// Lease (skiff.dev/ping) when gossip suspects the node; the agent, watching
+// its Lease, renews at once, which clears the ping. A ping on a revoked
+// Lease is answered the way a heartbeat would: the revocation is honoured
+// and cleared too. The watcher stops with its context.
+func TestLeasePing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a store and an API server")
+	}
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	c := srv.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// A heartbeat of a minute: only the pings renew during the test.
+	a := &Agent{cfg: Config{Name: "n1", Client: c, HeartbeatInterval: time.Minute, LeaseDuration: 2 * time.Minute},
+		log: slog.New(slog.DiscardHandler), nodeUID: "uid-n1"}
+	if err := a.renewLease(ctx); err != nil {
+		t.Fatalf("first renewal: %v", err)
+	}
+	wctx, wcancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); a.answerPings(wctx) }()
+	defer func() {
+		wcancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("answerPings still running 10s after its context ended")
+		}
+	}()
+
+	ping := func(extra map[string]string) {
+		t.Helper()
+		var l coordinationv1.Lease
+		if err := c.Get(ctx, corev1.NamespaceNodeLease, "n1", &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Annotations == nil {
+			l.Annotations = map[string]string{}
+		}
+		l.Annotations[LeasePingAnnotation] = time.Now().UTC().Format(time.RFC3339Nano)
+		for k, v := range extra {
+			l.Annotations[k] = v
+		}
+		before := l.Spec.RenewTime.DeepCopy()
+		if err := c.Update(ctx, &l); err != nil {
+			t.Fatalf("ping: %v", err)
+		}
+		pinged, start := l.ResourceVersion, time.Now()
+		for {
+			var now coordinationv1.Lease
+			if err := c.Get(ctx, corev1.NamespaceNodeLease, "n1", &now); err != nil {
+				t.Fatal(err)
+			}
+			if revisionAtLeast(now.ResourceVersion, pinged) && now.ResourceVersion != pinged {
+				if len(now.Annotations) != 0 {
+					t.Errorf("the answer left annotations %v, want the ping (and any revocation) cleared", now.Annotations)
+				}
+				if !now.Spec.RenewTime.After(before.Time) {
+					t.Errorf("answered without renewing: renewTime %v, before the ping %v", now.Spec.RenewTime, before)
+				}
+				t.Logf("ping (revision %s) answered in %v (revision %s)", pinged, time.Since(start).Round(time.Millisecond), now.ResourceVersion)
+				return
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("ping at revision %s not answered within 5s: Lease %+v", pinged, now)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	ping(nil)
+	ping(nil)
+	ping(map[string]string{LeaseRevokedAnnotation: time.Now().UTC().Format(time.RFC3339Nano)})
+}

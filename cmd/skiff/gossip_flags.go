@@ -23,6 +23,9 @@ type gossipFlags struct {
 	join              []string
 	disable           bool
 	rejoin            time.Duration
+	probeInterval     time.Duration
+	probeTimeout      time.Duration
+	suspicionMult     int
 }
 
 func (g *gossipFlags) register(fs *pflag.FlagSet, listenDefault, joinDefault string) {
@@ -31,6 +34,12 @@ func (g *gossipFlags) register(fs *pflag.FlagSet, listenDefault, joinDefault str
 		"an address of this host when that is a wildcard)")
 	fs.StringSliceVar(&g.join, "gossip-join", nil, "host:port of gossip members to join, and to re-join periodically so a healed partition merges (default: "+joinDefault+")")
 	fs.DurationVar(&g.rejoin, "gossip-rejoin-interval", 30*time.Second, "how often the configured and the dead gossip members are contacted again")
+	fs.DurationVar(&g.probeInterval, "gossip-probe-interval", gossip.DefaultProbeInterval,
+		"how often this member probes another one (failure detection; memberlist's LAN default is 1s)")
+	fs.DurationVar(&g.probeTimeout, "gossip-probe-timeout", gossip.DefaultProbeTimeout,
+		"how long a probe waits for a direct answer before asking other members to probe (shorter than --gossip-probe-interval)")
+	fs.IntVar(&g.suspicionMult, "gossip-suspicion-mult", gossip.DefaultSuspicionMult,
+		"a suspected member is declared dead after this many probe intervals (times log10 of the pool size above 10 members) once others confirm")
 	fs.BoolVar(&g.disable, "disable-gossip", false, "do not join the gossip pool (node loss is then detected by heartbeats only, after --node-monitor-grace-period)")
 }
 
@@ -44,6 +53,13 @@ func (g *gossipFlags) config(name, role, defHost string, defJoin []string) (cfg 
 	}
 	c := gossip.DefaultConfig(name, role)
 	c.RejoinInterval = g.rejoin
+	c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = g.probeInterval, g.probeTimeout, g.suspicionMult
+	if c.ProbeInterval <= 0 || c.SuspicionMult <= 0 {
+		return nil, false, fmt.Errorf("--gossip-probe-interval %v and --gossip-suspicion-mult %d must be positive", c.ProbeInterval, c.SuspicionMult)
+	}
+	if g.probeTimeout <= 0 || g.probeTimeout >= g.probeInterval {
+		return nil, false, fmt.Errorf("--gossip-probe-timeout %v must be positive and shorter than --gossip-probe-interval %v", g.probeTimeout, g.probeInterval)
+	}
 	c.BindAddr = defHost
 	fallback = g.listen == ""
 	if g.listen != "" {
@@ -135,8 +151,10 @@ func registerNodeLifecycleFlags(fs *pflag.FlagSet, cp *controlplane.Config) {
 		"a node whose Lease and status are older is marked Ready=Unknown and tainted unreachable")
 	fs.DurationVar(&cp.PodEvictionTimeout, "pod-eviction-timeout", 5*time.Second,
 		"how long pods without their own toleration stay on an unreachable or not-ready node before they are evicted (Kubernetes: 5m)")
+	fs.DurationVar(&cp.NodeHealthPingTimeout, "node-health-ping-timeout", controller.DefaultNodeHealthPingTimeout,
+		"a node gossip suspects is pinged through its Lease; if gossip holds it dead and it has not renewed the Lease this long after the ping, it is marked unreachable")
 	fs.DurationVar(&cp.NodeHealthConfirmAge, "node-health-confirm-age", controller.DefaultNodeHealthConfirmAge,
-		"a node gossip reports dead is marked unreachable at once if its Lease is at least this old (a little above the agents' --heartbeat-interval)")
+		"a node gossip reports dead is marked unreachable if its Lease is at least this old (when it has no Lease to ping, or answered a ping; a little above the agents' --heartbeat-interval)")
 	registerAdmissionFlags(fs, &cp.API)
 }
 

@@ -36,6 +36,9 @@ func TestGossipFlags(t *testing.T) {
 		{name: "listen without port", args: []string{"--listen-gossip", "10.0.0.1"}, wantErr: `--listen-gossip "10.0.0.1": want host:port`},
 		{name: "listen port out of range", args: []string{"--listen-gossip", ":70000"}, wantErr: `port "70000" is not a number in 0-65535`},
 		{name: "advertise a name", args: []string{"--advertise-gossip", "node-1"}, wantErr: "--advertise-gossip \"node-1\": want an IP address"},
+		{name: "probe timeout not below the interval", args: []string{"--gossip-probe-interval", "200ms"},
+			wantErr: "--gossip-probe-timeout 300ms must be positive and shorter than --gossip-probe-interval 200ms"},
+		{name: "no suspicion", args: []string{"--gossip-suspicion-mult", "0"}, wantErr: "--gossip-suspicion-mult 0 must be positive"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
