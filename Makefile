@@ -73,8 +73,10 @@ down:
 bench-store: deps build
 	$(BIN) bench store
 
-# bench-sched: pods/s bound end to end through the API (in-process raftstore +
-# API server, fake Nodes). SKIFF_BENCH_SCHED_NODES=1000,5000 SKIFF_BENCH_SCHED_PODS=10000 by default.
+# bench-sched: pods/s bound, and reported Running by hollow nodes (a Node and
+# Lease each, pod status written without containers), end to end through the
+# API (in-process raftstore + API server). SKIFF_BENCH_SCHED_NODES=1000,5000
+# SKIFF_BENCH_SCHED_PODS=10000 by default; SKIFF_BENCH_SCHED_CPUPROFILE=file.
 bench-sched:
 	SKIFF_BENCH_SCHED=1 $(GO) test ./sched -run TestBenchSchedE2E -count=1 -v -timeout 60m
 
