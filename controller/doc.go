@@ -57,8 +57,12 @@
 //     controller-revision-hash label; no ControllerRevision objects.
 //   - CronJob schedules are parsed here (cron.go): Next is what the
 //     controller needs, which validation's parser does not offer.
-//   - Node lifecycle reads the Ready condition's lastHeartbeatTime: the
-//     API serves no coordination.k8s.io Lease, so there is no Lease to read.
+//   - Node lifecycle takes the later of the Ready condition's
+//     lastHeartbeatTime and the kube-node-lease Lease's renewTime as the
+//     node's last sign of life. When gossip suspects a node or holds it
+//     dead, it pings the node through its Lease (skiff.dev/ping,
+//     nodelifecycle_ping.go): a Lease not renewed within
+//     HealthPingTimeout is the store's confirmation of gossip's verdict.
 //
 // # Why the garbage collector checks live
 //

@@ -59,7 +59,9 @@ type NodeLifecycleOptions struct {
 	// HealthConfirmAge: a node Health reports dead is marked unreachable
 	// once its last heartbeat is at least this old, the store's
 	// confirmation of one server's gossip view (a node cut off from
-	// gossip alone keeps heartbeating, and is left alone). Set it a little
+	// gossip alone keeps heartbeating, and is left alone). It is the rule
+	// for a node without a Lease to ping, or one that answered its ping
+	// (HealthPingTimeout). Set it a little
 	// above the agents' heartbeat interval plus the one-second precision
 	// of heartbeat times (default 12s, for the agent's default 10s).
 	HealthConfirmAge time.Duration
@@ -86,7 +88,8 @@ const (
 
 // NodeLifecycleController watches node heartbeats. A node whose heartbeat
 // is older than the grace period (or that the optional NodeHealth source
-// holds dead, its heartbeat overdue) gets its conditions set to Unknown
+// holds dead, and that did not answer a ping through its Lease or whose
+// heartbeat is overdue) gets its conditions set to Unknown
 // and the node.kubernetes.io/unreachable taint (NoSchedule and
 // NoExecute); a node reporting Ready=False gets node.kubernetes.io/not-
 // ready instead; a Ready node loses both. Pods on an unreachable node are

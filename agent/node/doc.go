@@ -18,7 +18,10 @@
 //   - Gossip (gossip.go): with Config.Gossip, the agent joins the cluster's
 //     memberlist pool as its node, with the key the servers keep in
 //     kube-system/skiff-gossip-key, so the control plane hears within
-//     seconds that the node is gone.
+//     seconds that the node is gone. A member watches its own Lease and
+//     renews it at once when the node lifecycle controller pings it
+//     (skiff.dev/ping, lease.go): that answer, through the store, is what
+//     keeps a node cut off from gossip alone from being marked.
 //   - Pods: an informer on pods with spec.nodeName == the node feeds a
 //     podworker.Manager, which converges containerd to them. Statuses and
 //     events the workers report are written back by a small pool of writers,

@@ -131,8 +131,17 @@ func hasFlag(help, flag string) bool {
 
 // startCluster builds 3 hosts, a server on h1 and an agent on each, waits
 // for 3 Ready nodes and imports the test images into every node. Cleanup
-// is registered first, so a failed start is cleaned up too.
+// is registered first, so a failed start is cleaned up too. The node-loss
+// detection runs with shorter heartbeats than the defaults (see
+// startClusterWith).
 func startCluster(t *testing.T, ctx context.Context) *cluster {
+	return startClusterWith(t, ctx, os.Getenv("SKIFF_MULTINODE_DEFAULTS") != "")
+}
+
+// startClusterWith is startCluster with the binary's default node-loss
+// detection (no heartbeat, grace or gossip flags) when defaults is true,
+// else with a 10s grace period, a 3s confirm age and 2s agent heartbeats.
+func startClusterWith(t *testing.T, ctx context.Context, defaults bool) *cluster {
 	c := &cluster{t: t, bin: skiffBinary}
 	t.Cleanup(c.close)
 	var err error
@@ -168,8 +177,8 @@ func startCluster(t *testing.T, ctx context.Context) *cluster {
 	switch {
 	case !hasFlag(string(serverHelp), "--node-monitor-grace-period"):
 		c.tuning = "grace 40s, the controller's default (the binary has no --node-monitor-grace-period)"
-	case os.Getenv("SKIFF_MULTINODE_DEFAULTS") != "":
-		c.tuning = "the binary's defaults (SKIFF_MULTINODE_DEFAULTS)"
+	case defaults:
+		c.tuning = "the binary's defaults"
 	default:
 		// Faster node-loss detection, as the flags allow: agents renew
 		// every 2s; gossip's verdict is confirmed once the Lease is 3s
