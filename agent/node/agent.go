@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -594,6 +595,12 @@ func (a *Agent) writeState() error {
 // containerd; then unmounts anything
 // still mounted under dataDir. Images and logs stay in dataDir. The agent
 // must not be running.
+//
+// It leaves nothing: the pods are removed in passes within a budget that
+// grows with their number (runtime.TeardownBudget; ctx can only shorten
+// it), then the netns and cgroups of any pod not finished are swept and the
+// shims of the private containerd killed. The error lists what is still on
+// the host.
 func Teardown(ctx context.Context, dataDir string, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -622,26 +629,30 @@ func Teardown(ctx context.Context, dataDir string, log *slog.Logger) error {
 	if err != nil {
 		errs = append(errs, err)
 	} else {
-		pods, _ := rt.ListPods(ctx)
-		log.Info("removing pods", "count", len(pods))
-		// A shim that exits while its last task is deleted can fail that
-		// delete ("ttrpc: closed"); a second pass finds what is left.
-		var err error
-		for attempt := 0; attempt < 3; attempt++ {
-			if err = rt.Teardown(ctx); err == nil || ctx.Err() != nil {
-				break
-			}
-			log.Warn("teardown incomplete; retrying", "err", err)
-		}
-		if err != nil {
+		// The runtime's Teardown removes the pods a few at a time, in
+		// passes, within a budget that grows with their number, then
+		// sweeps the netns and cgroups of any it could not finish.
+		start := time.Now()
+		if err := rt.Teardown(ctx); err != nil {
 			errs = append(errs, err)
 		}
+		log.Info("pods removed", "took", time.Since(start).Round(time.Millisecond))
 		_ = rt.Close()
 	}
+	address := d.Address()
 	if st.Socket == "" {
 		log.Info("stopping containerd", "pid", d.PID())
 		if err := d.Stop(ctx); err != nil {
 			errs = append(errs, err)
+		}
+		// A pod whose task could not be deleted keeps its shim, which
+		// outlives the daemon: the shims of our private daemon (its socket
+		// is on their command line) go too.
+		if pids := shimsOf(address); len(pids) > 0 {
+			log.Warn("killing shims left by pods that could not be removed", "pids", pids)
+			for _, pid := range pids {
+				_ = unix.Kill(pid, unix.SIGKILL)
+			}
 		}
 	} else {
 		_ = d.Close()
@@ -654,7 +665,56 @@ func Teardown(ctx context.Context, dataDir string, log *slog.Logger) error {
 	if err := unmountUnder(dataDir); err != nil {
 		errs = append(errs, err)
 	}
+	if st.Socket == "" {
+		if pids := waitNoShims(address, 5*time.Second); len(pids) > 0 {
+			errs = append(errs, fmt.Errorf("shims of %s still running: pids %v", address, pids))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// shimsOf lists the containerd shims serving the daemon at address (it is
+// on their command line, "-address <socket>").
+func shimsOf(address string) []int {
+	if address == "" {
+		return nil
+	}
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) == 0 || !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") {
+			continue
+		}
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "-address" && args[i+1] == address {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// waitNoShims waits up to timeout for the shims of address to be gone and
+// returns those still there.
+func waitNoShims(address string, timeout time.Duration) []int {
+	deadline := time.Now().Add(timeout)
+	for {
+		pids := shimsOf(address)
+		if len(pids) == 0 || time.Now().After(deadline) {
+			return pids
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // unmountUnder lazily unmounts every mount point below dir, deepest first.

@@ -2,13 +2,15 @@ package node_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"log/slog"
+	"io"
+	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
+	"regexp"
+	goruntime "runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,78 +23,116 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/agent/internal/nodetest"
-	"github.com/skiffhq/skiff/agent/node"
 	"github.com/skiffhq/skiff/client"
 )
 
-// benchAgentEnv, set in the environment of a re-executed test binary,
-// makes it run an agent (configured by the JSON value) until SIGTERM, so
-// that its memory is measured apart from the API server's.
-const benchAgentEnv = "SKIFF_NODE_TEST_AGENT"
-
-type childAgent struct {
-	Server, Token, CAFile               string
-	Name, DataDir, Bridge, Cgroup, CIDR string
+// skiffBinary is the binary the benchmark runs as the agent: $SKIFF_BINARY
+// (make bench-pods builds it), else one `go build` of ./cmd/skiff, so the
+// memory measured is that of `skiff agent` itself, not of a test binary
+// that also links the API server.
+func skiffBinary(t *testing.T) string {
+	t.Helper()
+	if b := os.Getenv("SKIFF_BINARY"); b != "" {
+		if _, err := os.Stat(b); err != nil {
+			t.Fatalf("SKIFF_BINARY=%s: %v", b, err)
+		}
+		return b
+	}
+	out := filepath.Join(t.TempDir(), "skiff")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/skiffhq/skiff/cmd/skiff")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/skiff: %v\n%s", err, b)
+	}
+	return out
 }
 
-// runChildAgent is the child's main.
-func runChildAgent(spec string) int {
-	var ca childAgent
-	if err := json.Unmarshal([]byte(spec), &ca); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	pem, err := os.ReadFile(ca.CAFile)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	c, err := client.Dial(client.Cluster{Server: ca.Server, CertificateAuthorityData: pem}, client.AuthInfo{Token: ca.Token})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	cfg := node.DefaultConfig(ca.Name, ca.DataDir, c)
-	cfg.BridgeName, cfg.CgroupParent, cfg.PodCIDR = ca.Bridge, ca.Cgroup, ca.CIDR
-	cfg.MaxPods = 250
-	cfg.Proxy, cfg.DNS = false, false // several agents on one host
-	level := slog.LevelWarn
-	if os.Getenv("SKIFF_BENCH_LOG") == "debug" {
-		level = slog.LevelDebug
-	}
-	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if exe, err := os.Executable(); err == nil {
-		cfg.LoggerBinary = exe
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	a, err := node.Start(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	<-ctx.Done()
-	a.Close()
-	return 0
-}
+// procMemory is a process's resident memory from /proc/PID/status, in kB:
+// all of it, anonymous (heap, stacks) and file-backed (mostly the
+// binary's text and data pages).
+type procMemory struct{ rss, anon, file int64 }
 
-// rssKB is VmRSS of a process.
-func rssKB(pid int) int64 {
+func readProcMemory(pid int) procMemory {
+	var m procMemory
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return -1
+		return procMemory{-1, -1, -1}
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return n
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		switch k {
+		case "VmRSS":
+			m.rss = n
+		case "RssAnon":
+			m.anon = n
+		case "RssFile":
+			m.file = n
 		}
 	}
-	return -1
+	return m
+}
+
+func (m procMemory) String() string {
+	return fmt.Sprintf("%5.1f MB (anon %5.1f, file %5.1f)", float64(m.rss)/1024, float64(m.anon)/1024, float64(m.file)/1024)
+}
+
+// goMemStats reads the runtime.MemStats lines of the agent's heap profile
+// (skiff agent --listen-debug) and saves the profile as name under
+// $SKIFF_BENCH_PROFILES when that is set.
+func goMemStats(t *testing.T, debugAddr, name string) string {
+	get := func(q string) []byte {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+debugAddr+"/debug/pprof/heap"+q, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Logf("heap profile: %v", err)
+			return nil
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return b
+	}
+	if dir := os.Getenv("SKIFF_BENCH_PROFILES"); dir != "" {
+		if b := get("?gc=1"); b != nil {
+			_ = os.WriteFile(filepath.Join(dir, name+".heap.pb.gz"), b, 0o644)
+		}
+	}
+	want := map[string]bool{"HeapAlloc": true, "HeapInuse": true, "HeapIdle": true, "HeapReleased": true, "Stack": true, "Sys": true, "NumGC": true}
+	var parts []string
+	for _, l := range strings.Split(string(get("?debug=1")), "\n") {
+		f := strings.Fields(strings.TrimPrefix(l, "# "))
+		if len(f) == 3 && f[1] == "=" && want[f[0]] {
+			v := f[2]
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && f[0] != "NumGC" {
+				v = fmt.Sprintf("%.1fMB", float64(n)/(1<<20))
+			} else if f[0] == "Stack" { // "Stack = inuse / sys"
+				continue
+			}
+			parts = append(parts, f[0]+" "+v)
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // shimsRSS sums the RSS of the runc shims whose command line names dir.
 func shimsRSS(dir string) (n int, kb int64) {
+	for _, pid := range shimsOf(dir) {
+		n++
+		kb += readProcMemory(pid).rss
+	}
+	return n, kb
+}
+
+// shimsOf lists the containerd shims serving the containerd under dir (its
+// socket path is on their command line).
+func shimsOf(dir string) []int {
+	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -101,11 +141,56 @@ func shimsRSS(dir string) (n int, kb int64) {
 		}
 		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if strings.Contains(string(cmd), "containerd-shim-runc-v2") && strings.Contains(string(cmd), dir) {
-			n++
-			kb += rssKB(pid)
+			pids = append(pids, pid)
 		}
 	}
-	return n, kb
+	return pids
+}
+
+// benchLeftovers lists what the benchmark's node left on the host: pod
+// network namespaces (named after the bridge), cgroups at any depth of any
+// hierarchy whose name holds the marker, and shims of its containerd.
+func benchLeftovers(dir, marker string) []string {
+	var out []string
+	if ents, err := os.ReadDir("/var/run/netns"); err == nil {
+		for _, e := range ents {
+			if strings.Contains(e.Name(), marker) {
+				out = append(out, "netns /var/run/netns/"+e.Name())
+			}
+		}
+	}
+	hier, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, h := range hier {
+		root := filepath.Join("/sys/fs/cgroup", h.Name())
+		// Pod cgroups live under <marker>/pod<uid>/: a marker directory
+		// anywhere shows one, so the walk stops at the first level that
+		// names it.
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			if strings.Contains(d.Name(), marker) {
+				sub := 0
+				_ = filepath.WalkDir(p, func(_ string, d fs.DirEntry, _ error) error {
+					if d != nil && d.IsDir() {
+						sub++
+					}
+					return nil
+				})
+				out = append(out, fmt.Sprintf("cgroup %s (%d directories)", p, sub))
+				return fs.SkipDir
+			}
+			if strings.Count(strings.TrimPrefix(p, root), "/") >= 2 {
+				return fs.SkipDir // only the top levels can hold the marker dir
+			}
+			return nil
+		})
+	}
+	for _, pid := range shimsOf(dir) {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		out = append(out, fmt.Sprintf("shim pid %d: %s", pid, strings.ReplaceAll(strings.TrimSpace(string(cmd)), "\x00", " ")))
+	}
+	return out
 }
 
 func percentile(d []time.Duration, p float64) time.Duration {
@@ -128,17 +213,51 @@ func TestBenchPods(t *testing.T) {
 	if n <= 0 {
 		t.Skip("set SKIFF_BENCH_PODS=100 (make bench-pods) to run the pod start benchmark")
 	}
+	bin := skiffBinary(t)
+	// Registered before the node's own cleanups, so it runs after them:
+	// the teardown must have left nothing of this node on the host.
+	var dir, marker string
+	t.Cleanup(func() {
+		if dir == "" {
+			return
+		}
+		if left := benchLeftovers(dir, marker); len(left) > 0 {
+			t.Errorf("the benchmark's teardown left %d things on the host:\n%s", len(left), strings.Join(left, "\n"))
+		}
+	})
 	e := newEnv(t)
+	dir, marker = e.dir, e.marker
 	caFile := filepath.Join(t.TempDir(), "ca.crt")
 	if err := os.WriteFile(caFile, e.srv.CACertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	spec, _ := json.Marshal(childAgent{Server: e.srv.URL(), Token: e.srv.NodeToken(), CAFile: caFile,
-		Name: "bench", DataDir: e.dir, Bridge: e.marker, Cgroup: e.marker, CIDR: e.podCIDR})
-	exe, _ := os.Executable()
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), benchAgentEnv+"="+string(spec))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// The real `skiff agent`, with the cluster DNS and the Ingress router
+	// (on free ports). Not the service proxy: its iptables chains are
+	// global to the host, which other tests share. No gossip: the bare
+	// API server runs no pool to join.
+	debugAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := []string{"agent", "--server", e.srv.URL(), "--token", e.srv.NodeToken(), "--ca-file", caFile,
+		"--name", "bench", "--data-dir", e.dir, "--bridge", e.marker, "--cgroup-parent", e.marker,
+		"--pod-cidr", e.podCIDR, "--cluster-cidr", "10.250.0.0/16", "--max-pods", "250",
+		"--disable-proxy", "--disable-gossip",
+		"--ingress-http-port", strconv.Itoa(freePort(t)), "--ingress-https-port", strconv.Itoa(freePort(t)),
+		"--listen-streams", "127.0.0.1:0", "--listen-debug", debugAddr, "--log-level", "info"}
+	// The log (info: a line per sandbox and container start) gives the
+	// phase breakdown; it is printed in full when the test fails.
+	agentLog := filepath.Join(t.TempDir(), "agent.log")
+	logFile, err := os.Create(agentLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(agentLog)
+			t.Logf("agent log:\n%s", b)
+		}
+	})
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +273,11 @@ func TestBenchPods(t *testing.T) {
 		}
 	})
 	nodetest.Poll(t, 60*time.Second, "bench node Ready", func() (bool, error) {
+		select {
+		case <-exited:
+			return false, fmt.Errorf("skiff agent exited: %v", cmd.ProcessState)
+		default:
+		}
 		nd := &corev1.Node{}
 		if err := e.c.Get(context.Background(), "", "bench", nd); err != nil {
 			return false, err
@@ -165,18 +289,21 @@ func TestBenchPods(t *testing.T) {
 		}
 		return false, nil
 	})
-	idleAgent := rssKB(cmd.Process.Pid)
+	time.Sleep(2 * time.Second) // let the start's garbage be collected
+	idleAgent := readProcMemory(cmd.Process.Pid)
+	idleGo := goMemStats(t, debugAddr, "idle")
 	containerdPid := 0
 	if b, err := os.ReadFile(filepath.Join(e.dir, "containerd", "containerd.pid")); err == nil {
 		containerdPid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
-	idleContainerd := rssKB(containerdPid)
+	idleContainerd := readProcMemory(containerdPid)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	// round creates count pods at once and returns each one's create →
 	// Running latency and the time until all ran.
 	var createdAll time.Duration
+	createdAt, runningAt := map[string]time.Time{}, map[string]time.Time{} // by pod name, every round
 	round := func(prefix string, count int) ([]time.Duration, time.Duration) {
 		var list corev1.PodList
 		if err := e.c.List(ctx, "default", &list, client.ListOptions{}); err != nil {
@@ -216,6 +343,7 @@ func TestBenchPods(t *testing.T) {
 			select {
 			case c := <-createdCh:
 				created[c[0].(string)] = c[1].(time.Time)
+				createdAt[c[0].(string)] = c[1].(time.Time)
 				if at, ok := pending[c[0].(string)]; ok {
 					lat = append(lat, at.Sub(c[1].(time.Time)))
 				}
@@ -229,6 +357,7 @@ func TestBenchPods(t *testing.T) {
 				}
 				seen[p.Name] = true
 				now := time.Now()
+				runningAt[p.Name] = now
 				if at, ok := created[p.Name]; ok {
 					lat = append(lat, now.Sub(at))
 				} else {
@@ -248,18 +377,238 @@ func TestBenchPods(t *testing.T) {
 		lat, _ := round(fmt.Sprintf("one%d", i), 1)
 		singles = append(singles, lat...)
 	}
+	cpuBefore := benchCPU(cmd.Process.Pid, containerdPid, e.dir)
+	profDone := make(chan struct{})
+	go func() { // the agent's CPU profile of the round (SKIFF_BENCH_PROFILES)
+		defer close(profDone)
+		saveCPUProfile(debugAddr, 15*time.Second)
+	}()
 	lat, all := round("many", n)
-	busyAgent := rssKB(cmd.Process.Pid)
-	busyContainerd := rssKB(containerdPid)
+	cpuAfter := benchCPU(cmd.Process.Pid, containerdPid, e.dir)
+	<-profDone
+	busyAgent := readProcMemory(cmd.Process.Pid)
+	busyGo := goMemStats(t, debugAddr, "busy")
+	busyContainerd := readProcMemory(containerdPid)
 	shims, shimKB := shimsRSS(e.dir)
+	load, _ := os.ReadFile("/proc/loadavg")
 
 	fmt.Printf("\npod start latency, create → Running through a watch (one node, local image, pods bound at create):\n")
 	fmt.Printf("  %-22s p50 %-8v p99 %-8v\n", "1 pod at a time (x20)", percentile(singles, 0.5).Round(time.Millisecond), percentile(singles, 0.99).Round(time.Millisecond))
 	fmt.Printf("  %-22s p50 %-8v p99 %-8v all Running after %v (the creates took %v)\n", fmt.Sprintf("%d pods at once", n),
 		percentile(lat, 0.5).Round(time.Millisecond), percentile(lat, 0.99).Round(time.Millisecond), all.Round(time.Millisecond),
 		createdAll.Round(time.Millisecond))
-	fmt.Printf("memory (VmRSS):\n")
-	fmt.Printf("  agent       %6.1f MB idle, %6.1f MB with %d pods\n", float64(idleAgent)/1024, float64(busyAgent)/1024, n+20)
-	fmt.Printf("  containerd  %6.1f MB idle, %6.1f MB with %d pods\n", float64(idleContainerd)/1024, float64(busyContainerd)/1024, n+20)
-	fmt.Printf("  runc shims  %d, %.1f MB in total\n\n", shims, float64(shimKB)/1024)
+	fmt.Printf("memory (VmRSS = RssAnon + RssFile):\n")
+	fmt.Printf("  skiff agent  idle            %s\n", idleAgent)
+	fmt.Printf("  skiff agent  with %3d pods   %s\n", n+20, busyAgent)
+	fmt.Printf("    Go runtime idle: %s\n", idleGo)
+	fmt.Printf("    Go runtime busy: %s\n", busyGo)
+	fmt.Printf("  containerd   idle            %s\n", idleContainerd)
+	fmt.Printf("  containerd   with %3d pods   %s\n", n+20, busyContainerd)
+	fmt.Printf("  runc shims   %d, %.1f MB in total\n", shims, float64(shimKB)/1024)
+	fmt.Printf("CPU seconds used during the %d-pod round (%v wall, %d CPUs):\n", n, all.Round(time.Millisecond), goruntime.NumCPU())
+	cpuAfter.sub(cpuBefore).print(os.Stdout)
+	if err := printPhases(os.Stdout, agentLog, "many-", createdAt, runningAt); err != nil {
+		t.Logf("no phase breakdown: %v", err)
+	}
+	printAgentProblems(os.Stdout, agentLog)
+	fmt.Printf("load average at the end: %s\n", strings.TrimSpace(string(load)))
+}
+
+// cpuTimes are CPU seconds (user + system) of the node's processes and of
+// the whole machine.
+type cpuTimes struct {
+	agent, agentChildren           float64 // children: CNI plugins, ip
+	containerd, containerdChildren float64 // children: shim start-up
+	shims, shimChildren            float64 // children: runc
+	loggers                        float64 // skiff cri-logger, one per container
+	machine                        float64 // every CPU, everyone's work
+}
+
+func (c cpuTimes) sub(o cpuTimes) cpuTimes {
+	return cpuTimes{c.agent - o.agent, c.agentChildren - o.agentChildren, c.containerd - o.containerd,
+		c.containerdChildren - o.containerdChildren, c.shims - o.shims, c.shimChildren - o.shimChildren,
+		c.loggers - o.loggers, c.machine - o.machine}
+}
+
+func (c cpuTimes) print(w io.Writer) {
+	fmt.Fprintf(w, "  agent %.1f (+%.1f its children: CNI plugins), containerd %.1f (+%.1f), shims %.1f (+%.1f runc), cri-loggers %.1f; machine %.1f in all\n",
+		c.agent, c.agentChildren, c.containerd, c.containerdChildren, c.shims, c.shimChildren, c.loggers, c.machine)
+}
+
+// procCPU is a process's own and its reaped children's CPU seconds.
+func procCPU(pid int) (self, children float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // f[0] is field 3 (state)
+	if len(f) < 15 {
+		return 0, 0
+	}
+	tick := func(i int) float64 { v, _ := strconv.ParseFloat(f[i], 64); return v / 100 } // USER_HZ
+	return tick(11) + tick(12), tick(13) + tick(14)                                      // utime stime cutime cstime
+}
+
+func benchCPU(agentPid, containerdPid int, dir string) cpuTimes {
+	var c cpuTimes
+	c.agent, c.agentChildren = procCPU(agentPid)
+	c.containerd, c.containerdChildren = procCPU(containerdPid)
+	for _, pid := range shimsOf(dir) {
+		s, ch := procCPU(pid)
+		c.shims += s
+		c.shimChildren += ch
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if strings.Contains(string(cmd), "cri-logger") && strings.Contains(string(cmd), dir) {
+			s, _ := procCPU(pid)
+			c.loggers += s
+		}
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+		for i, v := range f[1:] {
+			if i == 3 || i == 4 { // idle, iowait
+				continue
+			}
+			n, _ := strconv.ParseFloat(v, 64)
+			c.machine += n / 100
+		}
+	}
+	return c
+}
+
+// saveCPUProfile saves the agent's CPU profile of the next d under
+// $SKIFF_BENCH_PROFILES, when that is set.
+func saveCPUProfile(debugAddr string, d time.Duration) {
+	dir := os.Getenv("SKIFF_BENCH_PROFILES")
+	if dir == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, int(d.Seconds())), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	_ = os.WriteFile(filepath.Join(dir, "round.cpu.pb.gz"), b, 0o644)
+}
+
+// agentLine is one line of the agent's text log.
+type agentLine struct {
+	at              time.Time
+	level, msg, pod string
+}
+
+var logField = regexp.MustCompile(`(\w+)=("(?:[^"\\]|\\.)*"|\S+)`)
+
+func readAgentLog(path string) ([]agentLine, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []agentLine
+	for _, l := range strings.Split(string(b), "\n") {
+		var al agentLine
+		for _, m := range logField.FindAllStringSubmatch(l, -1) {
+			v := m[2]
+			if uq, err := strconv.Unquote(v); err == nil {
+				v = uq
+			}
+			switch m[1] {
+			case "time":
+				al.at, _ = time.Parse(time.RFC3339Nano, v)
+			case "level":
+				al.level = v
+			case "msg":
+				al.msg = v
+			case "pod":
+				al.pod = v
+			}
+		}
+		if !al.at.IsZero() {
+			out = append(out, al)
+		}
+	}
+	return out, nil
+}
+
+// printPhases splits the create → Running latency of the pods named
+// prefix* into what the agent's log shows: create → sandbox made (the
+// informer, the wait for a start slot, netns + CNI + cgroup + pause
+// container), sandbox → container started, started → Running seen through
+// the watch (status write and watch delivery). p50/p99 of each.
+func printPhases(w io.Writer, path, prefix string, createdAt, runningAt map[string]time.Time) error {
+	lines, err := readAgentLog(path)
+	if err != nil {
+		return err
+	}
+	sandbox, started := map[string]time.Time{}, map[string]time.Time{}
+	for _, l := range lines {
+		name, ok := strings.CutPrefix(l.pod, "default/")
+		if !ok || !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		switch l.msg {
+		case "sandbox created":
+			sandbox[name] = l.at
+		case "container started":
+			started[name] = l.at
+		}
+	}
+	var toSandbox, toStarted, toSeen []time.Duration
+	for name, c := range createdAt {
+		s, ok1 := sandbox[name]
+		st, ok2 := started[name]
+		r, ok3 := runningAt[name]
+		if !ok1 || !ok2 || !ok3 {
+			continue
+		}
+		toSandbox = append(toSandbox, s.Sub(c))
+		toStarted = append(toStarted, st.Sub(s))
+		toSeen = append(toSeen, r.Sub(st))
+	}
+	if len(toSandbox) == 0 {
+		return fmt.Errorf("no pod %s* has all of sandbox created, container started and Running", prefix)
+	}
+	fmt.Fprintf(w, "where the time of the %d pods went (p50 / p99), from the agent's log:\n", len(toSandbox))
+	for _, r := range []struct {
+		what string
+		d    []time.Duration
+	}{{"create → sandbox made (informer, start slot, netns+CNI+cgroup+pause)", toSandbox},
+		{"sandbox → container started", toStarted},
+		{"container started → Running seen (status write, watch)", toSeen}} {
+		fmt.Fprintf(w, "  %-72s %8v / %8v\n", r.what, percentile(r.d, 0.5).Round(time.Millisecond), percentile(r.d, 0.99).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// printAgentProblems prints the agent's warnings and errors (the first 20).
+func printAgentProblems(w io.Writer, path string) {
+	lines, err := readAgentLog(path)
+	if err != nil {
+		return
+	}
+	n := 0
+	for _, l := range lines {
+		if l.level != "WARN" && l.level != "ERROR" {
+			continue
+		}
+		if n < 20 {
+			fmt.Fprintf(w, "  agent %s %s %s %s\n", l.at.Format("15:04:05.000"), l.level, l.pod, l.msg)
+		}
+		n++
+	}
+	if n > 0 {
+		fmt.Fprintf(w, "agent warnings and errors: %d\n", n)
+	}
 }

@@ -726,26 +726,3 @@ func unmountUnder(dir string) error {
 	}
 	return errors.Join(errs...)
 }
-
-// Teardown removes every pod of this runtime's namespace, the node bridge
-// and the cgroup parent: what `make down` and tests need to leave the host
-// clean.
-func (r *Runtime) Teardown(ctx context.Context) error {
-	pods, err := r.ListPods(ctx)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, p := range pods {
-		if err := r.RemovePod(ctx, p.UID, 0); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := r.net.deleteBridge(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if err := removeCgroupTree("/"+r.cfg.CgroupParent, 5*time.Second); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}

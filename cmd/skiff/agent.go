@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -101,7 +105,7 @@ func newAgentCmd() *cobra.Command {
 	var (
 		af                          agentFlags
 		server, token, caFile, conf string
-		logLevel                    string
+		logLevel, debugListen       string
 		gf                          gossipFlags
 	)
 	cmd := &cobra.Command{
@@ -173,6 +177,13 @@ and busybox-static.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if debugListen != "" {
+				stopDebug, err := serveDebug(debugListen, log)
+				if err != nil {
+					return err
+				}
+				defer stopDebug()
+			}
 			startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			a, err := node.Start(startCtx, cfg)
 			cancel()
@@ -191,8 +202,34 @@ and busybox-static.`,
 	f.StringVar(&caFile, "ca-file", "", "cluster CA certificate (PEM) the API server's certificate is checked against")
 	f.StringVar(&conf, "config", "", "client config to use when --server is not given (default $SKIFFCONFIG or ~/.skiff/config)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&debugListen, "listen-debug", "", "serve Go profiles (/debug/pprof/, e.g. heap) over plain HTTP on this address, for diagnosis only (default: off)")
 	gf.register(f, "the --listen-streams host, port 7946", "the --server host, port 7946")
 	return cmd
+}
+
+// serveDebug serves net/http/pprof on addr (no TLS, no authentication:
+// meant for 127.0.0.1 while diagnosing) until the returned stop.
+func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--listen-debug: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("debug endpoint stopped", "err", err)
+		}
+	}()
+	log.Info("serving Go profiles", "address", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return func() { _ = srv.Close(); <-done }, nil
 }
 
 func newTeardownNodeCmd() *cobra.Command {
@@ -212,8 +249,10 @@ Images and logs stay in the data dir.`,
 				return err
 			}
 			log, _ := newLogger("info")
-			ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Minute)
-			defer cancel()
+			// No fixed timeout: Teardown allows itself a time that grows
+			// with the number of pods; ^C stops it.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
 			return node.Teardown(ctx, dir, log)
 		},
 	}
