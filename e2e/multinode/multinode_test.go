@@ -368,8 +368,16 @@ func testNodeLoss(ctx context.Context, c *cluster) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if tl.phases, err = serverPhases(filepath.Join(c.logDir, "server.log"), victim.name, t0); err != nil {
+	tl.phases = map[string]time.Time{}
+	if err := logPhases(tl.phases, filepath.Join(c.logDir, "server.log"), lossPhases, victim.name, t0); err != nil {
 		t.Logf("server log not read for the phases: %v", err)
+	}
+	for _, a := range c.agents {
+		if a != victim {
+			if err := logPhases(tl.phases, a.logPath, agentPhases, victim.name, t0); err != nil {
+				t.Logf("log of %s not read for the phases: %v", a.name, err)
+			}
+		}
 	}
 	fmt.Printf("FIGURE node loss (kill -9 agent+containerd, host cut): %d/%d backend replicas Running and Ready on other nodes after %v "+
 		"(%s; pods tolerate the taints for 5s). Since the kill: %s\n",

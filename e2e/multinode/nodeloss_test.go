@@ -2,8 +2,10 @@ package multinode
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -27,16 +29,23 @@ var lossPhases = []lossPhase{
 	{"evicted", "evicted pod", []string{"node={node}"}},
 }
 
-// serverPhases reads the server's log and returns when each lossPhase
-// first happened after t0 (absent: not seen). Every process of the lab
-// shares the host's clock.
-func serverPhases(logPath, node string, t0 time.Time) (map[string]time.Time, error) {
+// agentPhases are the surviving agents' steps in starting the
+// replacements ("{node}" is unused: the pods' names tell).
+var agentPhases = []lossPhase{
+	{"first sandbox created", "sandbox created", []string{"pod=default/backend-"}},
+	{"first container started", "container started", []string{"pod=default/backend-"}},
+}
+
+// logPhases reads a member's log and records in out when each of phases
+// first happened after t0 (absent: not seen), keeping an earlier time
+// already there. Every process of the lab shares the host's clock.
+func logPhases(out map[string]time.Time, logPath string, phases []lossPhase, node string, t0 time.Time) error {
 	f, err := os.Open(logPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
-	out := map[string]time.Time{}
+	first := map[string]bool{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64*1024), 4*1024*1024)
 	for sc.Scan() {
@@ -51,8 +60,8 @@ func serverPhases(logPath, node string, t0 time.Time) (map[string]time.Time, err
 			continue
 		}
 	phases:
-		for _, p := range lossPhases {
-			if _, seen := out[p.name]; seen || !strings.Contains(line, `msg="`+p.msg) {
+		for _, p := range phases {
+			if first[p.name] || !strings.Contains(line, `msg="`+p.msg) {
 				continue
 			}
 			for _, f := range p.fields {
@@ -60,10 +69,13 @@ func serverPhases(logPath, node string, t0 time.Time) (map[string]time.Time, err
 					continue phases
 				}
 			}
-			out[p.name] = at
+			first[p.name] = true
+			if prev, ok := out[p.name]; !ok || at.Before(prev) {
+				out[p.name] = at
+			}
 		}
 	}
-	return out, sc.Err()
+	return sc.Err()
 }
 
 // lossTimeline is what the node-loss test saw, as durations since the
@@ -88,19 +100,33 @@ func (l *lossTimeline) observe(what string) {
 	l.seen = append(l.seen, what)
 }
 
-// String is the breakdown for the FIGURE line: the server's phases from
-// its log, then the test's observations.
+// String is the breakdown for the FIGURE line: the members' phases from
+// their logs and the test's observations, in the order they happened,
+// then the phases not seen.
 func (l *lossTimeline) String() string {
-	var parts []string
-	for _, p := range lossPhases {
+	type step struct {
+		what string
+		at   time.Duration
+	}
+	var steps []step
+	var missing []string
+	for _, p := range slices.Concat(lossPhases, agentPhases) {
 		if at, ok := l.phases[p.name]; ok {
-			parts = append(parts, fmt.Sprintf("%s %v", p.name, at.Sub(l.t0).Round(100*time.Millisecond)))
+			steps = append(steps, step{p.name, at.Sub(l.t0)})
 		} else {
-			parts = append(parts, p.name+" -")
+			missing = append(missing, p.name)
 		}
 	}
 	for _, w := range l.seen {
-		parts = append(parts, fmt.Sprintf("%s %v", w, l.at[w].Round(100*time.Millisecond)))
+		steps = append(steps, step{w, l.at[w]})
+	}
+	slices.SortStableFunc(steps, func(a, b step) int { return cmp.Compare(a.at, b.at) })
+	var parts []string
+	for _, s := range steps {
+		parts = append(parts, fmt.Sprintf("%s %v", s.what, s.at.Round(100*time.Millisecond)))
+	}
+	if len(missing) > 0 {
+		parts = append(parts, "not seen: "+strings.Join(missing, ", "))
 	}
 	return strings.Join(parts, ", ")
 }
