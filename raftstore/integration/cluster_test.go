@@ -111,13 +111,24 @@ func (w *writeLoad) checkAll(t *testing.T, c *Cluster, m node, d time.Duration) 
 	w.mu.Unlock()
 	mc := c.memberClient(m)
 	c.eventually(d, fmt.Sprintf("%d acknowledged writes on %s", len(acked), m.ClientAddr()), func() error {
-		g, err := mc.Get(tctx(t, opTimeout), w.prefix, clientv3.WithPrefix(), clientv3.WithSerializable())
-		if err != nil {
-			return err
-		}
-		have := make(map[string]string, len(g.Kvs))
-		for _, kv := range g.Kvs {
-			have[string(kv.Key)] = string(kv.Value)
+		// Read in pages: one range of thousands of 12 KiB values is a
+		// response of tens of MiB, which under -race on a loaded machine
+		// can outlast opTimeout on every try.
+		have := make(map[string]string, len(acked))
+		end := clientv3.GetPrefixRangeEnd(w.prefix)
+		for from := w.prefix; ; {
+			g, err := mc.Get(tctx(t, opTimeout), from, clientv3.WithRange(end), clientv3.WithLimit(256),
+				clientv3.WithSerializable(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+			if err != nil {
+				return err
+			}
+			for _, kv := range g.Kvs {
+				have[string(kv.Key)] = string(kv.Value)
+			}
+			if !g.More || len(g.Kvs) == 0 {
+				break
+			}
+			from = string(g.Kvs[len(g.Kvs)-1].Key) + "\x00"
 		}
 		var missing []string
 		for k, v := range acked {
