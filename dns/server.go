@@ -120,19 +120,31 @@ func New(cfg Config, services, endpoints, pods Cache) (*Server, error) {
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	udp, err := net.ListenPacket("udp", s.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("dns listen udp %s: %w", s.cfg.Listen, err)
+	host, wantPort, _ := net.SplitHostPort(s.cfg.Listen)
+	// With port 0 the kernel picks a free UDP port, which TCP may already
+	// use: pick again a few times before giving up.
+	tries := 1
+	if wantPort == "0" {
+		tries = 10
 	}
-	host, _, _ := net.SplitHostPort(s.cfg.Listen)
-	_, port, _ := net.SplitHostPort(udp.LocalAddr().String())
-	tcp, err := net.Listen("tcp", net.JoinHostPort(host, port))
-	if err != nil {
+	var err error
+	for range tries {
+		var udp net.PacketConn
+		udp, err = net.ListenPacket("udp", s.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("dns listen udp %s: %w", s.cfg.Listen, err)
+		}
+		_, port, _ := net.SplitHostPort(udp.LocalAddr().String())
+		var tcp net.Listener
+		tcp, err = net.Listen("tcp", net.JoinHostPort(host, port))
+		if err == nil {
+			s.udp, s.tcp = udp, tcp
+			return nil
+		}
 		udp.Close()
-		return fmt.Errorf("dns listen tcp %s: %w", net.JoinHostPort(host, port), err)
+		err = fmt.Errorf("dns listen tcp %s: %w", net.JoinHostPort(host, port), err)
 	}
-	s.udp, s.tcp = udp, tcp
-	return nil
+	return err
 }
 
 // Addr is the address served on (after Listen), "host:port".
