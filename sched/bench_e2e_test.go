@@ -25,6 +25,9 @@ const (
 	benchPodsEnv  = "SKIFF_BENCH_SCHED_PODS"  // pods per run (default 10000)
 	// benchBindersEnv overrides RunnerOptions.Binders.
 	benchBindersEnv = "SKIFF_BENCH_SCHED_BINDERS"
+	// benchBindEnv "update" binds with one Update per pod (the fallback)
+	// instead of Bind calls, to compare.
+	benchBindEnv = "SKIFF_BENCH_SCHED_BIND"
 	// benchProfileEnv names a file for a CPU profile of the scheduling
 	// (from the scheduler's start until every pod is Running).
 	benchProfileEnv = "SKIFF_BENCH_SCHED_CPUPROFILE"
@@ -106,14 +109,17 @@ func TestBenchSchedE2E(t *testing.T) {
 	}
 	fmt.Print("\nscheduler, end to end through the API: in-process raftstore + API server, hollow nodes\n" +
 		"(each registers a Node and its Lease and reports the pods bound to it Running, without containers);\n" +
-		"the clocks start with the scheduler (informer sync included)\n\n")
-	fmt.Printf("%6s %6s | %12s %9s | %14s %10s | %10s %11s %8s | %s\n",
-		"nodes", "pods", "bound pods/s", "all bound", "Running pods/s", "all Running", "bind calls", "bind errors", "load 1m", "setup: nodes, pod creates")
+		"the clocks start with the scheduler (informer sync included); CPU is the whole process's (store, API server,\n" +
+		"scheduler, hollow nodes) until all pods are Running, and pods/CPU-s what the same work would reach on idle cores\n\n")
+	fmt.Printf("%6s %6s | %12s %9s | %14s %11s | %10s %11s | %7s %10s | %7s | %s\n",
+		"nodes", "pods", "bound pods/s", "all bound", "Running pods/s", "all Running", "bind calls", "bind errors",
+		"CPU", "pods/CPU-s", "load 1m", "setup: nodes, pod creates")
 	for _, r := range results {
-		fmt.Printf("%6d %6d | %12.0f %8.2fs | %14.0f %10.2fs | %10d %11d %8.1f | %.1fs, %.0f/s\n",
+		fmt.Printf("%6d %6d | %12.0f %8.2fs | %14.0f %10.2fs | %10d %11d | %6.1fs %10.0f | %7.1f | %.1fs, %.0f/s\n",
 			r.nodes, r.pods, float64(r.pods)/r.bound.Seconds(), r.bound.Seconds(),
 			float64(r.pods)/r.running.Seconds(), r.running.Seconds(),
-			r.stats.BindCalls, r.stats.BindErrors, r.load, r.nodeSetup.Seconds(), r.podCreates)
+			r.stats.BindCalls, r.stats.BindErrors, r.cpu.Seconds(), float64(r.pods)/r.cpu.Seconds(),
+			r.load, r.nodeSetup.Seconds(), r.podCreates)
 	}
 }
 
@@ -125,6 +131,9 @@ type benchResult struct {
 	nodeSetup       time.Duration
 	podCreates      float64 // pods/s
 	reportingErrors int64
+	// cpu is the CPU time of the whole process (store, API server,
+	// scheduler, hollow nodes) until every pod was Running.
+	cpu time.Duration
 }
 
 // loadAverage is the 1-minute load average, or -1.
@@ -180,6 +189,13 @@ func benchSchedOnce(t *testing.T, numNodes, numPods int) benchResult {
 	if err != nil {
 		t.Fatal(err)
 	}
+	switch b := os.Getenv(benchBindEnv); b {
+	case "", "bind":
+	case "update":
+		r.noBind.Store(true)
+	default:
+		t.Fatalf("%s=%q: want bind or update", benchBindEnv, b)
+	}
 	rctx, rcancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	if path := os.Getenv(benchProfileEnv); path != "" {
@@ -194,6 +210,7 @@ func benchSchedOnce(t *testing.T, numNodes, numPods int) benchResult {
 		defer pprof.StopCPUProfile()
 	}
 	res.load = loadAverage()
+	cpu0 := processCPU()
 	start = time.Now()
 	go func() { done <- r.Run(rctx) }()
 	defer func() {
@@ -212,6 +229,7 @@ func benchSchedOnce(t *testing.T, numNodes, numPods int) benchResult {
 		time.Sleep(2 * time.Millisecond)
 	}
 	res.running = time.Since(start)
+	res.cpu = processCPU() - cpu0
 	res.stats = r.Stats()
 	res.reportingErrors = fleet.errors.Load()
 

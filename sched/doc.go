@@ -114,7 +114,10 @@
 //     replicas, not the cluster. The domains of a topology key are indexed
 //     too. Selectors without an exact label fall back to a full walk.
 //
-// BenchmarkSchedule and BenchmarkScheduleBatch10k measure it.
+// BenchmarkSchedule and BenchmarkScheduleBatch10k measure it; make
+// bench-sched (TestBenchSchedE2E) measures the loop end to end through the
+// API on hollow nodes (hollow_test.go), which report the pods bound to them
+// Running as agents do.
 //
 // # The loop (Runner)
 //
