@@ -64,10 +64,17 @@ type Agent struct {
 	events         chan pendingEvent
 
 	kickSync   chan struct{}
+	copies     map[types.UID]podCopy // the workers' pods, by syncPods only
 	kickStatus chan struct{}
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
+}
+
+// podCopy is the copy of a pod handed to the workers, at a resourceVersion.
+type podCopy struct {
+	resourceVersion string
+	pod             *corev1.Pod
 }
 
 type pendingStatus struct {
@@ -334,9 +341,17 @@ func (a *Agent) kick() {
 
 // syncLoop hands the desired pods to the workers on every change and every
 // Resync.
+//
+// A change is handed over at once when none was in the last syncSpacing;
+// within a burst (a hundred pods starting: each of their status writes
+// comes back through the informer as a change) the changes are gathered
+// and handed over together every syncSpacing. Every sync hands the
+// manager every pod of the node, so syncing on each event of a burst
+// costs O(pods) per event.
 func (a *Agent) syncLoop(ctx context.Context) {
 	t := time.NewTicker(a.cfg.Resync)
 	defer t.Stop()
+	var last time.Time
 	for {
 		full := false
 		select {
@@ -345,10 +360,27 @@ func (a *Agent) syncLoop(ctx context.Context) {
 		case <-t.C:
 			full = true
 		case <-a.kickSync:
+			if wait := syncSpacing - time.Since(last); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+				// Kicks of the wait are covered: syncPods reads the
+				// informer after them.
+				select {
+				case <-a.kickSync:
+				default:
+				}
+			}
 		}
+		last = time.Now()
 		a.syncPods(ctx, full)
 	}
 }
+
+// syncSpacing is the least time between two syncs started by changes.
+const syncSpacing = 100 * time.Millisecond
 
 // syncPods is one level-triggered step: the pods bound to this node, as
 // the informer has them, become the workers' desired set; pods being
@@ -359,6 +391,7 @@ func (a *Agent) syncPods(ctx context.Context, full bool) {
 	objs := a.pods.List(labels.Everything())
 	fenced := a.Fenced()
 	desired := make([]*corev1.Pod, 0, len(objs))
+	copies := make(map[types.UID]podCopy, len(objs))
 	for _, o := range objs {
 		p := o.(*corev1.Pod)
 		if p.Spec.NodeName != a.cfg.Name {
@@ -367,8 +400,16 @@ func (a *Agent) syncPods(ctx context.Context, full bool) {
 		if !a.mayRun(p, fenced) {
 			continue // fenced or revoked: stopped like a deleted pod (lease.go)
 		}
-		desired = append(desired, p.DeepCopy())
+		// The workers get their own copy (never the informer's object),
+		// made again only when the pod changed.
+		c, ok := a.copies[p.UID]
+		if !ok || c.resourceVersion != p.ResourceVersion {
+			c = podCopy{resourceVersion: p.ResourceVersion, pod: p.DeepCopy()}
+		}
+		copies[p.UID] = c
+		desired = append(desired, c.pod)
 	}
+	a.copies = copies
 	if full {
 		if err := a.mgr.Sync(ctx, desired); err != nil && ctx.Err() == nil {
 			a.log.Error("sync pods", "err", err)

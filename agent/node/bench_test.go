@@ -77,6 +77,59 @@ func readProcMemory(pid int) procMemory {
 	return m
 }
 
+// binaryPages splits a process's file-backed resident memory of its own
+// executable by mapping: text (r-x), read-only data (r--: type
+// information, the function tables the runtime reads for stacks and GC)
+// and data (rw-), in kB, from /proc/PID/smaps; and its proportional set
+// size (PSS: shared pages divided among the processes mapping them, e.g.
+// the cri-loggers, which run the same binary).
+func binaryPages(pid int) string {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return ""
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return ""
+	}
+	byPerm := map[string]int64{}
+	var perm string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && len(f[1]) == 4:
+			perm = ""
+			if len(f) >= 6 && f[5] == exe {
+				perm = f[1][:3]
+			}
+		case len(f) >= 2 && f[0] == "Rss:" && perm != "":
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			byPerm[perm] += n
+		}
+	}
+	var pss, pssAnon, pssFile int64
+	if r, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
+		for _, l := range strings.Split(string(r), "\n") {
+			f := strings.Fields(l)
+			if len(f) < 2 {
+				continue
+			}
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			switch f[0] {
+			case "Pss:":
+				pss = n
+			case "Pss_Anon:":
+				pssAnon = n
+			case "Pss_File:":
+				pssFile = n
+			}
+		}
+	}
+	mb := func(kb int64) float64 { return float64(kb) / 1024 }
+	return fmt.Sprintf("binary pages: text %.1f MB, read-only data %.1f MB, data %.1f MB; PSS %.1f MB (anon %.1f, file %.1f)",
+		mb(byPerm["r-x"]), mb(byPerm["r--"]), mb(byPerm["rw-"]), mb(pss), mb(pssAnon), mb(pssFile))
+}
+
 func (m procMemory) String() string {
 	return fmt.Sprintf("%5.1f MB (anon %5.1f, file %5.1f)", float64(m.rss)/1024, float64(m.anon)/1024, float64(m.file)/1024)
 }
@@ -258,6 +311,9 @@ func TestBenchPods(t *testing.T) {
 	})
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// SKIFF_BENCH_AGENT_ENV ("GOGC=50 GOMEMLIMIT=16MiB") tries the agent
+	// with other Go runtime settings.
+	cmd.Env = append(os.Environ(), strings.Fields(os.Getenv("SKIFF_BENCH_AGENT_ENV"))...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -291,6 +347,7 @@ func TestBenchPods(t *testing.T) {
 	})
 	time.Sleep(2 * time.Second) // let the start's garbage be collected
 	idleAgent := readProcMemory(cmd.Process.Pid)
+	idlePages := binaryPages(cmd.Process.Pid)
 	idleGo := goMemStats(t, debugAddr, "idle")
 	containerdPid := 0
 	if b, err := os.ReadFile(filepath.Join(e.dir, "containerd", "containerd.pid")); err == nil {
@@ -381,12 +438,13 @@ func TestBenchPods(t *testing.T) {
 	profDone := make(chan struct{})
 	go func() { // the agent's CPU profile of the round (SKIFF_BENCH_PROFILES)
 		defer close(profDone)
-		saveCPUProfile(debugAddr, 15*time.Second)
+		saveCPUProfile(debugAddr, 30*time.Second)
 	}()
 	lat, all := round("many", n)
 	cpuAfter := benchCPU(cmd.Process.Pid, containerdPid, e.dir)
 	<-profDone
 	busyAgent := readProcMemory(cmd.Process.Pid)
+	busyPages := binaryPages(cmd.Process.Pid)
 	busyGo := goMemStats(t, debugAddr, "busy")
 	busyContainerd := readProcMemory(containerdPid)
 	shims, shimKB := shimsRSS(e.dir)
@@ -400,6 +458,8 @@ func TestBenchPods(t *testing.T) {
 	fmt.Printf("memory (VmRSS = RssAnon + RssFile):\n")
 	fmt.Printf("  skiff agent  idle            %s\n", idleAgent)
 	fmt.Printf("  skiff agent  with %3d pods   %s\n", n+20, busyAgent)
+	fmt.Printf("    idle: %s\n", idlePages)
+	fmt.Printf("    busy: %s\n", busyPages)
 	fmt.Printf("    Go runtime idle: %s\n", idleGo)
 	fmt.Printf("    Go runtime busy: %s\n", busyGo)
 	fmt.Printf("  containerd   idle            %s\n", idleContainerd)

@@ -16,7 +16,7 @@ import (
 )
 
 // network attaches pods to a node bridge with host-local addresses from the
-// node's pod CIDR, and brings up their loopback. It calls libcni directly
+// node's pod CIDR (their loopback is brought up by pinNetns). It calls libcni directly
 // (the library go-cni wraps) so that the result cache and host-local's
 // allocations live under the agent's data dir, not in /var/lib/cni.
 type network struct {
@@ -73,10 +73,8 @@ func newNetwork(cfg Config) (*network, error) {
 }
 
 // setup attaches the pinned netns to the bridge and returns the pod IP.
+// The netns's loopback is already up (pinNetns).
 func (n *network) setup(ctx context.Context, id, netnsPath string) (net.IP, error) {
-	if _, err := n.cni.AddNetworkList(ctx, n.loopback, &libcni.RuntimeConf{ContainerID: id, NetNS: netnsPath, IfName: "lo"}); err != nil {
-		return nil, fmt.Errorf("cni loopback: %w", err)
-	}
 	res, err := n.cni.AddNetworkList(ctx, n.bridge, &libcni.RuntimeConf{ContainerID: id, NetNS: netnsPath, IfName: podIfName})
 	if err != nil {
 		return nil, fmt.Errorf("cni bridge: %w", err)
@@ -102,8 +100,11 @@ func (n *network) teardown(ctx context.Context, id, netnsPath string) error {
 	if err := n.cni.DelNetworkList(ctx, n.bridge, &libcni.RuntimeConf{ContainerID: id, NetNS: netnsPath, IfName: podIfName}); err != nil {
 		return fmt.Errorf("cni del bridge: %w", err)
 	}
-	if netnsPath != "" {
-		if err := n.cni.DelNetworkList(ctx, n.loopback, &libcni.RuntimeConf{ContainerID: id, NetNS: netnsPath, IfName: "lo"}); err != nil {
+	// Pods made by agents that still ran the loopback plugin have its
+	// result cached: its DEL clears that.
+	lo := &libcni.RuntimeConf{ContainerID: id, NetNS: netnsPath, IfName: "lo"}
+	if b, _, err := n.cni.GetNetworkListCachedConfig(n.loopback, lo); netnsPath != "" && err == nil && len(b) > 0 {
+		if err := n.cni.DelNetworkList(ctx, n.loopback, lo); err != nil {
 			return fmt.Errorf("cni del loopback: %w", err)
 		}
 	}

@@ -154,6 +154,7 @@ func (r *Runtime) RunSandbox(ctx context.Context, in PodInput) (_ *PodStatus, er
 		),
 	)
 	if err != nil {
+		r.forgetUnpacked(img)
 		return nil, fmt.Errorf("create sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	task, err := ctr.NewTask(ctx, cio.NullIO)
@@ -307,13 +308,37 @@ func (r *Runtime) image(ctx context.Context, ref string) (client.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Images imported by other tools may not be unpacked for our snapshotter.
-	if ok, err := img.IsUnpacked(ctx, r.cfg.Snapshotter); err == nil && !ok {
+	// Images imported by other tools may not be unpacked for our
+	// snapshotter. Checking reads the manifest, the config and the
+	// snapshot (five containerd calls): an image content once found
+	// unpacked is not checked again (every pod start needs two images).
+	target := img.Target().Digest
+	r.mu.Lock()
+	known := r.unpacked[target]
+	r.mu.Unlock()
+	if known {
+		return img, nil
+	}
+	ok, err := img.IsUnpacked(ctx, r.cfg.Snapshotter)
+	if err == nil && !ok {
 		if err := img.Unpack(ctx, r.cfg.Snapshotter); err != nil {
 			return nil, fmt.Errorf("unpack %s for %s: %w", full, r.cfg.Snapshotter, err)
 		}
 	}
+	if err == nil {
+		r.mu.Lock()
+		r.unpacked[target] = true
+		r.mu.Unlock()
+	}
 	return img, nil
+}
+
+// forgetUnpacked makes the next use of img check its snapshot again (a
+// container could not be made from it: the snapshot may be gone).
+func (r *Runtime) forgetUnpacked(img client.Image) {
+	r.mu.Lock()
+	delete(r.unpacked, img.Target().Digest)
+	r.mu.Unlock()
 }
 
 // StartContainer creates and starts the named (init or app) container of a
@@ -418,6 +443,7 @@ func (r *Runtime) StartContainer(ctx context.Context, in PodInput, name string) 
 		client.WithNewSpec(specOpts...),
 	)
 	if err != nil {
+		r.forgetUnpacked(img)
 		return ContainerStatus{}, fmt.Errorf("create container %s of %s/%s: %w", name, pod.Namespace, pod.Name, err)
 	}
 	// Undo on a context of its own: the caller's may be why we failed. A

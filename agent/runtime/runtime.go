@@ -22,6 +22,7 @@ import (
 
 	client "github.com/containerd/containerd"
 	"github.com/containerd/containerd/namespaces"
+	"github.com/opencontainers/go-digest"
 )
 
 // Sentinel errors, wrapped with details; test with errors.Is.
@@ -128,6 +129,9 @@ type Runtime struct {
 	mu      sync.Mutex
 	podLock map[string]*podMutex // per pod UID, while anyone holds or waits
 	oomSeen map[string]bool      // container IDs with a /tasks/oom event
+	// unpacked: image contents (manifest digest) found unpacked for the
+	// snapshotter (image).
+	unpacked map[digest.Digest]bool
 
 	events chan Event
 	stop   context.CancelFunc
@@ -151,14 +155,15 @@ func New(ctx context.Context, c *client.Client, cfg Config) (*Runtime, error) {
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r := &Runtime{
-		cfg:     cfg,
-		client:  c,
-		net:     n,
-		podLock: map[string]*podMutex{},
-		oomSeen: map[string]bool{},
-		events:  make(chan Event, 256),
-		stop:    cancel,
-		done:    make(chan struct{}),
+		cfg:      cfg,
+		client:   c,
+		net:      n,
+		podLock:  map[string]*podMutex{},
+		oomSeen:  map[string]bool{},
+		unpacked: map[digest.Digest]bool{},
+		events:   make(chan Event, 256),
+		stop:     cancel,
+		done:     make(chan struct{}),
 	}
 	envs, errs := c.Subscribe(wctx, r.eventFilters()...)
 	go r.watchEvents(wctx, envs, errs)
