@@ -4,7 +4,7 @@
 set -euo pipefail
 want=("$@")
 if [ ${#want[@]} -eq 0 ]; then
-  want=(etcd-server etcd-client containerd runc containernetworking-plugins busybox-static iptables iproute2 curl)
+  want=(etcd-server etcd-client containerd runc containernetworking-plugins busybox-static iptables iproute2 curl docker-registry)
 fi
 missing=()
 for p in "${want[@]}"; do
@@ -20,7 +20,9 @@ echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts etcd and containerd as services on install; Skiff runs its own.
-for svc in etcd containerd; do
-  if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
+# Debian starts etcd, containerd and docker-registry (the registry the image
+# pull tests run on loopback) as services on install; Skiff runs its own.
+for svc in etcd containerd docker-registry; do
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true
+  elif command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done
