@@ -54,12 +54,17 @@ type Config struct {
 	// as CreateContainerConfigError and retried on the next pass. Nil: the
 	// pod needs no cluster lookups.
 	Resolve func(ctx context.Context, pod *corev1.Pod) (runtime.PodInput, error)
+	// Images, when set, gets each container's image onto the node by its
+	// imagePullPolicy before the container starts (see images.go). Nil:
+	// nothing is pulled; an image the node lacks is ErrImagePull.
+	Images ImageService
 	// OnStatus is called, from the pod's worker goroutine, each time a pod's
 	// status changes. It must not block for long.
 	OnStatus func(pod *corev1.Pod, status corev1.PodStatus)
 	// OnEvent, if set, is told what the kubelet would record as events:
 	// eventType Normal or Warning, reasons Scheduled-free set: Created,
-	// Started, Killing, BackOff, Unhealthy, Failed, OOMKilling, SandboxChanged.
+	// Started, Killing, BackOff, Unhealthy, Failed, OOMKilling, SandboxChanged,
+	// Pulling, Pulled, ErrImageNeverPull.
 	// Called from the pod's worker goroutine; must not block for long.
 	OnEvent func(pod *corev1.Pod, eventType, reason, message string)
 	// OnRemoved, if set, is called from the worker's goroutine once a pod

@@ -321,12 +321,25 @@ func (w *worker) ensure(ctx context.Context, in runtime.PodInput, ps *runtime.Po
 	// doubling back-off as a crash loop (the kubelet's ImagePullBackOff),
 	// not on every pass of the worker.
 	if waiting, _ := w.m.cfg.Backoff.Waiting(pullKey(key), time.Now()); waiting {
-		if prev := w.waiting[c.Name]; prev == nil || prev.Reason != "ImagePullBackOff" {
-			w.event(pod, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
+		// As the kubelet since 1.30, the message keeps the last pull's
+		// error: it says what to do about it.
+		msg := fmt.Sprintf("Back-off pulling image %q", c.Image)
+		prev := w.waiting[c.Name]
+		switch {
+		case prev != nil && prev.Reason == "ErrImagePull":
+			msg += ": ErrImagePull: " + prev.Message
+		case prev != nil && prev.Reason == "ImagePullBackOff":
+			msg = prev.Message
 		}
-		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff",
-			Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}
+		if prev == nil || prev.Reason != "ImagePullBackOff" {
+			w.event(pod, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
+			w.event(pod, corev1.EventTypeWarning, "Failed", "Error: ImagePullBackOff")
+		}
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: msg}
 		return false, nil
+	}
+	if err := w.ensureImage(ctx, pod, c, key, log); err != nil {
+		return false, err
 	}
 	release := func() {}
 	if !w.holdsSlot {
