@@ -38,8 +38,8 @@ var podsResource = schema.GroupResource{Resource: "pods"}
 // PodScheduled=True condition Kubernetes' binding subresource sets): one
 // request instead of N; a binding names the pod instead of carrying it, so
 // no pod is encoded by the caller nor strictly decoded, defaulted and
-// validated here; and the pods are read together, in one linearizable
-// read per 128.
+// validated here; and the pods are read together, 128 per read, and
+// serializably when the binding names a version (see below).
 //
 // The writes stay one transaction per pod, issued together so that the
 // store commits them in the same Raft append: one revision per pod, as
@@ -87,31 +87,70 @@ func (s *Server) Bind(ctx context.Context, req *skiffv1.BindRequest) (*skiffv1.B
 		modRev int64
 	}
 	var writes []write
-	for start := 0; start < len(todo); start += bindReadChunk {
-		chunk := todo[start:min(start+bindReadChunk, len(todo))]
-		ops := make([]clientv3.Op, len(chunk))
-		for j, i := range chunk {
-			b := req.Bindings[i]
-			ops[j] = clientv3.OpGet(s.objectKey(k, b.Namespace, b.Name))
-		}
-		resp, err := s.txn(ctx, nil, ops)
-		if err != nil {
-			return nil, err
-		}
-		for j, i := range chunk {
-			b := req.Bindings[i]
-			kvs := resp.Responses[j].GetResponseRange().GetKvs()
-			if len(kvs) == 0 {
-				fail(i, client.NewNotFound(podsResource, b.Name))
-				continue
+	// read reads the pods of bindings idx, 128 per transaction, and sorts
+	// each binding into writes, failures, or (serializable reads only)
+	// again: a read that may have been stale.
+	read := func(idx []int, serializable bool) (again []int, err error) {
+		for start := 0; start < len(idx); start += bindReadChunk {
+			chunk := idx[start:min(start+bindReadChunk, len(idx))]
+			ops := make([]clientv3.Op, len(chunk))
+			for j, i := range chunk {
+				b := req.Bindings[i]
+				var opts []clientv3.OpOption
+				if serializable {
+					opts = append(opts, clientv3.WithSerializable())
+				}
+				ops[j] = clientv3.OpGet(s.objectKey(k, b.Namespace, b.Name), opts...)
 			}
-			data, err := boundPod(k, b, kvs[0].Value, kvs[0].ModRevision)
+			resp, err := s.txn(ctx, nil, ops)
 			if err != nil {
-				fail(i, err)
-				continue
+				return nil, err
 			}
-			writes = append(writes, write{i: i, key: string(kvs[0].Key), data: data, modRev: kvs[0].ModRevision})
+			for j, i := range chunk {
+				b := req.Bindings[i]
+				kvs := resp.Responses[j].GetResponseRange().GetKvs()
+				if serializable && (len(kvs) == 0 || kvs[0].ModRevision < wantRevision(b)) {
+					again = append(again, i)
+					continue
+				}
+				if len(kvs) == 0 {
+					fail(i, client.NewNotFound(podsResource, b.Name))
+					continue
+				}
+				data, err := boundPod(k, b, kvs[0].Value, kvs[0].ModRevision)
+				if err != nil {
+					fail(i, err)
+					continue
+				}
+				writes = append(writes, write{i: i, key: string(kvs[0].Key), data: data, modRev: kvs[0].ModRevision})
+			}
 		}
+		return again, nil
+	}
+	// Bindings that name the version they were decided on are read
+	// serializably (from the member's state at once, without waiting for a
+	// read index behind the writes in flight — under load that wait was
+	// most of a Bind call). That is safe because every write compares the
+	// pod's mod revision with the one read: a stale read can only make the
+	// write fail, never overwrite a newer pod. And a read that shows the
+	// pod older than the binding's version, or not at all, is known stale
+	// and read again linearizably, so no binding fails for a read that was
+	// behind. Bindings without a version have nothing to tell a stale read
+	// by, and are read linearizably.
+	var withRV, withoutRV []int
+	for _, i := range todo {
+		if req.Bindings[i].ResourceVersion != "" {
+			withRV = append(withRV, i)
+		} else {
+			withoutRV = append(withoutRV, i)
+		}
+	}
+	stale, err := read(withRV, true)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := read(append(withoutRV, stale...), false); err != nil {
+		return nil, err
 	}
 
 	// One compare-and-swap per pod, all in flight together.
@@ -146,6 +185,12 @@ func (s *Server) Bind(ctx context.Context, req *skiffv1.BindRequest) (*skiffv1.B
 		return nil, storeErr
 	}
 	return &skiffv1.BindResponse{Results: results}, nil
+}
+
+// wantRevision is the mod revision the binding names, 0 for none.
+func wantRevision(b *skiffv1.PodBinding) int64 {
+	rv, _ := strconv.ParseInt(b.ResourceVersion, 10, 64) // checked by checkBinding
+	return rv
 }
 
 // checkBinding checks what a binding says without reading the pod.

@@ -21,7 +21,7 @@ func TestBindBatch(t *testing.T) {
 	ctx := ctxT(t)
 
 	pods := map[string]*corev1.Pod{}
-	for _, name := range []string{"free", "taken", "stale", "gone", "dying", "exact", "theirs"} {
+	for _, name := range []string{"free", "taken", "stale", "gone", "dying", "exact", "theirs", "future"} {
 		p := pod("default", name, map[string]string{"app": "web"})
 		if name == "dying" {
 			p.Finalizers = []string{"test.skiff.dev/hold"}
@@ -70,6 +70,9 @@ func TestBindBatch(t *testing.T) {
 		{Namespace: "default", Name: "exact", NodeName: "Not_A_Name"},
 		{Namespace: "default", Name: "exact", UID: "someone-else", NodeName: "n2"},
 		{Namespace: "default", Name: "theirs", UID: "someone-else", NodeName: "n2"},
+		// A version the pod never had: its serializable read looks stale,
+		// the linearizable one says Conflict.
+		{Namespace: "default", Name: "future", ResourceVersion: "1000000", NodeName: "n2"},
 	}
 	errs, err := c.Bind(ctx, bindings)
 	if err != nil {
@@ -90,6 +93,7 @@ func TestBindBatch(t *testing.T) {
 		{client.IsBadRequest, "BadRequest (invalid node name)"},
 		{client.IsBadRequest, "BadRequest (pod twice in one request)"},
 		{client.IsConflict, "Conflict (another pod's uid)"},
+		{client.IsConflict, "Conflict (a resourceVersion the pod never had)"},
 	}
 	for i, w := range want {
 		if !w.check(errs[i]) {
@@ -100,7 +104,7 @@ func TestBindBatch(t *testing.T) {
 		t.Errorf("already-assigned message = %q", msg)
 	}
 
-	for name, node := range map[string]string{"free": "n1", "exact": "n2", "taken": "other", "stale": "", "dying": "", "theirs": ""} {
+	for name, node := range map[string]string{"free": "n1", "exact": "n2", "taken": "other", "stale": "", "dying": "", "theirs": "", "future": ""} {
 		var p corev1.Pod
 		if err := c.Get(ctx, "default", name, &p); err != nil {
 			t.Fatalf("get %s: %v", name, err)
