@@ -202,7 +202,8 @@ func shimsOf(dir string) []int {
 
 // benchLeftovers lists what the benchmark's node left on the host: pod
 // network namespaces (named after the bridge), cgroups at any depth of any
-// hierarchy whose name holds the marker, and shims of its containerd.
+// hierarchy whose name holds the marker, mounts under its data dir (pinned
+// UTS/IPC namespaces, volumes, rootfs) and shims of its containerd.
 func benchLeftovers(dir, marker string) []string {
 	var out []string
 	if ents, err := os.ReadDir("/var/run/netns"); err == nil {
@@ -238,6 +239,13 @@ func benchLeftovers(dir, marker string) []string {
 			}
 			return nil
 		})
+	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+				out = append(out, "mount "+f[4])
+			}
+		}
 	}
 	for _, pid := range shimsOf(dir) {
 		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
@@ -604,8 +612,8 @@ func readAgentLog(path string) ([]agentLine, error) {
 
 // printPhases splits the create → Running latency of the pods named
 // prefix* into what the agent's log shows: create → sandbox made (the
-// informer, the wait for a start slot, netns + CNI + cgroup + pause
-// container), sandbox → container started, started → Running seen through
+// informer, the wait for a start slot, netns + CNI + cgroup + pinned
+// namespaces), sandbox → container started, started → Running seen through
 // the watch (status write and watch delivery). p50/p99 of each.
 func printPhases(w io.Writer, path, prefix string, createdAt, runningAt map[string]time.Time) error {
 	lines, err := readAgentLog(path)
@@ -644,7 +652,7 @@ func printPhases(w io.Writer, path, prefix string, createdAt, runningAt map[stri
 	for _, r := range []struct {
 		what string
 		d    []time.Duration
-	}{{"create → sandbox made (informer, start slot, netns+CNI+cgroup+pause)", toSandbox},
+	}{{"create → sandbox made (informer, start slot, netns+CNI+cgroup+namespaces)", toSandbox},
 		{"sandbox → container started", toStarted},
 		{"container started → Running seen (status write, watch)", toSeen}} {
 		fmt.Fprintf(w, "  %-72s %8v / %8v\n", r.what, percentile(r.d, 0.5).Round(time.Millisecond), percentile(r.d, 0.99).Round(time.Millisecond))

@@ -19,6 +19,10 @@ const (
 	LabelRole         = "io.skiff.role" // sandbox | init | container
 	LabelContainer    = "io.skiff.container.name"
 	LabelNetns        = "io.skiff.netns"
+	// LabelUTSNS and LabelIPCNS: the pod's pinned UTS and IPC namespaces
+	// (sandboxes without a pause process; see RunSandbox).
+	LabelUTSNS        = "io.skiff.ns.uts"
+	LabelIPCNS        = "io.skiff.ns.ipc"
 	LabelPodIP        = "io.skiff.pod.ip"
 	LabelQOS          = "io.skiff.qos"
 	LabelCgroup       = "io.skiff.cgroup"
@@ -66,6 +70,9 @@ func (r *Runtime) podDir(uid string) string { return filepath.Join(r.cfg.DataDir
 func (r *Runtime) netnsPath(uid string) string {
 	return filepath.Join(r.cfg.NetnsDir, r.cfg.BridgeName+"-"+podKey(uid))
 }
+
+// podNSPath is where the pod's UTS or IPC namespace is pinned.
+func (r *Runtime) podNSPath(uid, ns string) string { return filepath.Join(r.podDir(uid), "ns", ns) }
 
 func (r *Runtime) podCgroup(uid string) string {
 	return "/" + filepath.Join(r.cfg.CgroupParent, "pod"+uid)

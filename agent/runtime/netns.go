@@ -49,7 +49,8 @@ func pinNetns(path string) error {
 	return nil
 }
 
-// unpinNetns unmounts and removes a pinned namespace; a missing one is fine.
+// unpinNetns unmounts and removes a pinned namespace (network, UTS or
+// IPC); a missing one is fine.
 func unpinNetns(path string) error {
 	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unmount netns %s: %w", path, err)
@@ -81,4 +82,56 @@ func loopbackUp() error {
 		return fmt.Errorf("SIOCSIFFLAGS: %w", err)
 	}
 	return nil
+}
+
+// pinPodNamespaces creates a UTS namespace with the pod's hostname and an
+// IPC namespace, and bind-mounts them on utsPath and ipcPath: the pod's
+// containers join them by path, so no process has to hold them (the pause
+// container did, at the cost of a runc create and start per pod).
+func pinPodNamespaces(utsPath, ipcPath, hostname string) error {
+	for _, p := range []string{utsPath, ipcPath} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+		if err != nil {
+			return fmt.Errorf("pod namespace %s: %w", p, err)
+		}
+		f.Close()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// As in pinNetns: the thread is retired with its namespaces.
+		goruntime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWUTS | unix.CLONE_NEWIPC); err != nil {
+			errc <- fmt.Errorf("unshare uts, ipc: %w", err)
+			return
+		}
+		if err := unix.Sethostname([]byte(hostname)); err != nil {
+			errc <- fmt.Errorf("hostname %q: %w", hostname, err)
+			return
+		}
+		tid := unix.Gettid()
+		for _, m := range []struct{ ns, path string }{{"uts", utsPath}, {"ipc", ipcPath}} {
+			src := fmt.Sprintf("/proc/%d/task/%d/ns/%s", os.Getpid(), tid, m.ns)
+			if err := unix.Mount(src, m.path, "none", unix.MS_BIND, ""); err != nil {
+				errc <- fmt.Errorf("pin %s namespace on %s: %w", m.ns, m.path, err)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		_ = unpinNetns(utsPath)
+		_ = unpinNetns(ipcPath)
+		return err
+	}
+	return nil
+}
+
+// isPinnedNamespace says whether path is a namespace bind mount (after a
+// reboot the files are still there, but no longer namespaces).
+func isPinnedNamespace(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
 }

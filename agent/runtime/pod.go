@@ -25,10 +25,6 @@ import (
 
 const runcRuntime = "io.containerd.runc.v2"
 
-// pauseArgs keep the sandbox's process alive doing nothing (busybox sleep;
-// as PID 1 it ignores SIGTERM, so stopping it takes SIGKILL).
-var pauseArgs = []string{"sleep", "2147483647"}
-
 // RunPod runs a whole pod: the sandbox, then each init container to
 // successful completion in order, then every app container. It is
 // idempotent: containers that already exist are not started again (a
@@ -72,8 +68,9 @@ func (r *Runtime) RunPod(ctx context.Context, in PodInput) (*PodStatus, error) {
 }
 
 // RunSandbox creates the pod's sandbox: pod dir and /etc files, pinned netns
-// with a CNI address, pod cgroup with the pod's totals, volumes, and the
-// pause container. It is idempotent: a pod whose sandbox exists is returned
+// with a CNI address, pod cgroup with the pod's totals, volumes, pinned UTS
+// and IPC namespaces, and the sandbox's containerd container (labels only:
+// no task, no snapshot). It is idempotent: a pod whose sandbox exists is returned
 // as is. On failure everything made is removed again.
 func (r *Runtime) RunSandbox(ctx context.Context, in PodInput) (_ *PodStatus, err error) {
 	if err := validatePod(in.Pod); err != nil {
@@ -125,44 +122,29 @@ func (r *Runtime) RunSandbox(ctx context.Context, in PodInput) (_ *PodStatus, er
 		return nil, err
 	}
 
-	img, err := r.image(ctx, r.cfg.PauseImage)
-	if err != nil {
+	// The pod's UTS (with its hostname) and IPC namespaces are pinned like
+	// its netns; no pause process holds them. The sandbox is a containerd
+	// container without a task or a snapshot: the record of the pod (its
+	// labels), one call.
+	utsPath, ipcPath := r.podNSPath(uid, "uts"), r.podNSPath(uid, "ipc")
+	if err := pinPodNamespaces(utsPath, ipcPath, hostname); err != nil {
 		return nil, err
 	}
 	labels := podLabels(pod)
 	labels[LabelRole] = roleSandbox
 	labels[LabelNetns] = netns
+	labels[LabelUTSNS] = utsPath
+	labels[LabelIPCNS] = ipcPath
 	labels[LabelPodIP] = ip.String()
 	labels[LabelQOS] = string(QOSClass(pod))
 	labels[LabelCgroup] = r.podCgroup(uid)
 	id := sandboxID(uid)
-	ctr, err := r.client.NewContainer(ctx, id,
-		client.WithImage(img),
-		client.WithSnapshotter(r.cfg.Snapshotter),
-		client.WithNewSnapshot(id, img),
+	if _, err := r.client.NewContainer(ctx, id,
 		client.WithRuntime(runcRuntime, &options.Options{Root: filepath.Join(r.cfg.DataDir, "runc")}),
 		client.WithContainerLabels(labels),
-		client.WithNewSpec(
-			oci.WithImageConfig(img),
-			oci.WithProcessArgs(pauseArgs...),
-			oci.WithHostname(hostname),
-			oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}),
-			oci.WithCgroup(r.podCgroup(uid)+"/"+id),
-			oci.WithCPUShares(minShares),
-			oci.WithMounts(r.podFileMounts(uid)),
-			oci.WithAnnotations(map[string]string{shimGroupAnnotation: id}),
-		),
-	)
-	if err != nil {
-		r.forgetUnpacked(img)
+		client.WithSpec(&oci.Spec{Version: specs.Version}),
+	); err != nil {
 		return nil, fmt.Errorf("create sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
-	}
-	task, err := ctr.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		return nil, fmt.Errorf("create sandbox task of %s/%s: %w", pod.Namespace, pod.Name, err)
-	}
-	if err := task.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	return r.podStatus(ctx, uid)
 }
@@ -367,12 +349,9 @@ func (r *Runtime) StartContainer(ctx context.Context, in PodInput, name string) 
 	if err != nil {
 		return ContainerStatus{}, err
 	}
-	sbTask, err := sb.Task(ctx, nil)
+	utsNS, ipcNS, err := r.sandboxNamespaces(ctx, sb, sbLabels)
 	if err != nil {
-		return ContainerStatus{}, fmt.Errorf("sandbox of %s/%s has no task: %w", pod.Namespace, pod.Name, err)
-	}
-	if st, err := sbTask.Status(ctx); err != nil || st.Status != client.Running {
-		return ContainerStatus{}, fmt.Errorf("sandbox of %s/%s is not running (%v, %v)", pod.Namespace, pod.Name, st.Status, err)
+		return ContainerStatus{}, fmt.Errorf("sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 
 	labels := podLabels(pod)
@@ -429,8 +408,7 @@ func (r *Runtime) StartContainer(ctx context.Context, in PodInput, name string) 
 	pruneLogs(filepath.Dir(logPath), restart)
 	labels[LabelLogPath] = logPath
 
-	pausePid := sbTask.Pid()
-	specOpts, err := r.containerSpecOpts(ctx, in, spec, img, id, pausePid, sbLabels[LabelNetns], sbLabels[LabelPodIP])
+	specOpts, err := r.containerSpecOpts(ctx, in, spec, img, id, utsNS, ipcNS, sbLabels[LabelNetns], sbLabels[LabelPodIP])
 	if err != nil {
 		return ContainerStatus{}, err
 	}
@@ -467,6 +445,28 @@ func (r *Runtime) StartContainer(ctx context.Context, in PodInput, name string) 
 		return ContainerStatus{}, err
 	}
 	return r.containerStatus(ctx, ctr), nil
+}
+
+// sandboxNamespaces returns the UTS and IPC namespaces the pod's
+// containers join: the pinned ones, or, for a sandbox made by an earlier
+// agent, its running pause process's.
+func (r *Runtime) sandboxNamespaces(ctx context.Context, sb client.Container, l map[string]string) (uts, ipc string, err error) {
+	if l[LabelUTSNS] != "" {
+		for _, p := range []string{l[LabelUTSNS], l[LabelIPCNS], l[LabelNetns]} {
+			if !isPinnedNamespace(p) {
+				return "", "", fmt.Errorf("namespace %s is gone", p)
+			}
+		}
+		return l[LabelUTSNS], l[LabelIPCNS], nil
+	}
+	task, err := sb.Task(ctx, nil)
+	if err != nil {
+		return "", "", fmt.Errorf("no pause task: %w", err)
+	}
+	if st, err := task.Status(ctx); err != nil || st.Status != client.Running {
+		return "", "", fmt.Errorf("pause process is not running (%v, %v)", st.Status, err)
+	}
+	return fmt.Sprintf("/proc/%d/ns/uts", task.Pid()), fmt.Sprintf("/proc/%d/ns/ipc", task.Pid()), nil
 }
 
 func (r *Runtime) logCreator(path string) cio.Creator {

@@ -1,6 +1,7 @@
 // Package runtime runs Kubernetes pods on containerd: a sandbox (pinned
-// network namespace attached by CNI, plus a pause process holding the pod's
-// UTS and IPC namespaces), containers that join it, cgroup v1 limits at pod
+// network namespace attached by CNI, pinned UTS and IPC namespaces, and a
+// task-less containerd container holding the pod's labels), containers
+// that join it, cgroup v1 limits at pod
 // and container level, logs in the CRI format, exec, stop, stats and
 // exit/OOM events.
 //
@@ -63,7 +64,9 @@ type Config struct {
 	// CgroupParent is the cgroup (relative to every hierarchy) pods go under:
 	// <CgroupParent>/pod<uid>/<container id>.
 	CgroupParent string
-	// PauseImage runs the sandbox's pause process (busybox sleep).
+	// PauseImage is the busybox image agents keep present. Sandboxes run
+	// no process any more (their namespaces are pinned); pods made by
+	// earlier agents still have a pause process from it.
 	PauseImage string
 	// Snapshotter is the containerd snapshotter for container filesystems.
 	Snapshotter string

@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/namespaces"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -265,7 +268,7 @@ func TestPodLifecycle(t *testing.T) {
 		!strings.Contains(out, "MY_POD_IP="+st.IP+"\n") || !strings.Contains(out, "MY_MEM_MI=64\n") {
 		t.Errorf("exec env: code %d, output:\n%s", code, out)
 	}
-	// Both containers share IPC and UTS with the pause process.
+	// Both containers share the sandbox's IPC and UTS namespaces.
 	if h, _ := exec(t, rt, uid, "client", "hostname"); strings.TrimSpace(h) != "web" {
 		t.Errorf("hostname in client = %q, want web", h)
 	}
@@ -596,5 +599,60 @@ func TestStopHonoursSIGTERM(t *testing.T) {
 	var out bytes.Buffer
 	if err := rt.Logs(ctx(t, 10*time.Second), uid, "polite", false, crilog.ReadOptions{Tail: -1}, &out, &out); err != nil || out.String() != "ready\nbye\n" {
 		t.Errorf("raw log read back: %v %q", err, out.String())
+	}
+}
+
+// TestSandboxPinsNamespaces: a sandbox runs no process. Its containers
+// share the UTS and IPC namespaces pinned under the pod dir (not the
+// host's), its containerd container has no task, and once a pinned
+// namespace is gone (as after a reboot) the sandbox is not Running, so the
+// pod worker recreates the pod.
+func TestSandboxPinsNamespaces(t *testing.T) {
+	e := setup(t)
+	rt := e.rt
+	sleep := func(name string) corev1.Container {
+		return corev1.Container{Name: name, Image: "busybox", Command: []string{"sleep", "3600"}}
+	}
+	pod := newPod("pinned", sleep("a"), sleep("b"))
+	st, err := rt.RunPod(ctx(t, 60*time.Second), runtime.PodInput{Pod: pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := string(pod.UID)
+	cctx := namespaces.WithNamespace(ctx(t, 10*time.Second), e.cfg.Namespace)
+	sb, err := e.d.Client().LoadContainer(cctx, st.SandboxID)
+	if err != nil {
+		t.Fatalf("sandbox container: %v", err)
+	}
+	if _, err := sb.Task(cctx, nil); !errdefs.IsNotFound(err) {
+		t.Errorf("sandbox task: err %v, want not found (no pause process)", err)
+	}
+	for _, ns := range []string{"uts", "ipc"} {
+		pinned := filepath.Join(e.dir, "pods", uid, "ns", ns)
+		var fi unix.Stat_t
+		if err := unix.Stat(pinned, &fi); err != nil {
+			t.Fatalf("pinned %s namespace: %v", ns, err)
+		}
+		want := fmt.Sprintf("%s:[%d]", ns, fi.Ino)
+		host, _ := os.Readlink("/proc/self/ns/" + ns)
+		for _, c := range []string{"a", "b"} {
+			out, code := exec(t, rt, uid, c, "readlink", "/proc/self/ns/"+ns)
+			if got := strings.TrimSpace(out); code != 0 || got != want || got == host {
+				t.Errorf("container %s: %s namespace %q (code %d), want the pinned %s (host's is %s)", c, ns, got, code, want, host)
+			}
+		}
+	}
+	if err := unix.Unmount(filepath.Join(e.dir, "pods", uid, "ns", "uts"), unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	st, err = rt.PodStatus(ctx(t, 10*time.Second), uid)
+	if err != nil || st.SandboxState == runtime.StateRunning {
+		t.Errorf("sandbox with its UTS namespace gone: state %v (err %v), want not running", st.SandboxState, err)
+	}
+	if err := rt.RemovePod(ctx(t, 30*time.Second), uid, 0); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "pods", uid)); !os.IsNotExist(err) {
+		t.Errorf("pod dir after removal: %v, want gone", err)
 	}
 }

@@ -308,7 +308,7 @@ func (r *Runtime) volumeSource(in PodInput, v *corev1.Volume) string {
 
 // containerSpecOpts builds the OCI spec of an app or init container.
 func (r *Runtime) containerSpecOpts(ctx context.Context, in PodInput, c *corev1.Container, img client.Image,
-	id string, pausePid uint32, netns, podIP string) ([]oci.SpecOpts, error) {
+	id, utsNS, ipcNS, netns, podIP string) ([]oci.SpecOpts, error) {
 	pod := in.Pod
 	env, err := containerEnv(in, c, podFields{podIP: podIP, hostIP: r.cfg.NodeIP})
 	if err != nil {
@@ -328,8 +328,8 @@ func (r *Runtime) containerSpecOpts(ctx context.Context, in PodInput, c *corev1.
 		oci.WithEnv(env),
 		oci.WithProcessArgs(args...),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}),
-		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.IPCNamespace, Path: fmt.Sprintf("/proc/%d/ns/ipc", pausePid)}),
-		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.UTSNamespace, Path: fmt.Sprintf("/proc/%d/ns/uts", pausePid)}),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.IPCNamespace, Path: ipcNS}),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.UTSNamespace, Path: utsNS}),
 		oci.WithCgroup(r.podCgroup(string(pod.UID)) + "/" + id),
 		oci.WithCPUShares(res.CPUShares),
 		oci.WithMounts(append(r.podFileMounts(string(pod.UID)), mounts...)),

@@ -71,7 +71,16 @@ func (r *Runtime) buildStatus(ctx context.Context, uid string, cs []client.Conta
 			ps.NetnsPath = l[LabelNetns]
 			ps.QOSClass = corev1.PodQOSClass(l[LabelQOS])
 			ps.CreatedAt = info.CreatedAt
-			ps.SandboxState = r.containerStatus(ctx, c).State
+			if l[LabelUTSNS] != "" {
+				// Pinned namespaces: the sandbox runs while they are
+				// there (a reboot leaves the files, not the mounts).
+				ps.SandboxState = StateExited
+				if isPinnedNamespace(l[LabelNetns]) && isPinnedNamespace(l[LabelUTSNS]) && isPinnedNamespace(l[LabelIPCNS]) {
+					ps.SandboxState = StateRunning
+				}
+			} else {
+				ps.SandboxState = r.containerStatus(ctx, c).State // a pause process (earlier agents)
+			}
 			continue
 		}
 		ps.Containers = append(ps.Containers, r.containerStatus(ctx, c))
