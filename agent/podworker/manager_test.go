@@ -64,8 +64,11 @@ func setup(t *testing.T) (*podworker.Manager, *runtime.Runtime, *statuses) {
 	m := podworker.New(rt, podworker.Config{
 		NodeIP: "192.0.2.10",
 		Resync: 200 * time.Millisecond,
-		// Long enough that a pass sees the window even on a loaded machine.
-		Backoff:  podstate.NewBackoff(3*time.Second, 4*time.Second, time.Minute),
+		// Long enough that a pass sees the window even on a loaded machine
+		// (3s was missed twice in a row at load 13: a pass that comes after
+		// the window restarts at once, as the kubelet does, and reports no
+		// CrashLoopBackOff).
+		Backoff:  podstate.NewBackoff(6*time.Second, 6*time.Second, time.Minute),
 		OnStatus: st.on,
 	})
 	t.Cleanup(m.Close)
