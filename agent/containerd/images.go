@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -168,7 +170,93 @@ func pullHint(ref string, err error) string {
 		errors.As(err, &unknownAuthority) || errors.As(err, &hostname) || strings.Contains(msg, "x509: ") {
 		return fmt.Sprintf(" (registry %s is plain HTTP or its certificate is not trusted: start the agent with --insecure-registry %s, or import the image on the node with `skiff image import FILE`)", host, host)
 	}
+	if strings.Contains(msg, "401 Unauthorized") || strings.Contains(msg, "403 Forbidden") || strings.Contains(msg, "authorization failed") {
+		return fmt.Sprintf(" (registry %s wants a login, or refused the one given: give the pod imagePullSecrets naming a kubernetes.io/dockerconfigjson Secret with a login for %s, or import the image on the node with `skiff image import FILE`)", host, host)
+	}
 	return " (no registry serves it? import it on the node with `skiff image import FILE`; `skiff image build-test` writes the test images)"
+}
+
+// Credentials are registry logins by registry host ("registry.lan:5000",
+// "docker.io"), as a node gets them from a pod's imagePullSecrets.
+type Credentials map[string]Login
+
+// Login is one registry login: a user name and password, or an identity
+// token (OAuth refresh token) without a user.
+type Login struct {
+	Username, Password, IdentityToken string
+}
+
+// dockerAuth is one entry of a docker config's auths.
+type dockerAuth struct {
+	Username      string `json:"username"`
+	Password      string `json:"password"`
+	Auth          string `json:"auth"` // base64 of "user:password"
+	IdentityToken string `json:"identitytoken"`
+}
+
+// ParseDockerConfig reads the data of a kubernetes.io/dockerconfigjson
+// Secret (.dockerconfigjson: {"auths": {HOST: {...}}}) or, with legacy, of
+// a kubernetes.io/dockercfg Secret (.dockercfg: the auths map alone). Keys
+// may be written as docker login writes them (https://index.docker.io/v1/).
+func ParseDockerConfig(data []byte, legacy bool) (Credentials, error) {
+	var auths map[string]dockerAuth
+	if legacy {
+		if err := json.Unmarshal(data, &auths); err != nil {
+			return nil, fmt.Errorf(".dockercfg: %w", err)
+		}
+	} else {
+		var cfg struct {
+			Auths map[string]dockerAuth `json:"auths"`
+		}
+		if err := json.Unmarshal(data, &cfg); err != nil {
+			return nil, fmt.Errorf(".dockerconfigjson: %w", err)
+		}
+		auths = cfg.Auths
+	}
+	out := Credentials{}
+	for key, a := range auths {
+		l := Login{Username: a.Username, Password: a.Password, IdentityToken: a.IdentityToken}
+		if a.Auth != "" {
+			raw, err := base64.StdEncoding.DecodeString(a.Auth)
+			user, pass, ok := strings.Cut(string(raw), ":")
+			if err != nil || !ok {
+				return nil, fmt.Errorf("auths[%q].auth: want base64 of user:password", key)
+			}
+			if l.Username == "" {
+				l.Username, l.Password = user, pass
+			}
+		}
+		out[registryKey(key)] = l
+	}
+	return out, nil
+}
+
+// registryKey is the host a docker config key or a registry host names:
+// scheme and path dropped, Docker Hub's names folded into docker.io.
+func registryKey(s string) string {
+	s = strings.ToLower(s)
+	if _, rest, ok := strings.Cut(s, "://"); ok {
+		s = rest
+	}
+	s, _, _ = strings.Cut(s, "/")
+	switch s {
+	case "index.docker.io", "registry-1.docker.io":
+		return "docker.io"
+	}
+	return s
+}
+
+// Lookup answers a registry's challenge for host (WithCredentials):
+// the login for it, or anonymous.
+func (c Credentials) Lookup(host string) (user, secret string, err error) {
+	l, ok := c[registryKey(host)]
+	switch {
+	case !ok:
+		return "", "", nil
+	case l.IdentityToken != "" && l.Password == "":
+		return "", l.IdentityToken, nil
+	}
+	return l.Username, l.Password, nil
 }
 
 // Registries are the node's settings for reaching image registries.

@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -112,5 +113,46 @@ func TestPullHint(t *testing.T) {
 	missing := pullHint("docker.io/library/app:1", errors.New("not found"))
 	if !strings.Contains(missing, "skiff image import") || strings.Contains(missing, "insecure") {
 		t.Errorf("not-found hint %q should say how to import, nothing about TLS", missing)
+	}
+}
+
+func TestParseDockerConfig(t *testing.T) {
+	cfg := `{"auths": {
+		"https://index.docker.io/v1/": {"auth": "` + base64.StdEncoding.EncodeToString([]byte("hub:pa:ss")) + `"},
+		"registry.lan:5000": {"username": "u", "password": "p"},
+		"token.lan": {"identitytoken": "tok"}}}`
+	c, err := ParseDockerConfig([]byte(cfg), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string][2]string{
+		"registry-1.docker.io": {"hub", "pa:ss"}, // the host the resolver asks for docker.io
+		"docker.io":            {"hub", "pa:ss"},
+		"registry.lan:5000":    {"u", "p"},
+		"REGISTRY.lan:5000":    {"u", "p"},
+		"registry.lan":         {"", ""}, // another port is another registry
+		"token.lan":            {"", "tok"},
+		"other.example":        {"", ""},
+	} {
+		u, s, err := c.Lookup(host)
+		if err != nil || u != want[0] || s != want[1] {
+			t.Errorf("Lookup(%q) = %q, %q, %v; want %q, %q", host, u, s, err, want[0], want[1])
+		}
+	}
+	legacy, err := ParseDockerConfig([]byte(`{"registry.lan:5000": {"username": "u", "password": "p"}}`), true)
+	if err != nil || legacy["registry.lan:5000"].Username != "u" {
+		t.Errorf("legacy .dockercfg: %v, %+v", err, legacy)
+	}
+	for _, bad := range []string{`{"auths": []}`, `{"auths": {"r": {"auth": "bm9jb2xvbg=="}}}`, `not json`} {
+		if _, err := ParseDockerConfig([]byte(bad), false); err == nil {
+			t.Errorf("ParseDockerConfig(%s): no error", bad)
+		}
+	}
+}
+
+func TestPullHintLogin(t *testing.T) {
+	h := pullHint("registry.lan:5000/app:1", errors.New(`unexpected status from HEAD request to https://registry.lan:5000/v2/app/manifests/1: 401 Unauthorized`))
+	if !strings.Contains(h, "imagePullSecrets") || !strings.Contains(h, "registry.lan:5000") {
+		t.Errorf("401 hint %q should name imagePullSecrets and the registry", h)
 	}
 }

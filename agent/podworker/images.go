@@ -121,7 +121,7 @@ func (w *worker) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 	pctx, cancel := context.WithTimeout(ctx, pullTimeout)
 	defer cancel()
 	start := time.Now()
-	info, err := is.PullImage(pctx, ref)
+	info, err := is.PullImage(pctx, ref, w.pullCredentials(ctx, pod)...)
 	took := time.Since(start).Round(time.Millisecond)
 	if err != nil {
 		if present && ctx.Err() == nil {
@@ -149,4 +149,55 @@ func (w *worker) pullFailed(pod *corev1.Pod, c *corev1.Container, key string, er
 	w.event(pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", c.Image, err)
 	w.event(pod, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
 	return err
+}
+
+// pullCredentials are the registry logins of the pod's imagePullSecrets of
+// type kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg, as pull
+// options (none without secrets). Secrets that cannot be had or read are
+// told as a FailedToRetrieveImagePullSecret event; the pull is tried with
+// the others.
+func (w *worker) pullCredentials(ctx context.Context, pod *corev1.Pod) []containerd.PullOption {
+	if len(pod.Spec.ImagePullSecrets) == 0 || w.m.cfg.PullSecrets == nil {
+		return nil
+	}
+	secrets, err := w.m.cfg.PullSecrets(ctx, pod)
+	var problems []string
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	creds := containerd.Credentials{}
+	for _, s := range secrets {
+		var (
+			c    containerd.Credentials
+			perr error
+		)
+		data := func(key string) []byte { // stringData may be kept unmerged
+			if v, ok := s.Data[key]; ok {
+				return v
+			}
+			return []byte(s.StringData[key])
+		}
+		switch s.Type {
+		case corev1.SecretTypeDockerConfigJson:
+			c, perr = containerd.ParseDockerConfig(data(corev1.DockerConfigJsonKey), false)
+		case corev1.SecretTypeDockercfg:
+			c, perr = containerd.ParseDockerConfig(data(corev1.DockerConfigKey), true)
+		default:
+			perr = fmt.Errorf("type %s is not %s", s.Type, corev1.SecretTypeDockerConfigJson)
+		}
+		if perr != nil {
+			problems = append(problems, fmt.Sprintf("secret %s/%s: %v", s.Namespace, s.Name, perr))
+			continue
+		}
+		for host, l := range c {
+			if _, ok := creds[host]; !ok { // the first secret naming a host wins
+				creds[host] = l
+			}
+		}
+	}
+	if len(problems) > 0 {
+		w.event(pod, corev1.EventTypeWarning, "FailedToRetrieveImagePullSecret",
+			"Unable to retrieve some image pull secrets (%s); attempting to pull the image may not succeed.", strings.Join(problems, "; "))
+	}
+	return []containerd.PullOption{containerd.WithCredentials(creds.Lookup)}
 }

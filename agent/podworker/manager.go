@@ -58,6 +58,11 @@ type Config struct {
 	// imagePullPolicy before the container starts (see images.go). Nil:
 	// nothing is pulled; an image the node lacks is ErrImagePull.
 	Images ImageService
+	// PullSecrets, when set, fetches a pod's imagePullSecrets (in the pod's
+	// namespace) for its pulls: those it found, and an error naming those it
+	// could not get. Such an error is a Warning event and the pull goes on
+	// with the others, as with the kubelet. Called from worker goroutines.
+	PullSecrets func(ctx context.Context, pod *corev1.Pod) ([]*corev1.Secret, error)
 	// OnStatus is called, from the pod's worker goroutine, each time a pod's
 	// status changes. It must not block for long.
 	OnStatus func(pod *corev1.Pod, status corev1.PodStatus)

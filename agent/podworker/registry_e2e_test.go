@@ -3,6 +3,7 @@ package podworker_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/containerd/containerd/remotes/docker"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/agent/containerd"
@@ -36,14 +38,15 @@ const registryBinary = "/usr/bin/docker-registry"
 // registry is a docker-registry (distribution) process on loopback with its
 // own storage, stopped by PID at cleanup.
 type registry struct {
-	t       *testing.T
-	host    string // 127.0.0.1:port
-	dir     string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	logMu   sync.Mutex
-	logBuf  bytes.Buffer
-	stopped bool
+	t        *testing.T
+	host     string // 127.0.0.1:port
+	dir      string
+	htpasswd string // "user:bcrypt" line; "" serves anonymous pulls
+	cmd      *exec.Cmd
+	done     chan struct{}
+	logMu    sync.Mutex
+	logBuf   bytes.Buffer
+	stopped  bool
 }
 
 func (r *registry) Write(p []byte) (int, error) {
@@ -65,8 +68,9 @@ func (r *registry) manifestRequests(repo string) int {
 	return len(re.FindAllString(r.log(), -1))
 }
 
-// startRegistry runs docker-registry on a free loopback port.
-func startRegistry(t *testing.T) *registry {
+// startRegistry runs docker-registry on a free loopback port; with an
+// htpasswd line it asks every client for that login.
+func startRegistry(t *testing.T, htpasswd string) *registry {
 	t.Helper()
 	if _, err := os.Stat(registryBinary); err != nil {
 		t.Skipf("needs %s (Debian package docker-registry: scripts/deps.sh installs it)", registryBinary)
@@ -77,7 +81,7 @@ func startRegistry(t *testing.T) *registry {
 	}
 	host := l.Addr().String()
 	_ = l.Close()
-	r := &registry{t: t, host: host, dir: nodetest.TempDir(t)}
+	r := &registry{t: t, host: host, dir: nodetest.TempDir(t), htpasswd: htpasswd}
 	r.start()
 	t.Cleanup(r.stop)
 	return r
@@ -100,6 +104,13 @@ http:
   addr: %s
   secret: skiff-test
 `, filepath.Join(r.dir, "data"), r.host)
+	if r.htpasswd != "" {
+		pw := filepath.Join(r.dir, "htpasswd")
+		if err := os.WriteFile(pw, []byte(r.htpasswd+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg += "auth:\n  htpasswd:\n    realm: skiff-test\n    path: " + pw + "\n"
+	}
 	path := filepath.Join(r.dir, "config.yml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -124,7 +135,8 @@ http:
 			return false, err
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, fmt.Errorf("status %s", resp.Status)
+		ok := resp.StatusCode == http.StatusOK || (r.htpasswd != "" && resp.StatusCode == http.StatusUnauthorized)
+		return ok, fmt.Errorf("status %s", resp.Status)
 	})
 	t.Logf("registry pid %d on %s", r.cmd.Process.Pid, r.host)
 }
@@ -148,7 +160,7 @@ func (r *registry) stop() {
 // each build has its own digest) to ref in the registry, through a
 // containerd namespace of its own so the node's namespace never sees it.
 // It returns the manifest digest.
-func push(t *testing.T, d *containerd.Daemon, ref, build string) string {
+func push(t *testing.T, d *containerd.Daemon, ref, build string, login ...string) string {
 	t.Helper()
 	shell, _, err := images.TestImages(images.DefaultBusybox)
 	if err != nil {
@@ -169,7 +181,12 @@ func push(t *testing.T, d *containerd.Daemon, ref, build string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchAllHosts))})
+	opts := []docker.RegistryOpt{docker.WithPlainHTTP(docker.MatchAllHosts)}
+	if len(login) == 2 {
+		opts = append(opts, docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthCreds(
+			func(string) (string, string, error) { return login[0], login[1], nil }))))
+	}
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: docker.ConfigureDefaultRegistries(opts...)})
 	if err := d.Client().Push(ctx, ref, stored.Target(), client.WithResolver(resolver)); err != nil {
 		t.Fatalf("push %s: %v", ref, err)
 	}
@@ -253,7 +270,7 @@ func (e *podEvents) running(uid types.UID) bool {
 // (docker-registry on loopback, plain HTTP) through the pull policies.
 func TestRegistryPulls(t *testing.T) {
 	nodetest.RequireNode(t)
-	reg := startRegistry(t)
+	reg := startRegistry(t, "")
 	rt, d := nodetest.Runtime(t, true)
 	ev := newPodEvents()
 	m := podworker.New(rt, podworker.Config{
@@ -419,4 +436,96 @@ func TestRegistryPulls(t *testing.T) {
 		w, ok := ev.sawWaiting("offline-absent", "ErrImagePull")
 		return ok && strings.Contains(w.Message, "skiff image import"), fmt.Errorf("waiting %+v", w)
 	})
+}
+
+// The login of the registry TestRegistryPullSecrets runs: user "skiff",
+// password "pull-s3cret" (bcrypt, cost 5, made with Python's crypt).
+const (
+	pullUser     = "skiff"
+	pullPassword = "pull-s3cret"
+	pullHtpasswd = pullUser + ":$2b$05$f8kCpAAJmHGv05t1voCWiu7MHTWw8KY2zydNwf5qQjOd99yJqj1EW"
+)
+
+// TestRegistryPullSecrets: a registry that wants a login (htpasswd) serves
+// a pod whose imagePullSecrets hold it, and refuses pods without it or with
+// a wrong password, with a message that says what to do.
+func TestRegistryPullSecrets(t *testing.T) {
+	nodetest.RequireNode(t)
+	reg := startRegistry(t, pullHtpasswd)
+	rt, d := nodetest.Runtime(t, true)
+	dockerConfig := func(user, pass string) []byte {
+		return []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.host,
+			base64.StdEncoding.EncodeToString([]byte(user+":"+pass))))
+	}
+	secrets := map[string]*corev1.Secret{
+		"regcred": {ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "regcred"}, Type: corev1.SecretTypeDockerConfigJson,
+			Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig(pullUser, pullPassword)}},
+		"wrongcred": {ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "wrongcred"}, Type: corev1.SecretTypeDockerConfigJson,
+			Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig(pullUser, "wrong")}},
+	}
+	ev := newPodEvents()
+	m := podworker.New(rt, podworker.Config{
+		NodeIP:  "192.0.2.10",
+		Resync:  200 * time.Millisecond,
+		Backoff: podstate.NewBackoff(2*time.Second, 4*time.Second, time.Minute),
+		Images:  containerd.NodeImages{Daemon: d},
+		PullSecrets: func(_ context.Context, pod *corev1.Pod) ([]*corev1.Secret, error) {
+			var out []*corev1.Secret
+			var missing []string
+			for _, ref := range pod.Spec.ImagePullSecrets {
+				if s, ok := secrets[ref.Name]; ok {
+					out = append(out, s)
+				} else {
+					missing = append(missing, pod.Namespace+"/"+ref.Name)
+				}
+			}
+			if len(missing) > 0 {
+				return out, fmt.Errorf("secrets not found: %s", strings.Join(missing, ", "))
+			}
+			return out, nil
+		},
+		OnStatus: ev.onStatus,
+		OnEvent:  ev.onEvent,
+	})
+	t.Cleanup(m.Close)
+
+	image := reg.host + "/private/busybox:1"
+	push(t, d, image, "private", pullUser, pullPassword)
+
+	var desired []*corev1.Pod
+	run := func(name string, secrets ...string) *corev1.Pod {
+		p := newPod(name, corev1.RestartPolicyAlways, corev1.Container{Name: "c", Image: image, Command: []string{"sleep", "3600"}})
+		for _, s := range secrets {
+			p.Spec.ImagePullSecrets = append(p.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
+		}
+		desired = append(desired, p)
+		m.Update(desired)
+		return p
+	}
+	for name, secret := range map[string]string{"anonymous": "", "wrong-password": "wrongcred"} {
+		var sec []string
+		if secret != "" {
+			sec = []string{secret}
+		}
+		run(name, sec...)
+		nodetest.Poll(t, 60*time.Second, name+": ErrImagePull asking for imagePullSecrets", func() (bool, error) {
+			w, ok := ev.sawWaiting(name, "ErrImagePull")
+			return ok && strings.Contains(w.Message, "imagePullSecrets"), fmt.Errorf("waiting %+v", w)
+		})
+		w, _ := ev.sawWaiting(name, "ErrImagePull")
+		t.Logf("%s: ErrImagePull: %s", name, w.Message)
+	}
+	if ok, _ := d.HasImage(context.Background(), image); ok {
+		t.Fatalf("%s is on the node although no pod had the login", image)
+	}
+	authed := run("authed", "nosuch", "regcred")
+	nodetest.Poll(t, 60*time.Second, "authed Running", func() (bool, error) {
+		return ev.running(authed.UID), fmt.Errorf("events:\n%s", ev.all("authed"))
+	})
+	if len(ev.find("authed", "Normal Pulled", "Successfully pulled image")) == 0 {
+		t.Errorf("authed: no Pulled event; events:\n%s", ev.all("authed"))
+	}
+	if len(ev.find("authed", "Warning FailedToRetrieveImagePullSecret", "default/nosuch")) == 0 {
+		t.Errorf("authed: the missing secret default/nosuch was not told; events:\n%s", ev.all("authed"))
+	}
 }
