@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -64,6 +65,7 @@ type Agent struct {
 	events         chan pendingEvent
 
 	kickSync   chan struct{}
+	newPods    atomic.Bool           // the informer added a pod since the last sync
 	copies     map[types.UID]podCopy // the workers' pods, by syncPods only
 	kickStatus chan struct{}
 	cancel     context.CancelFunc
@@ -208,7 +210,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.pods.AddHandler(client.Handler{
-		OnAdd:    func(k8sruntime.Object) { a.kick() },
+		OnAdd:    func(k8sruntime.Object) { a.newPods.Store(true); a.kick() },
 		OnUpdate: func(_, _ k8sruntime.Object) { a.kick() },
 		OnDelete: func(k8sruntime.Object) { a.kick() },
 	})
@@ -342,12 +344,12 @@ func (a *Agent) kick() {
 // syncLoop hands the desired pods to the workers on every change and every
 // Resync.
 //
-// A change is handed over at once when none was in the last syncSpacing;
-// within a burst (a hundred pods starting: each of their status writes
-// comes back through the informer as a change) the changes are gathered
-// and handed over together every syncSpacing. Every sync hands the
-// manager every pod of the node, so syncing on each event of a burst
-// costs O(pods) per event.
+// A change is handed over at once when none was in the last syncSpacing,
+// and a new pod always is; within a burst (a hundred pods starting: each
+// of their status writes comes back through the informer as a change) the
+// other changes are gathered and handed over together every syncSpacing.
+// Every sync hands the manager every pod of the node, so syncing on each
+// event of a burst costs O(pods) per event.
 func (a *Agent) syncLoop(ctx context.Context) {
 	t := time.NewTicker(a.cfg.Resync)
 	defer t.Stop()
@@ -360,7 +362,9 @@ func (a *Agent) syncLoop(ctx context.Context) {
 		case <-t.C:
 			full = true
 		case <-a.kickSync:
-			if wait := syncSpacing - time.Since(last); wait > 0 {
+			// A new pod is never held back: its start is the latency
+			// that counts.
+			if wait := syncSpacing - time.Since(last); wait > 0 && !a.newPods.Load() {
 				select {
 				case <-ctx.Done():
 					return
@@ -375,6 +379,7 @@ func (a *Agent) syncLoop(ctx context.Context) {
 			}
 		}
 		last = time.Now()
+		a.newPods.Store(false) // this sync's List sees them
 		a.syncPods(ctx, full)
 	}
 }
