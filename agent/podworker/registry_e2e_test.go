@@ -5,194 +5,21 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	client "github.com/containerd/containerd"
-	"github.com/containerd/containerd/namespaces"
-	"github.com/containerd/containerd/remotes/docker"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/agent/containerd"
-	"github.com/skiffhq/skiff/agent/images"
 	"github.com/skiffhq/skiff/agent/internal/nodetest"
 	"github.com/skiffhq/skiff/agent/podstate"
 	"github.com/skiffhq/skiff/agent/podworker"
 	"github.com/skiffhq/skiff/agent/runtime"
 )
-
-const registryBinary = "/usr/bin/docker-registry"
-
-// registry is a docker-registry (distribution) process on loopback with its
-// own storage, stopped by PID at cleanup.
-type registry struct {
-	t        *testing.T
-	host     string // 127.0.0.1:port
-	dir      string
-	htpasswd string // "user:bcrypt" line; "" serves anonymous pulls
-	cmd      *exec.Cmd
-	done     chan struct{}
-	logMu    sync.Mutex
-	logBuf   bytes.Buffer
-	stopped  bool
-}
-
-func (r *registry) Write(p []byte) (int, error) {
-	r.logMu.Lock()
-	defer r.logMu.Unlock()
-	return r.logBuf.Write(p)
-}
-
-func (r *registry) log() string {
-	r.logMu.Lock()
-	defer r.logMu.Unlock()
-	return r.logBuf.String()
-}
-
-// manifestRequests counts the requests for repo's manifests in the access
-// log (containerd resolves with HEAD, then GETs).
-func (r *registry) manifestRequests(repo string) int {
-	re := regexp.MustCompile(`"(HEAD|GET) /v2/` + regexp.QuoteMeta(repo) + `/manifests/`)
-	return len(re.FindAllString(r.log(), -1))
-}
-
-// startRegistry runs docker-registry on a free loopback port; with an
-// htpasswd line it asks every client for that login.
-func startRegistry(t *testing.T, htpasswd string) *registry {
-	t.Helper()
-	if _, err := os.Stat(registryBinary); err != nil {
-		t.Skipf("needs %s (Debian package docker-registry: scripts/deps.sh installs it)", registryBinary)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := l.Addr().String()
-	_ = l.Close()
-	r := &registry{t: t, host: host, dir: nodetest.TempDir(t), htpasswd: htpasswd}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *registry) start() {
-	t := r.t
-	t.Helper()
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-  secret: skiff-test
-`, filepath.Join(r.dir, "data"), r.host)
-	if r.htpasswd != "" {
-		pw := filepath.Join(r.dir, "htpasswd")
-		if err := os.WriteFile(pw, []byte(r.htpasswd+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg += "auth:\n  htpasswd:\n    realm: skiff-test\n    path: " + pw + "\n"
-	}
-	path := filepath.Join(r.dir, "config.yml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r.cmd = exec.Command(registryBinary, "serve", path)
-	r.cmd.Stdout, r.cmd.Stderr = r, r
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", registryBinary, err)
-	}
-	r.stopped = false
-	r.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(r.cmd, r.done)
-	nodetest.Poll(t, 15*time.Second, "registry answers /v2/ on "+r.host, func() (bool, error) {
-		select {
-		case <-r.done:
-			return false, fmt.Errorf("registry exited: %s", r.log())
-		default:
-		}
-		resp, err := http.Get("http://" + r.host + "/v2/")
-		if err != nil {
-			return false, err
-		}
-		resp.Body.Close()
-		ok := resp.StatusCode == http.StatusOK || (r.htpasswd != "" && resp.StatusCode == http.StatusUnauthorized)
-		return ok, fmt.Errorf("status %s", resp.Status)
-	})
-	t.Logf("registry pid %d on %s", r.cmd.Process.Pid, r.host)
-}
-
-// stop ends the registry (its PID only) and waits for it.
-func (r *registry) stop() {
-	if r.stopped {
-		return
-	}
-	r.stopped = true
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.done
-	}
-}
-
-// push writes a busybox image (its config carrying SKIFF_BUILD=build, so
-// each build has its own digest) to ref in the registry, through a
-// containerd namespace of its own so the node's namespace never sees it.
-// It returns the manifest digest.
-func push(t *testing.T, d *containerd.Daemon, ref, build string, login ...string) string {
-	t.Helper()
-	shell, _, err := images.TestImages(images.DefaultBusybox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := images.Image{Names: []string{ref}, Layers: shell.Layers, Config: ocispec.ImageConfig{
-		Env: append(append([]string{}, shell.Config.Env...), "SKIFF_BUILD="+build), Cmd: shell.Config.Cmd}}
-	var buf bytes.Buffer
-	if err := images.WriteLayout(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), "skiff-test-push"), time.Minute)
-	defer cancel()
-	if _, err := d.ImportImage(ctx, &buf); err != nil {
-		t.Fatalf("import %s for pushing: %v", ref, err)
-	}
-	stored, err := d.Client().GetImage(ctx, ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := []docker.RegistryOpt{docker.WithPlainHTTP(docker.MatchAllHosts)}
-	if len(login) == 2 {
-		opts = append(opts, docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthCreds(
-			func(string) (string, string, error) { return login[0], login[1], nil }))))
-	}
-	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: docker.ConfigureDefaultRegistries(opts...)})
-	if err := d.Client().Push(ctx, ref, stored.Target(), client.WithResolver(resolver)); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	t.Logf("pushed %s (SKIFF_BUILD=%s) as %s", ref, build, stored.Target().Digest)
-	return stored.Target().Digest.String()
-}
 
 // podEvents records the events and waiting states the manager reports.
 type podEvents struct {
@@ -270,7 +97,7 @@ func (e *podEvents) running(uid types.UID) bool {
 // (docker-registry on loopback, plain HTTP) through the pull policies.
 func TestRegistryPulls(t *testing.T) {
 	nodetest.RequireNode(t)
-	reg := startRegistry(t, "")
+	reg := nodetest.StartRegistry(t, "")
 	rt, d := nodetest.Runtime(t, true)
 	ev := newPodEvents()
 	m := podworker.New(rt, podworker.Config{
@@ -283,9 +110,9 @@ func TestRegistryPulls(t *testing.T) {
 	})
 	t.Cleanup(m.Close)
 
-	repo := reg.host + "/skiff/busybox"
-	v1 := push(t, d, repo+":1", "1")
-	push(t, d, repo+":latest", "latest")
+	repo := reg.Host + "/skiff/busybox"
+	v1 := nodetest.PushImage(t, d, repo+":1", "1")
+	nodetest.PushImage(t, d, repo+":latest", "latest")
 
 	var desired []*corev1.Pod
 	run := func(name, image string, policy corev1.PullPolicy) *corev1.Pod {
@@ -349,20 +176,20 @@ func TestRegistryPulls(t *testing.T) {
 	}
 
 	// IfNotPresent with the image present: no request to the registry.
-	before := reg.manifestRequests("skiff/busybox")
+	before := reg.ManifestRequests("skiff/busybox")
 	if before == 0 {
-		t.Fatalf("the registry's access log shows no manifest request for the first pull:\n%s", reg.log())
+		t.Fatalf("the registry's access log shows no manifest request for the first pull:\n%s", reg.Log())
 	}
 	present := run("present", repo+":1", corev1.PullIfNotPresent)
 	waitRunning(present)
 	mustEvent("present", "Normal Pulled", "already present on machine")
 	noEvent("present", "Pulling")
-	if after := reg.manifestRequests("skiff/busybox"); after != before {
+	if after := reg.ManifestRequests("skiff/busybox"); after != before {
 		t.Errorf("IfNotPresent with the image present asked the registry: %d manifest requests, was %d", after, before)
 	}
 
 	// Always: the re-pushed tag (another digest) is what the next pod runs.
-	v2 := push(t, d, repo+":1", "2")
+	v2 := nodetest.PushImage(t, d, repo+":1", "2")
 	if v2 == v1 {
 		t.Fatalf("re-push gave the same digest %s", v2)
 	}
@@ -388,15 +215,15 @@ func TestRegistryPulls(t *testing.T) {
 	mustEvent("latest", "Normal Pulled", "Successfully pulled image")
 
 	// Never with the image absent: ErrImageNeverPull, nothing asked.
-	beforeNever := reg.manifestRequests("skiff/absent")
-	run("never", reg.host+"/skiff/absent:1", corev1.PullNever)
+	beforeNever := reg.ManifestRequests("skiff/absent")
+	run("never", reg.Host+"/skiff/absent:1", corev1.PullNever)
 	nodetest.Poll(t, 30*time.Second, "never: ErrImageNeverPull", func() (bool, error) {
 		w, ok := ev.sawWaiting("never", "ErrImageNeverPull")
 		return ok && strings.Contains(w.Message, "pull policy of Never") && strings.Contains(w.Message, "skiff image import"),
 			fmt.Errorf("waiting %+v, events:\n%s", w, ev.all("never"))
 	})
 	mustEvent("never", "Warning ErrImageNeverPull")
-	if n := reg.manifestRequests("skiff/absent"); n != beforeNever {
+	if n := reg.ManifestRequests("skiff/absent"); n != beforeNever {
 		t.Errorf("Never asked the registry %d times", n-beforeNever)
 	}
 
@@ -424,44 +251,36 @@ func TestRegistryPulls(t *testing.T) {
 	// (nothing asks the registry) and under Always (the failed pull falls
 	// back to the node's copy, with a warning); an absent one cannot be
 	// had.
-	reg.stop()
+	reg.Stop()
 	offline := run("offline", repo+":1", corev1.PullIfNotPresent)
 	waitRunning(offline)
 	mustEvent("offline", "Normal Pulled", "already present on machine")
 	offAlways := run("offline-always", repo+":1", corev1.PullAlways)
 	waitRunning(offAlways)
 	mustEvent("offline-always", "Warning Failed", "Failed to pull image", "image present on the node")
-	run("offline-absent", reg.host+"/skiff/other:1", "")
+	run("offline-absent", reg.Host+"/skiff/other:1", "")
 	nodetest.Poll(t, 60*time.Second, "offline-absent: ErrImagePull", func() (bool, error) {
 		w, ok := ev.sawWaiting("offline-absent", "ErrImagePull")
 		return ok && strings.Contains(w.Message, "skiff image import"), fmt.Errorf("waiting %+v", w)
 	})
 }
 
-// The login of the registry TestRegistryPullSecrets runs: user "skiff",
-// password "pull-s3cret" (bcrypt, cost 5, made with Python's crypt).
-const (
-	pullUser     = "skiff"
-	pullPassword = "pull-s3cret"
-	pullHtpasswd = pullUser + ":$2b$05$f8kCpAAJmHGv05t1voCWiu7MHTWw8KY2zydNwf5qQjOd99yJqj1EW"
-)
-
 // TestRegistryPullSecrets: a registry that wants a login (htpasswd) serves
 // a pod whose imagePullSecrets hold it, and refuses pods without it or with
 // a wrong password, with a message that says what to do.
 func TestRegistryPullSecrets(t *testing.T) {
 	nodetest.RequireNode(t)
-	reg := startRegistry(t, pullHtpasswd)
+	reg := nodetest.StartRegistry(t, nodetest.RegistryHtpasswd)
 	rt, d := nodetest.Runtime(t, true)
 	dockerConfig := func(user, pass string) []byte {
-		return []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.host,
+		return []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.Host,
 			base64.StdEncoding.EncodeToString([]byte(user+":"+pass))))
 	}
 	secrets := map[string]*corev1.Secret{
 		"regcred": {ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "regcred"}, Type: corev1.SecretTypeDockerConfigJson,
-			Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig(pullUser, pullPassword)}},
+			Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig(nodetest.RegistryUser, nodetest.RegistryPassword)}},
 		"wrongcred": {ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "wrongcred"}, Type: corev1.SecretTypeDockerConfigJson,
-			Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig(pullUser, "wrong")}},
+			Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig(nodetest.RegistryUser, "wrong")}},
 	}
 	ev := newPodEvents()
 	m := podworker.New(rt, podworker.Config{
@@ -489,8 +308,8 @@ func TestRegistryPullSecrets(t *testing.T) {
 	})
 	t.Cleanup(m.Close)
 
-	image := reg.host + "/private/busybox:1"
-	push(t, d, image, "private", pullUser, pullPassword)
+	image := reg.Host + "/private/busybox:1"
+	nodetest.PushImage(t, d, image, "private", nodetest.RegistryUser, nodetest.RegistryPassword)
 
 	var desired []*corev1.Pod
 	run := func(name string, secrets ...string) *corev1.Pod {
