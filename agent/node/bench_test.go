@@ -475,8 +475,10 @@ func TestBenchPods(t *testing.T) {
 	fmt.Printf("  runc shims   %d, %.1f MB in total\n", shims, float64(shimKB)/1024)
 	fmt.Printf("CPU seconds used during the %d-pod round (%v wall, %d CPUs):\n", n, all.Round(time.Millisecond), goruntime.NumCPU())
 	cpuAfter.sub(cpuBefore).print(os.Stdout)
-	if err := printPhases(os.Stdout, agentLog, "many-", createdAt, runningAt); err != nil {
-		t.Logf("no phase breakdown: %v", err)
+	for _, prefix := range []string{"one", "many-"} {
+		if err := printPhases(os.Stdout, agentLog, prefix, createdAt, runningAt); err != nil {
+			t.Logf("no phase breakdown: %v", err)
+		}
 	}
 	printAgentProblems(os.Stdout, agentLog)
 	fmt.Printf("load average at the end: %s\n", strings.TrimSpace(string(load)))
@@ -648,7 +650,7 @@ func printPhases(w io.Writer, path, prefix string, createdAt, runningAt map[stri
 	if len(toSandbox) == 0 {
 		return fmt.Errorf("no pod %s* has all of sandbox created, container started and Running", prefix)
 	}
-	fmt.Fprintf(w, "where the time of the %d pods went (p50 / p99), from the agent's log:\n", len(toSandbox))
+	fmt.Fprintf(w, "where the time of the %d pods %s* went (p50 / p99), from the agent's log:\n", len(toSandbox), prefix)
 	for _, r := range []struct {
 		what string
 		d    []time.Duration
