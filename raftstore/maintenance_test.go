@@ -32,6 +32,11 @@ func TestMaintenanceSnapshotStreamsRestorableState(t *testing.T) {
 		retryUnknown(t, ctx, "put", func() error { _, err := c.Put(ctx, fmt.Sprintf("k%03d", i), string(val), opts...); return err })
 	}
 	retryUnknown(t, ctx, "delete", func() error { _, err := c.Delete(ctx, "k000"); return err })
+	// A snapshot is the serving member's own state, as in etcd. If
+	// leadership moved during the writes (the retries above), that member
+	// may not have applied the last ones yet: a linearizable read makes it
+	// catch up first.
+	retryUnknown(t, ctx, "linearizable read", func() error { _, err := c.Get(ctx, "k001"); return err })
 
 	rc, err := c.Snapshot(ctx)
 	if err != nil {
