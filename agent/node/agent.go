@@ -195,10 +195,12 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 			}
 			return in, err
 		},
-		OnStatus:  a.queueStatus,
-		OnEvent:   a.queueEvent,
-		OnRemoved: func(*corev1.Pod) { a.kick() },
-		Log:       log,
+		Images:      containerd.NodeImages{Daemon: a.daemon, Registries: containerd.Registries{Insecure: cfg.InsecureRegistries}},
+		PullSecrets: PullSecrets(cfg.Client),
+		OnStatus:    a.queueStatus,
+		OnEvent:     a.queueEvent,
+		OnRemoved:   func(*corev1.Pod) { a.kick() },
+		Log:         log,
 	})
 
 	if err := a.heartbeat(ctx); err != nil {

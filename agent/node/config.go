@@ -99,6 +99,10 @@ type Config struct {
 	// DNSUpstreams ("host:port") get the names outside ClusterDomain;
 	// empty: those are NXDOMAIN.
 	DNSUpstreams []string
+	// InsecureRegistries ("host" or "host:port", as in image references)
+	// are pulled from without a verified certificate, over plain HTTP when
+	// they answer HTTPS with HTTP. Registries on loopback always are.
+	InsecureRegistries []string
 	// Ingress runs the built-in Ingress router (package ingress) on every
 	// address of the node: HTTP on IngressHTTPPort, HTTPS (certificates by
 	// SNI from the Ingresses' TLS Secrets) on IngressHTTPSPort. Off in
@@ -181,6 +185,9 @@ func (c Config) Validate() error {
 		if p, err := netip.ParsePrefix(c.PodCIDR); err != nil || !p.Addr().Is4() {
 			return bad("pod CIDR %q must be an IPv4 prefix", c.PodCIDR)
 		}
+	}
+	if err := (containerd.Registries{Insecure: c.InsecureRegistries}).Validate(); err != nil {
+		return bad("%v", err)
 	}
 	if c.DNS && c.ClusterDomain == "" {
 		return bad("cluster DNS needs a cluster domain")

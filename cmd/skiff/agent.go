@@ -30,7 +30,7 @@ import (
 type agentFlags struct {
 	name, dataDir, socket, nodeIP, podCIDR, clusterCIDR, bridge, cgroupParent string
 	streamListen, clusterDomain                                               string
-	dnsUpstreams                                                              []string
+	dnsUpstreams, insecureRegistries                                          []string
 	disableProxy, disableDNS, disableIngress                                  bool
 	ingressHTTPPort, ingressHTTPSPort                                         int
 	labels                                                                    []string
@@ -62,6 +62,7 @@ func (f *agentFlags) register(fs *pflag.FlagSet, defaultDataDir string) {
 	fs.BoolVar(&f.disableIngress, "disable-ingress", false, "do not run the built-in Ingress router (HTTP and HTTPS on every address of the node)")
 	fs.IntVar(&f.ingressHTTPPort, "ingress-http-port", d.IngressHTTPPort, "port of the Ingress router's HTTP listener, on every address of the node")
 	fs.IntVar(&f.ingressHTTPSPort, "ingress-https-port", d.IngressHTTPSPort, "port of the Ingress router's HTTPS listener (certificates by SNI from the Ingresses' TLS Secrets); 0: no HTTPS")
+	fs.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "registry host[:port] to pull from without a verified certificate, over plain HTTP if it speaks no TLS (repeat for several; registries on loopback always are)")
 	fs.StringVar(&f.streamListen, "listen-streams", d.StreamListen, "address of the agent's log and exec endpoint (TLS; the API server calls it)")
 }
 
@@ -77,6 +78,7 @@ func (f *agentFlags) config(c *client.Client, log *slog.Logger) (node.Config, er
 	cfg.StreamListen = f.streamListen
 	cfg.Proxy, cfg.DNS = !f.disableProxy, !f.disableDNS
 	cfg.ClusterDomain, cfg.DNSUpstreams = f.clusterDomain, f.dnsUpstreams
+	cfg.InsecureRegistries = f.insecureRegistries
 	cfg.Ingress, cfg.IngressHTTPPort, cfg.IngressHTTPSPort = !f.disableIngress, f.ingressHTTPPort, f.ingressHTTPSPort
 	cfg.Version = "skiff-" + version
 	cfg.Log = log
@@ -124,6 +126,12 @@ on the pod gateway and the Ingress router (--ingress-http-port and
 off). Stopping the agent leaves its pods and containerd running; a
 restarted agent adopts them without restarting anything. 'skiff teardown-node
 --data-dir DIR' removes them all.
+
+Images come from the node's containerd: imported tarballs ('skiff image
+import'), else pulled by each container's imagePullPolicy with the pod's
+imagePullSecrets. Registries on loopback may speak plain HTTP; any other
+registry without a certificate the node trusts needs --insecure-registry
+HOST[:PORT] (repeatable).
 
 Authenticate with the cluster's node token and CA (skiff server writes both into
 its data dir as node-token and ca.crt), or with a client config (--config).
