@@ -182,9 +182,13 @@ func TestSnapshotCatchUp(t *testing.T) {
 	// catch-up whatever the settings; there this is a log catch-up.)
 	load := startWritesSized(t, cli, "sc/", 8, 12<<10)
 	load.waitMore(t, 2000, 180*time.Second)
-	if _, err := cli.Delete(tctx(t, opTimeout), "sc/before"); err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, time.Minute, "delete sc/before", func() error {
+		_, err := cli.Delete(tctx(t, opTimeout), "sc/before")
+		if err != nil && !isUnavailable(err) {
+			t.Fatal(err)
+		}
+		return err
+	})
 	load.stop()
 	ri, inspect := leader.(raftInspector)
 	if inspect {

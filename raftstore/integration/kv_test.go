@@ -51,22 +51,41 @@ func TestKV(t *testing.T) {
 
 const opTimeout = 10 * time.Second
 
+// mustPut puts k=v, retrying (with a logged note) errors that leave the
+// outcome unknown or mean "no leader right now" (a leader change under load),
+// for up to a minute; any other error fails the test.
 func mustPut(t *testing.T, cli *clientv3.Client, k, v string, o ...clientv3.OpOption) *clientv3.PutResponse {
 	t.Helper()
-	ctx := tctx(t, opTimeout)
-	r, err := cli.Put(ctx, k, v, o...)
-	if err != nil {
-		t.Fatalf("put %q: %v", k, err)
-	}
+	var r *clientv3.PutResponse
+	eventually(t, time.Minute, fmt.Sprintf("put %q", k), func() error {
+		var err error
+		r, err = cli.Put(tctx(t, opTimeout), k, v, o...)
+		if err != nil && !isUnavailable(err) {
+			t.Fatalf("put %q: %v", k, err)
+		}
+		if err != nil {
+			t.Logf("note: put %q: %v; retrying", k, err)
+		}
+		return err
+	})
 	return r
 }
 
+// mustGet gets k, retrying like mustPut.
 func mustGet(t *testing.T, cli *clientv3.Client, k string, o ...clientv3.OpOption) *clientv3.GetResponse {
 	t.Helper()
-	r, err := cli.Get(tctx(t, opTimeout), k, o...)
-	if err != nil {
-		t.Fatalf("get %q: %v", k, err)
-	}
+	var r *clientv3.GetResponse
+	eventually(t, time.Minute, fmt.Sprintf("get %q", k), func() error {
+		var err error
+		r, err = cli.Get(tctx(t, opTimeout), k, o...)
+		if err != nil && !isUnavailable(err) {
+			t.Fatalf("get %q: %v", k, err)
+		}
+		if err != nil {
+			t.Logf("note: get %q: %v; retrying", k, err)
+		}
+		return err
+	})
 	return r
 }
 
