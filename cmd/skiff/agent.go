@@ -226,13 +226,14 @@ and busybox-static.`,
 // The agent's Go memory settings. It is a small daemon beside the pods: its
 // live heap (informer caches, one worker per pod) is under 10 MiB with 120
 // pods, and Go's default GOGC=100 lets the heap grow to twice that before
-// collecting. GOGC=50 and a soft limit keep it near what is used; the
-// limit is soft (past it the collector runs more often, at most about half
-// a CPU), so a node of a large cluster, whose caches hold more, still
-// works, only with more collections: raise it there.
+// collecting. GOGC=50 keeps it near what is used. A soft limit
+// (--memory-limit) is off by default: on a node of a large cluster, whose
+// caches hold more than the limit, the collector would run almost
+// continuously (up to about half a CPU) with no warning; an operator who
+// knows the node's size may set one.
 const (
 	defaultAgentGOGC        = 50
-	defaultAgentMemoryLimit = "24Mi"
+	defaultAgentMemoryLimit = "0"
 )
 
 // tuneAgentMemory applies GOGC (unless $GOGC is set) and the soft memory
