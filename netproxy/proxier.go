@@ -305,15 +305,17 @@ func (p *Proxier) flushStaleUDP(ctx context.Context, ports []*servicePort) {
 		case len(old.endpoints) == 0 && len(now.endpoints) > 0:
 			to(now, nil)
 		default:
-			gone := map[string]endpoint{}
-			for _, e := range old.endpoints {
-				gone[e.String()] = e
-			}
+			kept := map[string]bool{}
 			for _, e := range now.endpoints {
-				delete(gone, e.String())
+				kept[e.String()] = true
 			}
-			for _, e := range gone {
-				to(old, net.ParseIP(e.ip))
+			// In the old endpoints' order, so the filters come out the
+			// same way every time.
+			for _, e := range old.endpoints {
+				if k := e.String(); !kept[k] {
+					kept[k] = true // once per endpoint
+					to(old, net.ParseIP(e.ip))
+				}
 			}
 		}
 	}
