@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/skiffhq/skiff/api"
 	"github.com/skiffhq/skiff/client"
 )
 
@@ -448,16 +448,10 @@ func (c *NodeLifecycleController) evict(ctx context.Context, p *corev1.Pod, node
 // must never run twice: its agent stops it when it cannot renew its Lease
 // (agent/node), and this controller deletes it for good only once that
 // must have happened.
-const FenceAnnotation = "skiff.dev/fence"
+const FenceAnnotation = api.FenceAnnotation
 
 // fenceable: a pod of a StatefulSet, or one annotated skiff.dev/fence=true.
-func fenceable(p *corev1.Pod) bool {
-	if p.Annotations[FenceAnnotation] == "true" {
-		return true
-	}
-	ref := metav1.GetControllerOf(p)
-	return ref != nil && ref.Kind == "StatefulSet" && strings.HasPrefix(ref.APIVersion, "apps/")
-}
+var fenceable = api.Fenceable
 
 // fenceExpiry is when a fenceable pod evicted from an unreachable node is
 // surely stopped there: its agent fences once its Lease is older than the
@@ -497,12 +491,12 @@ func (c *NodeLifecycleController) fenceExpiryWith(node *corev1.Node, lease *coor
 // revocation: this controller sets it (to the time, RFC 3339) with a
 // compare-and-swap on the resourceVersion of a Lease it has read expired,
 // right before it force-deletes the node's fenced pods. The agent
-// (agent/node, which keeps its own copy of the name) renews with a
+// (agent/node; the name is api's, shared) renews with a
 // compare-and-swap too, so either the revocation lands before the
 // renewal, and the agent reads it and never runs those pods again, or
 // the renewal lands first, the revocation conflicts and nothing is
 // deleted. Either way a renewal can never hide a deletion from the agent.
-const LeaseRevokedAnnotation = "skiff.dev/revoked-at"
+const LeaseRevokedAnnotation = api.LeaseRevokedAnnotation
 
 // ReasonLeaseRevoked is the Node event of a revocation.
 const ReasonLeaseRevoked = "NodeLeaseRevoked"

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/api"
 	"github.com/skiffhq/skiff/client"
 )
 
@@ -25,7 +26,7 @@ const DefaultNodeHealthPingTimeout = 1500 * time.Millisecond
 // LeasePingAnnotation, on a node's Lease, is a ping from this controller:
 // it writes it (the time, RFC 3339) with a compare-and-swap when its
 // NodeHealth source suspects the node or holds it dead, and the node's
-// agent (agent/node, which keeps its own copy of the name), watching its
+// agent (agent/node; the name is api's, shared), watching its
 // Lease, renews it at once, which clears the annotation. A Lease not
 // renewed within HealthPingTimeout of the ping, read afresh from the API,
 // is the store's confirmation that the node is silent: one server's
@@ -33,7 +34,7 @@ const DefaultNodeHealthPingTimeout = 1500 * time.Millisecond
 // but not from the control plane answers and keeps its pods. The store's
 // answer comes in about HealthPingTimeout instead of HealthConfirmAge (a
 // heartbeat interval and more), without making every agent renew often.
-const LeasePingAnnotation = "skiff.dev/ping"
+const LeasePingAnnotation = api.LeasePingAnnotation
 
 // pingConflictRetry is when to try a ping again after its compare-and-swap
 // lost to a write of the Lease (most likely a renewal).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/skiffhq/skiff/api"
 	"github.com/skiffhq/skiff/client"
 )
 
@@ -261,21 +261,8 @@ func nodeStatusChanged(a, b corev1.NodeStatus) bool {
 }
 
 // FenceAnnotation, set to "true" on a pod, makes the agent stop it while
-// it cannot renew its Lease, as it does StatefulSet pods: an identity that
-// must never run twice.
-const FenceAnnotation = "skiff.dev/fence"
-
-// fenceable reports whether p is stopped while the node is fenced: a pod
-// of a StatefulSet, or one annotated skiff.dev/fence=true.
-func fenceable(p *corev1.Pod) bool {
-	if p.Annotations[FenceAnnotation] == "true" {
-		return true
-	}
-	if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "StatefulSet" && strings.HasPrefix(ref.APIVersion, "apps/") {
-		return true
-	}
-	return false
-}
+// it cannot renew its Lease, as it does StatefulSet pods (api.Fenceable).
+const FenceAnnotation = api.FenceAnnotation
 
 // Fenced reports whether the agent has not renewed its Lease for longer
 // than the Lease's duration: the control plane may by now hold the node
@@ -331,7 +318,7 @@ func (a *Agent) checkFence() {
 // clearing it. A renewal that succeeds without one means the controller
 // deleted nothing behind the agent's back this round: its own
 // compare-and-swap fails from then on.
-const LeaseRevokedAnnotation = "skiff.dev/revoked-at"
+const LeaseRevokedAnnotation = api.LeaseRevokedAnnotation
 
 // fenceState is the set of revoked pods: fenceable pods that the API has
 // deleted or is deleting while this agent's informer may still show them
@@ -361,7 +348,7 @@ const revokedPruneInterval = time.Minute
 // pod the informer still shows alive (once it shows the deletion, the
 // pod goes to the workers as a deletion, so that it is finished).
 func (a *Agent) mayRun(p *corev1.Pod, fenced bool) bool {
-	if fenced && fenceable(p) {
+	if fenced && api.Fenceable(p) {
 		return false
 	}
 	return p.DeletionTimestamp != nil || !a.revoked(p.UID)
@@ -420,7 +407,7 @@ func (a *Agent) settleFencedPods(ctx context.Context) error {
 	// would look deleted).
 	known := map[types.UID]string{}
 	for _, p := range a.podsCached() {
-		if fenceable(p) {
+		if api.Fenceable(p) {
 			known[p.UID] = p.Namespace + "/" + p.Name
 		}
 	}
@@ -432,7 +419,7 @@ func (a *Agent) settleFencedPods(ctx context.Context) error {
 	for i := range list.Items {
 		p := &list.Items[i]
 		inAPI[p.UID] = p.DeletionTimestamp == nil
-		if fenceable(p) {
+		if api.Fenceable(p) {
 			known[p.UID] = p.Namespace + "/" + p.Name
 		}
 	}
@@ -497,15 +484,15 @@ func (a *Agent) podsCached() []*corev1.Pod {
 }
 
 // LeasePingAnnotation, on the node's Lease, is the node lifecycle
-// controller's question "are you there?" (the controller package defines
-// it too). The controller writes it (to the time, RFC 3339) when gossip
+// controller's question "are you there?" (its name is api's, shared
+// with the controller). The controller writes it (to the time, RFC 3339) when gossip
 // holds the node dead or suspect, and marks the node unreachable only if
 // the Lease has not been renewed within its ping timeout (about 1.5 s):
 // the store, not one server's gossip view, confirms that the node is
 // silent. The agent watches its Lease (answerPings) and renews at once,
 // which clears the annotation; a node cut off from gossip but not from
 // the control plane thus keeps its pods.
-const LeasePingAnnotation = "skiff.dev/ping"
+const LeasePingAnnotation = api.LeasePingAnnotation
 
 // answerPings watches the node's own Lease until ctx ends and renews it
 // as soon as it carries a ping. The watch is an informer on the one
