@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	client "github.com/containerd/containerd"
@@ -296,14 +297,23 @@ func (r Registries) insecure(host string) bool {
 	return false
 }
 
+// The two transports every pull shares (their connection pools with them):
+// one verifying TLS, one not (for insecure and loopback registries).
+var (
+	secureTransport   = sync.OnceValue(func() *http.Transport { return newTransport(nil) })
+	insecureTransport = sync.OnceValue(func() *http.Transport {
+		return newTransport(&tls.Config{InsecureSkipVerify: true})
+	})
+)
+
 // resolver is a docker resolver that reaches each registry as Registries
 // says, with a fresh fallback state per pull.
 func (r Registries) resolver(creds func(string) (string, string, error)) remotes.Resolver {
-	secure := &http.Client{Transport: newTransport(nil)}
+	secure := &http.Client{Transport: secureTransport()}
 	hosts := func(host string) ([]docker.RegistryHost, error) {
 		c := secure
 		if r.insecure(host) {
-			c = &http.Client{Transport: docker.NewHTTPFallback(newTransport(&tls.Config{InsecureSkipVerify: true}))}
+			c = &http.Client{Transport: docker.NewHTTPFallback(insecureTransport())}
 		}
 		h := docker.RegistryHost{
 			Client:       c,
