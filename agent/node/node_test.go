@@ -65,12 +65,22 @@ func newEnv(t *testing.T) *env {
 // server, controllers, scheduler) instead of a bare API server.
 func newControlPlaneEnv(t *testing.T) *env {
 	t.Helper()
+	return newControlPlaneEnvWith(t, nil)
+}
+
+// newControlPlaneEnvWith is newControlPlaneEnv with tweak applied to the
+// control plane's config first (when not nil).
+func newControlPlaneEnvWith(t *testing.T, tweak func(*controlplane.Config)) *env {
+	t.Helper()
 	nodetest.RequireNode(t)
 	cfg := controlplane.DefaultConfig()
 	cfg.Store.Name = "cp"
 	cfg.Store.ListenClient, cfg.Store.ListenPeer, cfg.ListenAPI = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(t.TempDir(), "cp")
 	cfg.Logger = slog.New(slog.DiscardHandler)
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cp, err := controlplane.Start(ctx, cfg)

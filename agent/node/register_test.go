@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/skiffhq/skiff/agent/internal/nodetest"
 	"github.com/skiffhq/skiff/agent/node"
-	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controller"
 	"github.com/skiffhq/skiff/controlplane"
 )
@@ -30,30 +27,12 @@ import (
 func TestAgentPodCIDRFromControlPlane(t *testing.T) {
 	nodetest.RequireNode(t)
 	cidr := nodetest.FreeCIDR(t)
-	cfg := controlplane.DefaultConfig()
-	cfg.Store.Name = "cp"
-	cfg.Store.ListenClient, cfg.Store.ListenPeer, cfg.ListenAPI = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.DataDir = filepath.Join(t.TempDir(), "cp")
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	cfg.NodeIPAM = controller.NodeIPAMOptions{ClusterCIDR: cidr, NodeCIDRMaskSize: 24}
+	e := newControlPlaneEnvWith(t, func(cfg *controlplane.Config) {
+		cfg.NodeIPAM = controller.NodeIPAMOptions{ClusterCIDR: cidr, NodeCIDRMaskSize: 24}
+	})
+	c := e.c
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cp, err := controlplane.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("control plane: %v", err)
-	}
-	t.Cleanup(func() { cp.Close() })
-	admin, err := cp.AdminConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(client.Options{Config: admin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	e := &env{t: t, c: c}
-	e.startNode()
 	e.podCIDR = "" // the agent gives none
 
 	a := e.startAgent("n1")
