@@ -54,7 +54,10 @@ func podKey(uid string) string {
 	return hex.EncodeToString(s[:6])
 }
 
-func sandboxID(uid string) string { return podKey(uid) + "-pause" }
+func sandboxID(uid string) string { return sandboxIDOfKey(podKey(uid)) }
+
+// sandboxIDOfKey is sandboxID from the pod key (what a netns name holds).
+func sandboxIDOfKey(key string) string { return key + "-pause" }
 
 func containerID(uid, name string, restart int) string {
 	s := sha256.Sum256([]byte(name))

@@ -179,7 +179,7 @@ func (r *Runtime) sweep(ctx context.Context) error {
 	var errs []error
 	for _, path := range r.leftoverNetns() {
 		key := strings.TrimPrefix(filepath.Base(path), r.cfg.BridgeName+"-")
-		if err := r.net.teardown(ctx, key+"-pause", path); err != nil {
+		if err := r.net.teardown(ctx, sandboxIDOfKey(key), path); err != nil {
 			errs = append(errs, fmt.Errorf("netns %s: %w", path, err))
 		}
 		if err := unpinNetns(path); err != nil {
