@@ -231,21 +231,33 @@ func (c *Client) ListAll(ctx context.Context, gvk schema.GroupVersionKind, names
 		return nil, err
 	}
 	var out []runtime.Object
-	cont := ""
-	for {
-		resp, err := c.svc.List(ctx, &skiffv1.ListRequest{Ref: Ref(r, namespace, ""), Limit: 500, ContinueToken: cont})
-		if err != nil {
-			return nil, FromError(err)
-		}
+	err = c.listPages(ctx, &skiffv1.ListRequest{Ref: Ref(r, namespace, "")}, func(resp *skiffv1.ListResponse) error {
 		for _, item := range resp.Items {
 			obj := newObj()
 			if err := into(item, obj); err != nil {
-				return nil, err
+				return err
 			}
 			out = append(out, obj)
 		}
-		if cont = resp.ContinueToken; cont == "" {
-			return out, nil
+		return nil
+	})
+	return out, err
+}
+
+// listPages lists req page by page (pages of 500, following the continue
+// token) and hands each page to fn, stopping at the first error.
+func (c *Client) listPages(ctx context.Context, req *skiffv1.ListRequest, fn func(*skiffv1.ListResponse) error) error {
+	req.Limit = 500
+	for {
+		resp, err := c.svc.List(ctx, req)
+		if err != nil {
+			return FromError(err)
+		}
+		if err := fn(resp); err != nil {
+			return err
+		}
+		if req.ContinueToken = resp.ContinueToken; req.ContinueToken == "" {
+			return nil
 		}
 	}
 }

@@ -229,13 +229,9 @@ func (i *Informer) relist(ctx context.Context) error {
 		return err
 	}
 	fresh := map[string]runtime.Object{}
-	var cont, rv string
-	for {
-		resp, err := i.c.svc.List(ctx, &skiffv1.ListRequest{Ref: ref, LabelSelector: i.opts.LabelSelector,
-			FieldSelector: i.opts.FieldSelector, Limit: 500, ContinueToken: cont})
-		if err != nil {
-			return FromError(err)
-		}
+	var rv string
+	err = i.c.listPages(ctx, &skiffv1.ListRequest{Ref: ref, LabelSelector: i.opts.LabelSelector,
+		FieldSelector: i.opts.FieldSelector}, func(resp *skiffv1.ListResponse) error {
 		for _, it := range resp.Items {
 			obj, err := i.decode(it)
 			if err != nil {
@@ -246,9 +242,10 @@ func (i *Informer) relist(ctx context.Context) error {
 		if rv == "" {
 			rv = resp.ResourceVersion
 		}
-		if cont = resp.ContinueToken; cont == "" {
-			break
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	i.mu.Lock()
 	old := i.items
