@@ -184,7 +184,10 @@ func shimsRSS(dir string) (n int, kb int64) {
 
 // shimsOf lists the containerd shims serving the containerd under dir (its
 // socket path is on their command line).
-func shimsOf(dir string) []int {
+func shimsOf(dir string) []int { return procsWith("containerd-shim-runc-v2", dir) }
+
+// procsWith lists the processes whose command line holds every one of parts.
+func procsWith(parts ...string) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -192,8 +195,12 @@ func shimsOf(dir string) []int {
 		if err != nil {
 			continue
 		}
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if strings.Contains(string(cmd), "containerd-shim-runc-v2") && strings.Contains(string(cmd), dir) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		cmd, all := string(b), len(b) > 0
+		for _, p := range parts {
+			all = all && strings.Contains(cmd, p)
+		}
+		if all {
 			pids = append(pids, pid)
 		}
 	}
@@ -529,17 +536,9 @@ func benchCPU(agentPid, containerdPid int, dir string) cpuTimes {
 		c.shims += s
 		c.shimChildren += ch
 	}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if strings.Contains(string(cmd), "cri-logger") && strings.Contains(string(cmd), dir) {
-			s, _ := procCPU(pid)
-			c.loggers += s
-		}
+	for _, pid := range procsWith("cri-logger", dir) {
+		s, _ := procCPU(pid)
+		c.loggers += s
 	}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
