@@ -55,6 +55,7 @@ type Server struct {
 	walMeta     *walmeta.BoltMetaDB
 	bolt        *raftboltdb.BoltStore
 	trans       *raft.NetworkTransport
+	hbGuard     *heartbeatGuard
 	mux         *peerMux
 	clientLn    net.Listener
 	clientSrv   *grpc.Server
@@ -181,7 +182,8 @@ func (s *Server) start(ctx context.Context) error {
 		return fmt.Errorf("raft config: %w", err)
 	}
 
-	r, err := raft.NewRaft(rc, s.fsm, s.logStore, stable, snaps, s.trans)
+	s.hbGuard = &heartbeatGuard{NetworkTransport: s.trans}
+	r, err := raft.NewRaft(rc, s.fsm, s.logStore, stable, snaps, s.hbGuard)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
@@ -308,6 +310,12 @@ func (s *Server) Close() error {
 			if err := s.raft.Shutdown().Error(); err != nil {
 				errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 			}
+		}
+		if s.hbGuard != nil {
+			// Shutdown does not wait for heartbeats being handled on
+			// the transport's goroutines; wait here, before the stores
+			// they write to are closed.
+			s.hbGuard.fence()
 		}
 		if s.trans != nil {
 			// Close alone leaves the pooled outgoing connections open,
