@@ -22,31 +22,77 @@ func pinNetns(path string) error {
 		return fmt.Errorf("netns %s: %w", path, err)
 	}
 	f.Close()
-	errc := make(chan error, 1)
-	go func() {
-		// The thread is never unlocked: when this goroutine returns, Go
-		// retires the thread together with the namespace it switched to.
-		goruntime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("unshare netns: %w", err)
-			return
-		}
+	err = inNewNamespaces(unix.CLONE_NEWNET, func(tid int) error {
 		if err := loopbackUp(); err != nil {
-			errc <- fmt.Errorf("netns %s: loopback up: %w", path, err)
-			return
+			return fmt.Errorf("netns %s: loopback up: %w", path, err)
 		}
-		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
+		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), tid)
 		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("pin netns on %s: %w", path, err)
-			return
+			return fmt.Errorf("pin netns on %s: %w", path, err)
 		}
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
+		return nil
+	})
+	if err != nil {
 		_ = os.Remove(path)
 		return err
 	}
 	return nil
+}
+
+// nsKinds names the /proc/<pid>/task/<tid>/ns entries of unshare flags.
+var nsKinds = []struct {
+	flag int
+	name string
+}{{unix.CLONE_NEWNET, "net"}, {unix.CLONE_NEWUTS, "uts"}, {unix.CLONE_NEWIPC, "ipc"}}
+
+// inNewNamespaces runs fn on a thread of its own that has just unshared the
+// namespaces in flags, then moves that thread back to the namespaces it came
+// from. fn gets the thread's ID (to bind-mount /proc/<pid>/task/<tid>/ns/*).
+//
+// The thread goes back to the scheduler only once it is back in the
+// agent's own namespaces; if it cannot get back it stays locked, and Go
+// retires it when the goroutine ends. Retiring alone is not enough: the
+// goroutine may run on the main thread, which Go never ends, and
+// /proc/<agent pid>/ns would then name a pod's namespaces.
+func inNewNamespaces(flags int, fn func(tid int) error) error {
+	errc := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		tid := unix.Gettid()
+		var back []int
+		defer func() {
+			for _, fd := range back {
+				unix.Close(fd)
+			}
+		}()
+		for _, k := range nsKinds {
+			if flags&k.flag == 0 {
+				continue
+			}
+			fd, err := unix.Open(fmt.Sprintf("/proc/%d/task/%d/ns/%s", os.Getpid(), tid, k.name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				goruntime.UnlockOSThread()
+				errc <- fmt.Errorf("open own %s namespace: %w", k.name, err)
+				return
+			}
+			back = append(back, fd)
+		}
+		if err := unix.Unshare(flags); err != nil {
+			goruntime.UnlockOSThread() // nothing changed
+			errc <- fmt.Errorf("unshare %#x: %w", flags, err)
+			return
+		}
+		err := fn(tid)
+		for _, fd := range back {
+			if unix.Setns(fd, 0) != nil {
+				errc <- err // stays locked: retired with the pod's namespaces
+				return
+			}
+		}
+		goruntime.UnlockOSThread()
+		errc <- err
+	}()
+	return <-errc
 }
 
 // unpinNetns unmounts and removes a pinned namespace (network, UTS or
@@ -99,29 +145,19 @@ func pinPodNamespaces(utsPath, ipcPath, hostname string) error {
 		}
 		f.Close()
 	}
-	errc := make(chan error, 1)
-	go func() {
-		// As in pinNetns: the thread is retired with its namespaces.
-		goruntime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWUTS | unix.CLONE_NEWIPC); err != nil {
-			errc <- fmt.Errorf("unshare uts, ipc: %w", err)
-			return
-		}
+	err := inNewNamespaces(unix.CLONE_NEWUTS|unix.CLONE_NEWIPC, func(tid int) error {
 		if err := unix.Sethostname([]byte(hostname)); err != nil {
-			errc <- fmt.Errorf("hostname %q: %w", hostname, err)
-			return
+			return fmt.Errorf("hostname %q: %w", hostname, err)
 		}
-		tid := unix.Gettid()
 		for _, m := range []struct{ ns, path string }{{"uts", utsPath}, {"ipc", ipcPath}} {
 			src := fmt.Sprintf("/proc/%d/task/%d/ns/%s", os.Getpid(), tid, m.ns)
 			if err := unix.Mount(src, m.path, "none", unix.MS_BIND, ""); err != nil {
-				errc <- fmt.Errorf("pin %s namespace on %s: %w", m.ns, m.path, err)
-				return
+				return fmt.Errorf("pin %s namespace on %s: %w", m.ns, m.path, err)
 			}
 		}
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
+		return nil
+	})
+	if err != nil {
 		_ = unpinNetns(utsPath)
 		_ = unpinNetns(ipcPath)
 		return err
