@@ -4,10 +4,11 @@
 //	<RFC3339Nano timestamp> <stdout|stderr> <F|P> <content>
 //
 // F marks a full line, P a partial one (a line longer than MaxLine, or
-// output that ended without a newline). It runs as the logger binary the
-// containerd shim starts per container (fds 3 and 4 are the container's
-// stdout and stderr; closing fd 5 says the logger is ready), so logs keep
-// flowing while the agent or containerd restarts.
+// output that ended without a newline). The agent's log copies write it
+// (agent/runtime/logcopy.go); Main runs it as the logger binary a containerd
+// shim starts per container (fds 3 and 4 are the container's stdout and
+// stderr; closing fd 5 says the logger is ready), for containers started by
+// agents before the log copies.
 package crilog
 
 import (

@@ -75,8 +75,9 @@ type Config struct {
 	Resync time.Duration
 	// StatusWriters is how many pod statuses are written concurrently.
 	StatusWriters int
-	// LoggerBinary is the CRI logger the shims run (the skiff binary); empty
-	// makes the shim append raw output.
+	// LoggerBinary, when set, is a CRI logger the shims run per container
+	// (`skiff cri-logger PATH`); empty (the default), the agent copies the
+	// logs itself (see runtime.Config.LoggerBinary).
 	LoggerBinary string
 	// ClusterCA (PEM) verifies the client certificates of callers of the
 	// agent's log and exec endpoint (the API server's). Empty: no endpoint,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -115,9 +114,6 @@ func TestFenceOnLostLease(t *testing.T) {
 	cfg.StreamListen = ":0"
 	cfg.Proxy, cfg.DNS = false, false
 	cfg.ClusterCIDR = "10.250.0.0/16"
-	if exe, err := os.Executable(); err == nil {
-		cfg.LoggerBinary = exe
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	a, err := node.Start(ctx, cfg)
@@ -222,9 +218,6 @@ func TestRevokedPodNeverRestarts(t *testing.T) {
 	cfg.StreamListen = ":0"
 	cfg.Proxy, cfg.DNS = false, false
 	cfg.ClusterCIDR = "10.250.0.0/16"
-	if exe, err := os.Executable(); err == nil {
-		cfg.LoggerBinary = exe
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	a, err := node.Start(ctx, cfg)

@@ -45,9 +45,6 @@ func (e *env) ingressAgentConfig(name string, httpPort, httpsPort int) node.Conf
 	cfg.Proxy, cfg.DNS = false, false
 	cfg.ClusterCIDR = "10.250.0.0/16"
 	cfg.Ingress, cfg.IngressHTTPPort, cfg.IngressHTTPSPort = true, httpPort, httpsPort
-	if exe, err := os.Executable(); err == nil {
-		cfg.LoggerBinary = exe
-	}
 	if testing.Verbose() {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

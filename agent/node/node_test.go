@@ -142,11 +142,6 @@ func (e *env) startAgent(name string) *node.Agent {
 	if e.srv != nil {
 		cfg.ClusterCA = e.srv.CACertPEM()
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	cfg.LoggerBinary = exe
 	if testing.Verbose() {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -88,11 +87,6 @@ func TestAgentWithoutPodCIDRTimesOut(t *testing.T) {
 	cfg.StreamListen = ":0"
 	cfg.Proxy, cfg.DNS = false, false
 	cfg.PodCIDRTimeout = 2 * time.Second
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.LoggerBinary = exe
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	start := time.Now()

@@ -59,7 +59,7 @@ func (s *statuses) saw(reason string) bool {
 }
 
 func setup(t *testing.T) (*podworker.Manager, *runtime.Runtime, *statuses) {
-	rt, _ := nodetest.Runtime(t, true)
+	rt, _ := nodetest.Runtime(t, false)
 	st := &statuses{last: map[types.UID]corev1.PodStatus{}, seen: map[string]bool{}}
 	m := podworker.New(rt, podworker.Config{
 		NodeIP: "192.0.2.10",
@@ -213,7 +213,7 @@ func (e *events) has(reason string) bool {
 // manager on the same runtime (agent restart) adopts a healthy pod without
 // restarting it.
 func TestOOMRestartAndAdoption(t *testing.T) {
-	rt, _ := nodetest.Runtime(t, true)
+	rt, _ := nodetest.Runtime(t, false)
 	st := &statuses{last: map[types.UID]corev1.PodStatus{}, seen: map[string]bool{}}
 	ev := &events{}
 	cfg := podworker.Config{Resync: 200 * time.Millisecond, Backoff: podstate.NewBackoff(time.Second, 2*time.Second, time.Minute),

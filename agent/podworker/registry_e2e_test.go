@@ -98,7 +98,7 @@ func (e *podEvents) running(uid types.UID) bool {
 func TestRegistryPulls(t *testing.T) {
 	nodetest.RequireNode(t)
 	reg := nodetest.StartRegistry(t, "")
-	rt, d := nodetest.Runtime(t, true)
+	rt, d := nodetest.Runtime(t, false)
 	ev := newPodEvents()
 	m := podworker.New(rt, podworker.Config{
 		NodeIP:   "192.0.2.10",
@@ -271,7 +271,7 @@ func TestRegistryPulls(t *testing.T) {
 func TestRegistryPullSecrets(t *testing.T) {
 	nodetest.RequireNode(t)
 	reg := nodetest.StartRegistry(t, nodetest.RegistryHtpasswd)
-	rt, d := nodetest.Runtime(t, true)
+	rt, d := nodetest.Runtime(t, false)
 	dockerConfig := func(user, pass string) []byte {
 		return []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.Host,
 			base64.StdEncoding.EncodeToString([]byte(user+":"+pass))))

@@ -28,7 +28,8 @@ const (
 	LabelCgroup       = "io.skiff.cgroup"
 	LabelRestartCount = "io.skiff.restart-count"
 	LabelLogPath      = "io.skiff.log-path"
-	LabelImage        = "io.skiff.image" // as the pod spec wrote it
+	LabelLogMode      = "io.skiff.log-mode" // "agent": the agent copies the log (logcopy.go)
+	LabelImage        = "io.skiff.image"    // as the pod spec wrote it
 	LabelStartedAt    = "io.skiff.started-at"
 	LabelOOMKilled    = "io.skiff.oom-killed" // the cgroup counted a kill
 	LabelOOMEvent     = "io.skiff.oom-event"  // a /tasks/oom event was seen

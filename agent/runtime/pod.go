@@ -407,6 +407,9 @@ func (r *Runtime) StartContainer(ctx context.Context, in PodInput, name string) 
 	}
 	pruneLogs(filepath.Dir(logPath), restart)
 	labels[LabelLogPath] = logPath
+	if r.cfg.LoggerBinary == "" {
+		labels[LabelLogMode] = logModeAgent
+	}
 
 	specOpts, err := r.containerSpecOpts(ctx, in, spec, img, id, utsNS, ipcNS, sbLabels[LabelNetns], sbLabels[LabelPodIP])
 	if err != nil {
@@ -432,7 +435,7 @@ func (r *Runtime) StartContainer(ctx context.Context, in PodInput, name string) 
 		_ = r.stopTask(cctx, ctr, 0)
 		_ = r.deleteContainer(cctx, ctr)
 	}
-	task, err := ctr.NewTask(ctx, r.logCreator(logPath))
+	task, err := ctr.NewTask(ctx, r.logCreator(id, logPath))
 	if err != nil {
 		undo()
 		return ContainerStatus{}, fmt.Errorf("create task %s of %s/%s: %w", name, pod.Namespace, pod.Name, err)
@@ -469,11 +472,11 @@ func (r *Runtime) sandboxNamespaces(ctx context.Context, sb client.Container, l 
 	return fmt.Sprintf("/proc/%d/ns/uts", task.Pid()), fmt.Sprintf("/proc/%d/ns/ipc", task.Pid()), nil
 }
 
-func (r *Runtime) logCreator(path string) cio.Creator {
+func (r *Runtime) logCreator(id, path string) cio.Creator {
 	if r.cfg.LoggerBinary != "" {
 		return cio.BinaryIO(r.cfg.LoggerBinary, map[string]string{"cri-logger": path})
 	}
-	return cio.LogFile(path)
+	return r.logs.creator(id, path)
 }
 
 // pruneLogs keeps the log of the instance before current (for --previous)
@@ -522,6 +525,9 @@ func (r *Runtime) deleteContainer(ctx context.Context, c client.Container) error
 			return fmt.Errorf("delete task %s: %w", c.ID(), err)
 		}
 	}
+	// The task is gone, so the shim has closed (or is closing) the log
+	// FIFOs: the copy ends once it has read what they still hold.
+	r.logs.stop(c.ID(), logDrainWait)
 	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", c.ID(), err)
 	}

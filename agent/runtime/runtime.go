@@ -74,8 +74,9 @@ type Config struct {
 	PidsLimit int64
 	// LoggerBinary, when set, is run by the shim for each container with the
 	// arguments "cri-logger <log path>" to write CRI-format logs (stdout and
-	// stderr tagged, timestamped). Empty: the shim appends both streams
-	// untagged to the log file (cio.LogFile).
+	// stderr tagged, timestamped): a process per container. Empty (the
+	// default): the agent copies each container's output from FIFOs into
+	// the same format itself (logcopy.go).
 	LoggerBinary string
 	// ResolvConf is copied into every pod as /etc/resolv.conf.
 	ResolvConf string
@@ -136,6 +137,9 @@ type Runtime struct {
 	// snapshotter (image).
 	unpacked map[digest.Digest]bool
 
+	logs      *logCopies // containers' log copies (when LoggerBinary is empty)
+	closeOnce sync.Once
+
 	events chan Event
 	stop   context.CancelFunc
 	done   chan struct{}
@@ -168,15 +172,23 @@ func New(ctx context.Context, c *client.Client, cfg Config) (*Runtime, error) {
 		stop:     cancel,
 		done:     make(chan struct{}),
 	}
+	r.logs = acquireLogCopies(filepath.Join(cfg.DataDir, "fifo", "logs"))
+	if err := r.reattachLogs(ctx); err != nil {
+		cancel()
+		r.logs.release()
+		return nil, err
+	}
 	envs, errs := c.Subscribe(wctx, r.eventFilters()...)
 	go r.watchEvents(wctx, envs, errs)
 	return r, nil
 }
 
-// Close stops the event watch. Pods keep running.
+// Close stops the event watch and the log copies. Pods keep running;
+// their output waits in the FIFOs for the next runtime.
 func (r *Runtime) Close() error {
 	r.stop()
 	<-r.done
+	r.closeOnce.Do(r.logs.release)
 	return nil
 }
 

@@ -87,11 +87,6 @@ func setup(t *testing.T) *env {
 	cfg := runtime.DefaultConfig(dir, freeCIDR(t))
 	cfg.BridgeName = marker
 	cfg.CgroupParent = marker
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.LoggerBinary = exe
 	e := &env{d: d, dir: dir, cfg: cfg, marker: marker}
 	t.Cleanup(func() {
 		if left := nodetest.HostLeftovers(marker); len(left) > 0 {
@@ -563,10 +558,15 @@ func TestCPULimitThrottles(t *testing.T) {
 
 // TestStopHonoursSIGTERM: a container that traps SIGTERM exits at once
 // with its own code instead of waiting out the grace period. It also runs
-// without the CRI logger (LoggerBinary ""): the shim writes raw output.
+// with a CRI logger process per container (LoggerBinary, as agents before
+// the log copies did; their containers keep those loggers).
 func TestStopHonoursSIGTERM(t *testing.T) {
 	e := setup(t)
-	e.cfg.LoggerBinary = ""
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.LoggerBinary = exe
 	rt := e.newRuntime(t, e.d)
 	pod := newPod("polite", corev1.Container{
 		Name: "polite", Image: "busybox",
@@ -598,7 +598,7 @@ func TestStopHonoursSIGTERM(t *testing.T) {
 	}
 	var out bytes.Buffer
 	if err := rt.Logs(ctx(t, 10*time.Second), uid, "polite", false, crilog.ReadOptions{Tail: -1}, &out, &out); err != nil || out.String() != "ready\nbye\n" {
-		t.Errorf("raw log read back: %v %q", err, out.String())
+		t.Errorf("log written by the logger process, read back: %v %q", err, out.String())
 	}
 }
 
@@ -655,4 +655,77 @@ func TestSandboxPinsNamespaces(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.dir, "pods", uid)); !os.IsNotExist(err) {
 		t.Errorf("pod dir after removal: %v, want gone", err)
 	}
+}
+
+// TestLogsAcrossRuntimeRestart: the agent copies logs itself, and a
+// container's output while no runtime runs (the agent restarting) waits in
+// its FIFOs: the next runtime picks the copy up, and the log holds every
+// line of both streams once, in order. A second runtime on the same data
+// dir in the same process shares the copy instead of splitting the output.
+func TestLogsAcrossRuntimeRestart(t *testing.T) {
+	e := setup(t)
+	const n = 300
+	pod := newPod("chatty", corev1.Container{
+		Name: "chatty", Image: "busybox",
+		Command: []string{"sh", "-c", fmt.Sprintf(`i=0; while [ $i -lt %d ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); sleep 0.01; done; echo done`, n)},
+	})
+	uid := string(pod.UID)
+	st, err := e.rt.RunPod(ctx(t, 60*time.Second), runtime.PodInput{Pod: pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := st.Container("chatty")
+	nodetest.Poll(t, 20*time.Second, "first lines in the log", func() (bool, error) {
+		b, err := os.ReadFile(c.LogPath)
+		return bytes.Contains(b, []byte("out 20\n")), err
+	})
+	if err := e.rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(c.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The downtime being simulated: the container keeps writing meanwhile.
+	time.Sleep(time.Second)
+	if after, _ := os.ReadFile(c.LogPath); !bytes.Equal(after, before) {
+		t.Fatalf("log grew with no runtime running (%d -> %d bytes): who copies it?", len(before), len(after))
+	}
+	rt2 := e.newRuntime(t, e.d)
+	_ = e.newRuntime(t, e.d) // shares rt2's copies
+	nodetest.Poll(t, 60*time.Second, "the container's last line", func() (bool, error) {
+		b, err := os.ReadFile(c.LogPath)
+		return bytes.Contains(b, []byte("stdout F done\n")), err
+	})
+	var stdout, stderr bytes.Buffer
+	if err := rt2.Logs(ctx(t, 10*time.Second), uid, "chatty", false, crilog.ReadOptions{Tail: -1}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	var wantOut, wantErr strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&wantOut, "out %d\n", i)
+		fmt.Fprintf(&wantErr, "err %d\n", i)
+	}
+	wantOut.WriteString("done\n")
+	if stdout.String() != wantOut.String() {
+		t.Errorf("stdout across the restart: %d bytes, want %d; first difference at byte %d", stdout.Len(), wantOut.Len(), firstDiff(stdout.String(), wantOut.String()))
+	}
+	if stderr.String() != wantErr.String() {
+		t.Errorf("stderr across the restart: %d bytes, want %d; first difference at byte %d", stderr.Len(), wantErr.Len(), firstDiff(stderr.String(), wantErr.String()))
+	}
+	if err := rt2.RemovePod(ctx(t, 30*time.Second), uid, 0); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(e.dir, "fifo", "logs", "*")); len(left) > 0 {
+		t.Errorf("log FIFOs left after the pod was removed: %v", left)
+	}
+}
+
+func firstDiff(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

@@ -92,9 +92,6 @@ func (f *agentFlags) config(c *client.Client, log *slog.Logger) (node.Config, er
 			cfg.Labels[k] = v
 		}
 	}
-	if exe, err := os.Executable(); err == nil {
-		cfg.LoggerBinary = exe // `skiff cri-logger PATH` writes CRI-format logs
-	}
 	return cfg, nil
 }
 

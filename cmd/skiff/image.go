@@ -289,8 +289,10 @@ func listLocal(ctx context.Context, nf *nodeFlags, out io.Writer) error {
 }
 
 // newCRILoggerCmd is the logger the containerd shim runs for each container
-// (see agent/crilog): `skiff cri-logger PATH`, with the container's output on
-// fds 3 and 4. Not for people.
+// started by agents before the log copies (see agent/crilog and
+// runtime.Config.LoggerBinary): `skiff cri-logger PATH`, with the
+// container's output on fds 3 and 4. Those containers keep using it after
+// an upgrade. Not for people.
 func newCRILoggerCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:    crilog.Arg + " PATH",

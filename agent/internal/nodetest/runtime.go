@@ -40,9 +40,9 @@ func FreeCIDR(t testing.TB) string {
 
 // Runtime starts a private containerd with the test images and a runtime on
 // it, with a unique bridge/cgroup marker. At cleanup every pod is removed,
-// the bridge deleted, and the host checked for leftovers. The test binary
-// must serve as the CRI logger (see runtime tests' TestMain) when logger is
-// true.
+// the bridge deleted, and the host checked for leftovers. With logger, the
+// shims run the test binary as the CRI logger of each container (see the
+// runtime tests' TestMain) instead of the runtime copying logs itself.
 func Runtime(t *testing.T, logger bool) (*runtime.Runtime, *containerd.Daemon) {
 	t.Helper()
 	RequireNode(t)
