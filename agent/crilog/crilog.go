@@ -12,7 +12,7 @@
 package crilog
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -68,27 +68,49 @@ type Writer struct {
 // NewWriter writes records to out.
 func NewWriter(out io.Writer) *Writer { return &Writer{out: out, now: time.Now} }
 
+// readChunk is how much Copy reads at a time. A copy blocks in Read for
+// most of its life, holding this buffer: the agent runs two per container,
+// so it is kept small, and only a line still being assembled (up to
+// MaxLine) costs more.
+const readChunk = 2048
+
 // Copy reads stream r until EOF and writes one record per line.
 func (w *Writer) Copy(stream string, r io.Reader) error {
-	br := bufio.NewReaderSize(r, MaxLine)
+	buf := make([]byte, readChunk)
+	var line []byte // the start of a line whose newline has not come yet
 	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			tag := "P"
-			if line[len(line)-1] == '\n' {
-				tag = "F"
-				line = line[:len(line)-1]
-			} else if errors.Is(err, io.EOF) {
-				tag = "F" // output ended without a newline: the line is complete
+		n, err := r.Read(buf)
+		data := buf[:n]
+		for len(data) > 0 {
+			i := bytes.IndexByte(data, '\n')
+			if i >= 0 && len(line)+i < MaxLine {
+				if werr := w.record(stream, "F", append(line, data[:i]...)); werr != nil {
+					return werr
+				}
+				line, data = line[:0], data[i+1:]
+				continue
 			}
-			if werr := w.record(stream, tag, line); werr != nil {
-				return werr
+			// No newline within the record's room: fill the line, and cut
+			// a partial record once it holds MaxLine.
+			take := min(len(data), MaxLine-len(line))
+			line, data = append(line, data[:take]...), data[take:]
+			if len(line) == MaxLine {
+				if werr := w.record(stream, "P", line); werr != nil {
+					return werr
+				}
+				line = line[:0]
 			}
 		}
+		if len(line) == 0 && cap(line) > readChunk {
+			line = nil // a long line's buffer is not kept while waiting
+		}
 		switch {
-		case err == nil, errors.Is(err, bufio.ErrBufferFull):
-			continue
+		case err == nil:
 		case errors.Is(err, io.EOF):
+			if len(line) > 0 {
+				// Output ended without a newline: the line is complete.
+				return w.record(stream, "F", line)
+			}
 			return nil
 		default:
 			return err
