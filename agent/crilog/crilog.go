@@ -113,6 +113,11 @@ func (w *Writer) Copy(stream string, r io.Reader) error {
 			}
 			return nil
 		default:
+			if len(line) > 0 {
+				// Cut off (the agent stopping): keep what was read. The
+				// rest of the line comes to the next reader.
+				_ = w.record(stream, "P", line)
+			}
 			return err
 		}
 	}

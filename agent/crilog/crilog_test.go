@@ -123,3 +123,31 @@ func TestCopyMatchesLineReader(t *testing.T) {
 		}
 	}
 }
+
+// cutReader returns its data, then an error other than EOF (the agent's
+// copy being cut off at shutdown).
+type cutReader struct{ data []byte }
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, errors.New("cut")
+	}
+	n := copy(p, c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
+// A copy cut off in the middle of a line keeps the part it read as a
+// partial record.
+func TestCopyCutKeepsPartialLine(t *testing.T) {
+	var out bytes.Buffer
+	w := NewWriter(&out)
+	w.now = func() time.Time { return time.Unix(0, 0) }
+	if err := w.Copy("stdout", &cutReader{data: []byte("whole\nhalf a li")}); err == nil {
+		t.Fatal("Copy ended without the reader's error")
+	}
+	want := "1970-01-01T00:00:00Z stdout F whole\n1970-01-01T00:00:00Z stdout P half a li\n"
+	if out.String() != want {
+		t.Fatalf("records %q, want %q", out.String(), want)
+	}
+}

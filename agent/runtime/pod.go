@@ -509,6 +509,7 @@ func (r *Runtime) containersOf(ctx context.Context, uid, name string) ([]client.
 // under it (the last task of a shim group going): the task is then looked
 // up again, and is usually gone.
 func (r *Runtime) deleteContainer(ctx context.Context, c client.Container) error {
+	drain := time.Duration(0) // no task: no shim ever opened the log FIFOs
 	for attempt := 0; ; attempt++ {
 		task, err := c.Task(ctx, nil)
 		if errdefs.IsNotFound(err) {
@@ -516,6 +517,7 @@ func (r *Runtime) deleteContainer(ctx context.Context, c client.Container) error
 		} else if err != nil {
 			return err
 		}
+		drain = logDrainWait
 		r.noteCgroupOOM(ctx, c)
 		_, err = task.Delete(ctx, client.WithProcessKill)
 		if err == nil || errdefs.IsNotFound(err) {
@@ -527,7 +529,7 @@ func (r *Runtime) deleteContainer(ctx context.Context, c client.Container) error
 	}
 	// The task is gone, so the shim has closed (or is closing) the log
 	// FIFOs: the copy ends once it has read what they still hold.
-	r.logs.stop(c.ID(), logDrainWait)
+	r.logs.stop(c.ID(), drain)
 	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", c.ID(), err)
 	}
