@@ -7,27 +7,87 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffhq/skiff/client"
 	skiffv1 "github.com/skiffhq/skiff/proto/skiff/v1"
 )
 
-// podArg accepts POD or pod/POD (pods/POD, po/POD).
-func podArg(arg string) (string, error) {
-	if kind, name, ok := strings.Cut(arg, "/"); ok {
-		switch strings.ToLower(kind) {
-		case "pod", "pods", "po":
-			return name, nil
-		}
-		return "", fmt.Errorf("%q: only pods have logs and exec here (give POD or pod/POD)", arg)
+// podOf resolves the POD or TYPE/NAME argument of logs and exec to a pod
+// name, as kubectl does: for a workload or a Service, one of the pods its
+// selector matches (Running and Ready first), saying on stderr which one
+// when there are several.
+func podOf(ctx context.Context, c *client.Client, errOut io.Writer, arg string) (string, error) {
+	kind, name, err := splitTarget(arg)
+	if err != nil {
+		return "", err
 	}
-	return arg, nil
+	if kind == "pod" {
+		return name, nil
+	}
+	var matched int
+	pod, _, err := podBehind(ctx, c, c.Namespace, kind, name, func(pods []corev1.Pod) *corev1.Pod {
+		matched = len(pods)
+		return pickPodForLogs(pods)
+	})
+	if err != nil {
+		return "", err
+	}
+	if matched > 1 {
+		fmt.Fprintf(errOut, "Found %d pods, using pod/%s\n", matched, pod.Name)
+	}
+	return pod.Name, nil
+}
+
+// pickPodForLogs prefers what pickPod picks; without a ready pod, the one
+// most worth reading: placed on a node, then Running before Unknown before
+// Pending before finished, then the most restarts, then the oldest.
+func pickPodForLogs(pods []corev1.Pod) *corev1.Pod {
+	if p := pickPod(pods); p != nil {
+		return p
+	}
+	if len(pods) == 0 {
+		return nil
+	}
+	phaseRank := map[corev1.PodPhase]int{corev1.PodRunning: 0, corev1.PodUnknown: 1, corev1.PodPending: 2}
+	rank := func(p *corev1.Pod) int {
+		if r, ok := phaseRank[p.Status.Phase]; ok {
+			return r
+		}
+		return 3
+	}
+	restarts := func(p *corev1.Pod) (n int32) {
+		for _, cs := range p.Status.ContainerStatuses {
+			n += cs.RestartCount
+		}
+		return n
+	}
+	best := &pods[0]
+	for i := 1; i < len(pods); i++ {
+		p := &pods[i]
+		switch {
+		case (p.Spec.NodeName != "") != (best.Spec.NodeName != ""):
+			if p.Spec.NodeName != "" {
+				best = p
+			}
+		case rank(p) != rank(best):
+			if rank(p) < rank(best) {
+				best = p
+			}
+		case restarts(p) != restarts(best):
+			if restarts(p) > restarts(best) {
+				best = p
+			}
+		case p.CreationTimestamp.Before(&best.CreationTimestamp):
+			best = p
+		}
+	}
+	return best
 }
 
 func newLogsCmd() *cobra.Command {
@@ -41,20 +101,19 @@ func newLogsCmd() *cobra.Command {
 		timestamps bool
 	)
 	cmd := &cobra.Command{
-		Use:   "logs POD [-c CONTAINER]",
+		Use:   "logs (POD | TYPE/NAME) [-c CONTAINER]",
 		Short: "Print the logs of a container in a pod",
 		Long: `Print a container's log, streamed from the agent of the pod's node through the
 API server. stdout goes to stdout, stderr to stderr. Logs survive agent restarts;
---previous shows the container instance before the current one (after a restart).`,
+--previous shows the container instance before the current one (after a restart).
+TYPE/NAME (deploy/web, svc/web, sts/db, ds/NAME, job/NAME, rs/NAME, rc/NAME)
+reads one of the pods behind it, a Running and Ready one first.`,
 		Example: `  skiff logs web-7d9f -c httpd
+  skiff logs deploy/web
   skiff logs -f --tail 20 web-7d9f
   skiff logs --previous web-7d9f`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := podArg(args[0])
-			if err != nil {
-				return err
-			}
 			c, err := cf.client()
 			if err != nil {
 				return err
@@ -62,6 +121,10 @@ API server. stdout goes to stdout, stderr to stderr. Logs survive agent restarts
 			defer c.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			name, err := podOf(ctx, c, cmd.ErrOrStderr(), args[0])
+			if err != nil {
+				return err
+			}
 			req := &skiffv1.LogsRequest{Namespace: c.Namespace, Pod: name, Container: container, Follow: follow,
 				Previous: previous, TailLines: tail, SinceSeconds: int64(since.Seconds()), Timestamps: timestamps}
 			if tail < 0 {
@@ -109,12 +172,14 @@ func newExecCmd() *cobra.Command {
 		runExec   func(cmd *cobra.Command, args []string) error
 	)
 	cmd := &cobra.Command{
-		Use:   "exec POD [-c CONTAINER] [-i] [-t] -- COMMAND [ARG...]",
+		Use:   "exec (POD | TYPE/NAME) [-c CONTAINER] [-i] [-t] -- COMMAND [ARG...]",
 		Short: "Run a command in a container",
 		Long: `Run a command in a running container, streamed through the API server to the
 agent of the pod's node. -i sends your input; -t gives the command a terminal
-(use both for a shell). The exit code of the command becomes skiff's.`,
+(use both for a shell). The exit code of the command becomes skiff's.
+TYPE/NAME (deploy/web, svc/web, ...) runs it in one of the pods behind it.`,
 		Example: `  skiff exec web-7d9f -- cat /etc/hostname
+  skiff exec deploy/web -- env
   skiff exec -it web-7d9f -- sh`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -135,11 +200,7 @@ agent of the pod's node. -i sends your input; -t gives the command a terminal
 	f.BoolVarP(&tty, "tty", "t", false, "run the command on a terminal")
 	runExec = func(cmd *cobra.Command, args []string) error {
 		if cmd.ArgsLenAtDash() != 1 {
-			return errors.New("give the pod, then -- and the command: skiff exec POD -- COMMAND [ARG...]")
-		}
-		name, err := podArg(args[0])
-		if err != nil {
-			return err
+			return errors.New("give the pod, then -- and the command: skiff exec POD -- COMMAND [ARG...] (or TYPE/NAME for a pod of a workload)")
 		}
 		c, err := cf.client()
 		if err != nil {
@@ -148,6 +209,10 @@ agent of the pod's node. -i sends your input; -t gives the command a terminal
 		defer c.Close()
 		ctx, cancel := context.WithCancel(cmd.Context())
 		defer cancel()
+		name, err := podOf(ctx, c, cmd.ErrOrStderr(), args[0])
+		if err != nil {
+			return err
+		}
 		s, err := c.PodStreams().Exec(ctx)
 		if err != nil {
 			return client.FromError(err)

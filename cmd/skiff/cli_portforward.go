@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -95,8 +96,14 @@ func splitTarget(arg string) (kind, name string, err error) {
 		return "replicaset", n, nil
 	case "sts", "statefulset", "statefulsets", "statefulset.apps", "statefulsets.apps":
 		return "statefulset", n, nil
+	case "ds", "daemonset", "daemonsets", "daemonset.apps", "daemonsets.apps":
+		return "daemonset", n, nil
+	case "job", "jobs", "job.batch", "jobs.batch":
+		return "job", n, nil
+	case "rc", "replicationcontroller", "replicationcontrollers":
+		return "replicationcontroller", n, nil
 	}
-	return "", "", fmt.Errorf("%q: cannot forward to a %s; give pod/NAME, svc/NAME, deploy/NAME, rs/NAME or sts/NAME", arg, k)
+	return "", "", fmt.Errorf("%q: there are no pods behind a %s; give pod/NAME, svc/NAME, deploy/NAME, rs/NAME, sts/NAME, ds/NAME, job/NAME or rc/NAME", arg, k)
 }
 
 // resolveForward picks the pod for target and maps every port spec to a
@@ -107,23 +114,52 @@ func resolveForward(ctx context.Context, c *client.Client, ns, target string, sp
 		return nil, err
 	}
 	ft := &forwardTarget{}
-	var sel labels.Selector
+	if ft.pod, ft.svc, err = podBehind(ctx, c, ns, kind, name, pickPod); err != nil {
+		return nil, err
+	}
+	if ft.pod.Status.Phase != corev1.PodRunning {
+		phase := ft.pod.Status.Phase
+		if phase == "" {
+			phase = corev1.PodPending
+		}
+		return nil, fmt.Errorf("unable to forward port because pod %s/%s is not running (phase %s)", ft.pod.Namespace, ft.pod.Name, phase)
+	}
+	for _, s := range specs {
+		p, err := ft.podPort(s)
+		if err != nil {
+			return nil, err
+		}
+		ft.ports = append(ft.ports, p)
+	}
+	return ft, nil
+}
+
+// podBehind returns the pod kind/name names (kind as splitTarget gives it):
+// the pod itself, or the one pick chooses among the pods the Service's or
+// the workload's selector matches (with the Service, for svc/NAME).
+func podBehind(ctx context.Context, c *client.Client, ns, kind, name string, pick func([]corev1.Pod) *corev1.Pod) (*corev1.Pod, *corev1.Service, error) {
+	var (
+		sel labels.Selector
+		svc *corev1.Service
+		err error
+	)
 	what := kind + "/" + name
 	switch kind {
 	case "pod":
-		ft.pod = &corev1.Pod{}
-		if err := c.Get(ctx, ns, name, ft.pod); err != nil {
-			return nil, cliError(err)
+		pod := &corev1.Pod{}
+		if err := c.Get(ctx, ns, name, pod); err != nil {
+			return nil, nil, cliError(err)
 		}
+		return pod, nil, nil
 	case "service":
-		ft.svc = &corev1.Service{}
-		if err := c.Get(ctx, ns, name, ft.svc); err != nil {
-			return nil, cliError(err)
+		svc = &corev1.Service{}
+		if err := c.Get(ctx, ns, name, svc); err != nil {
+			return nil, nil, cliError(err)
 		}
-		if len(ft.svc.Spec.Selector) == 0 {
-			return nil, fmt.Errorf("service %s/%s has no selector: there is no pod behind it to forward to", ns, name)
+		if len(svc.Spec.Selector) == 0 {
+			return nil, nil, fmt.Errorf("service %s/%s has no selector: there is no pod behind it", ns, name)
 		}
-		sel = labels.SelectorFromSet(ft.svc.Spec.Selector)
+		sel = labels.SelectorFromSet(svc.Spec.Selector)
 	default:
 		var ls *metav1.LabelSelector
 		switch kind {
@@ -142,41 +178,43 @@ func resolveForward(ctx context.Context, c *client.Client, ns, target string, sp
 			if err = c.Get(ctx, ns, name, s); err == nil {
 				ls = s.Spec.Selector
 			}
+		case "daemonset":
+			d := &appsv1.DaemonSet{}
+			if err = c.Get(ctx, ns, name, d); err == nil {
+				ls = d.Spec.Selector
+			}
+		case "job":
+			j := &batchv1.Job{}
+			if err = c.Get(ctx, ns, name, j); err == nil {
+				ls = j.Spec.Selector
+			}
+		case "replicationcontroller":
+			r := &corev1.ReplicationController{}
+			if err = c.Get(ctx, ns, name, r); err == nil {
+				ls = &metav1.LabelSelector{MatchLabels: r.Spec.Selector}
+			}
+		default:
+			return nil, nil, fmt.Errorf("%s: no pods behind a %s", what, kind)
 		}
 		if err != nil {
-			return nil, cliError(err)
+			return nil, nil, cliError(err)
 		}
 		if sel, err = metav1.LabelSelectorAsSelector(ls); err != nil {
-			return nil, fmt.Errorf("%s in %s: pod selector: %w", what, ns, err)
+			return nil, nil, fmt.Errorf("%s in %s: pod selector: %w", what, ns, err)
 		}
 		if sel.Empty() {
-			return nil, fmt.Errorf("%s in %s has an empty pod selector: it does not say which pods are its own", what, ns)
+			return nil, nil, fmt.Errorf("%s in %s has an empty pod selector: it does not say which pods are its own", what, ns)
 		}
 	}
-	if ft.pod == nil {
-		var pods corev1.PodList
-		if err := c.List(ctx, ns, &pods, client.ListOptions{LabelSelector: sel.String()}); err != nil {
-			return nil, cliError(err)
-		}
-		if ft.pod = pickPod(pods.Items); ft.pod == nil {
-			return nil, fmt.Errorf("no ready pod behind %s in namespace %s (%d pods match %s)", what, ns, len(pods.Items), sel)
-		}
+	var pods corev1.PodList
+	if err := c.List(ctx, ns, &pods, client.ListOptions{LabelSelector: sel.String()}); err != nil {
+		return nil, nil, cliError(err)
 	}
-	if ft.pod.Status.Phase != corev1.PodRunning {
-		phase := ft.pod.Status.Phase
-		if phase == "" {
-			phase = corev1.PodPending
-		}
-		return nil, fmt.Errorf("unable to forward port because pod %s/%s is not running (phase %s)", ft.pod.Namespace, ft.pod.Name, phase)
+	pod := pick(pods.Items)
+	if pod == nil {
+		return nil, nil, fmt.Errorf("no ready pod behind %s in namespace %s (%d pods match %s)", what, ns, len(pods.Items), sel)
 	}
-	for _, s := range specs {
-		p, err := ft.podPort(s)
-		if err != nil {
-			return nil, err
-		}
-		ft.ports = append(ft.ports, p)
-	}
-	return ft, nil
+	return pod, svc, nil
 }
 
 // pickPod chooses a Running and Ready pod that is not being deleted; the

@@ -51,6 +51,7 @@ func TestSplitTarget(t *testing.T) {
 		"svc/web": "service/web", "service/web": "service/web",
 		"deploy/web": "deployment/web", "deployments.apps/web": "deployment/web",
 		"rs/web": "replicaset/web", "sts/db": "statefulset/db",
+		"ds/agent": "daemonset/agent", "job/pi": "job/pi", "rc/old": "replicationcontroller/old",
 	} {
 		k, n, err := splitTarget(in)
 		if err != nil || k+"/"+n != want {
@@ -58,7 +59,7 @@ func TestSplitTarget(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"cm/web": "cannot forward to a cm", "pod/": "give POD or TYPE/NAME", "a/b/c": "give POD or TYPE/NAME",
+		"cm/web": "there are no pods behind a cm", "pod/": "give POD or TYPE/NAME", "a/b/c": "give POD or TYPE/NAME",
 	} {
 		if _, _, err := splitTarget(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("splitTarget(%q) error = %v, want %q", in, err, want)
@@ -185,5 +186,34 @@ func TestListenAllPicksPorts(t *testing.T) {
 	if _, _, err := listenAll([]string{"127.0.0.1"}, []portSpec{{local: port, remote: "1", remoteNum: 1}}, []int{1}); err == nil ||
 		!strings.Contains(err.Error(), "unable to listen on 127.0.0.1 port") {
 		t.Errorf("listen on a taken port: %v", err)
+	}
+}
+
+// Without a Ready pod, logs take the pod most worth reading: placed, then
+// Running, then the most restarts, then the oldest.
+func TestPickPodForLogs(t *testing.T) {
+	now := time.Now()
+	pod := func(name, node string, phase corev1.PodPhase, restarts int32, age time.Duration) corev1.Pod {
+		p := testPod(name, false, now.Add(-age))
+		p.Spec.NodeName, p.Status.Phase = node, phase
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{RestartCount: restarts}}
+		return p
+	}
+	for _, tc := range []struct {
+		pods []corev1.Pod
+		want string
+	}{
+		{[]corev1.Pod{pod("unplaced", "", corev1.PodPending, 9, time.Hour), pod("pending", "n1", corev1.PodPending, 0, 0)}, "pending"},
+		{[]corev1.Pod{pod("pending", "n1", corev1.PodPending, 0, time.Hour), pod("running", "n1", corev1.PodRunning, 0, 0)}, "running"},
+		{[]corev1.Pod{pod("calm", "n1", corev1.PodRunning, 0, time.Hour), pod("crashing", "n1", corev1.PodRunning, 4, 0)}, "crashing"},
+		{[]corev1.Pod{pod("young", "n1", corev1.PodFailed, 1, 0), pod("old", "n1", corev1.PodFailed, 1, time.Hour)}, "old"},
+		{[]corev1.Pod{pod("failed", "n1", corev1.PodFailed, 0, time.Hour), testPod("ready", true, now)}, "ready"},
+	} {
+		if got := pickPodForLogs(tc.pods); got == nil || got.Name != tc.want {
+			t.Errorf("pickPodForLogs(%d pods) = %v, want %s", len(tc.pods), got, tc.want)
+		}
+	}
+	if got := pickPodForLogs(nil); got != nil {
+		t.Errorf("pickPodForLogs(none) = %s, want none", got.Name)
 	}
 }

@@ -193,10 +193,12 @@ func (e *nodeEnv) waitReady(t *testing.T, name string) *corev1.Pod {
 // streamCLI runs a command tree with port-forward and top until ctx ends.
 func streamCLI(ctx context.Context, cfg string, out, errOut io.Writer, args ...string) error {
 	root := &cobra.Command{Use: "skiff", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(newPortForwardCmd(), newTopCmd())
+	root.AddCommand(newPortForwardCmd(), newTopCmd(), newLogsCmd(), newExecCmd())
 	root.SetOut(out)
 	root.SetErr(errOut)
-	root.SetArgs(append(args, "--kubeconfig", cfg))
+	// The flag goes right after the command name: exec's args end with
+	// "-- COMMAND...".
+	root.SetArgs(append([]string{args[0], "--kubeconfig", cfg}, args[1:]...))
 	return root.ExecuteContext(ctx)
 }
 
@@ -297,9 +299,10 @@ func TestPortForwardE2E(t *testing.T) {
 		Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod.Spec}},
 	}
-	// Bound to a node that has no agent: it stays Pending.
+	// Bound to a node that has no agent: it stays Pending. It carries the
+	// app label too, so TYPE/NAME targets have a pod to pass over.
 	pending := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "stuck", Namespace: "default"},
+		ObjectMeta: metav1.ObjectMeta{Name: "stuck", Namespace: "default", Labels: labels},
 		Spec:       corev1.PodSpec{NodeName: "nowhere", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 	}
 	for _, obj := range []runtime.Object{pod, svc, empty, deploy, pending} {
@@ -308,6 +311,39 @@ func TestPortForwardE2E(t *testing.T) {
 		}
 	}
 	e.waitReady(t, "web")
+
+	// logs and exec take TYPE/NAME as kubectl does: a Ready pod the
+	// selector matches, named on stderr when there are several.
+	var out, errOut syncBuffer
+	if err := streamCLI(ctx, e.srv.ConfigPath, &out, &errOut, "exec", "deploy/web", "--", "cat", "/etc/hostname"); err != nil || strings.TrimSpace(out.String()) != "web" {
+		t.Errorf("exec deploy/web: %v, out %q (stderr %q), want the hostname of pod web", err, out.String(), errOut.String())
+	}
+	var matching corev1.PodList
+	if err := e.c.List(ctx, "default", &matching, client.ListOptions{LabelSelector: "app=web"}); err != nil {
+		t.Fatal(err)
+	}
+	wantNote := "" // one pod: nothing to say
+	if n := len(matching.Items); n > 1 {
+		wantNote = fmt.Sprintf("Found %d pods, using pod/web\n", n)
+	}
+	if errOut.String() != wantNote {
+		t.Errorf("exec deploy/web stderr %q, want %q", errOut.String(), wantNote)
+	}
+	for _, tc := range []struct{ arg, want string }{
+		{"svc/web", ""},
+		{"job/nothing", `"nothing" not found`},
+		{"cm/web", "there are no pods behind a cm"},
+		{"svc/empty", "no ready pod behind service/empty"},
+	} {
+		var lo, le syncBuffer
+		err := streamCLI(ctx, e.srv.ConfigPath, &lo, &le, "logs", tc.arg)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("logs %s: %v", tc.arg, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("logs %s: error %v, want one saying %q", tc.arg, err, tc.want)
+		}
+	}
 
 	// pod/NAME with a free local port; several connections at once.
 	ports := e.startForward(t, 1, "pod/web", ":80")
@@ -386,7 +422,7 @@ func TestPortForwardE2E(t *testing.T) {
 		{[]string{"svc/empty", ":80"}, "no ready pod behind service/empty in namespace default"},
 		{[]string{"svc/web", ":80"}, "service web has no port 80 (its ports: 8080/front)"},
 		{[]string{"pod/absent", ":80"}, `pods "absent" not found`},
-		{[]string{"cm/web", ":80"}, "cannot forward to a cm"},
+		{[]string{"cm/web", ":80"}, "there are no pods behind a cm"},
 		{[]string{"pod/web", "80:"}, "the remote port is missing"},
 	} {
 		var out, errOut syncBuffer
