@@ -22,7 +22,8 @@ const revisionAnnotation = "deployment.kubernetes.io/revision"
 
 func newRolloutCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "rollout", Short: "Follow and manage the rollout of a deployment"}
-	cmd.AddCommand(newRolloutStatusCmd(), newRolloutHistoryCmd(), newRolloutUndoCmd(), newRolloutRestartCmd())
+	cmd.AddCommand(newRolloutStatusCmd(), newRolloutHistoryCmd(), newRolloutUndoCmd(), newRolloutRestartCmd(),
+		newRolloutPauseCmd(true), newRolloutPauseCmd(false))
 	return cmd
 }
 
@@ -294,6 +295,60 @@ func newRolloutRestartCmd() *cobra.Command {
 				return cliError(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deployment.apps/%s restarted\n", name)
+			return nil
+		},
+	}
+	cf.register(cmd, false)
+	return cmd
+}
+
+// newRolloutPauseCmd is rollout pause (pause true) or rollout resume: a
+// paused deployment keeps its pods as they are while its template changes,
+// and rolls them out at resume.
+func newRolloutPauseCmd(pause bool) *cobra.Command {
+	var cf cliFlags
+	verb, done, short := "resume", "resumed", "Resume a paused deployment: roll out what changed while it was paused"
+	if pause {
+		verb, done, short = "pause", "paused", "Pause a deployment's rollouts: template changes wait until resume"
+	}
+	cmd := &cobra.Command{
+		Use:   verb + " deployment/NAME",
+		Short: short,
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentArg(args)
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := cf.request(cmd.Context())
+			defer cancel()
+			already := false
+			err = client.RetryOnConflict(ctx, 5, func() error {
+				d := &appsv1.Deployment{}
+				if err := c.Get(ctx, "", name, d); err != nil {
+					return err
+				}
+				if already = d.Spec.Paused == pause; already {
+					return nil
+				}
+				d.Spec.Paused = pause
+				return c.Update(ctx, d)
+			})
+			if err != nil {
+				return cliError(err)
+			}
+			if already {
+				if pause {
+					return fmt.Errorf("deployment.apps/%s is already paused", name)
+				}
+				return fmt.Errorf("deployment.apps/%s is not paused", name)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deployment.apps/%s %s\n", name, done)
 			return nil
 		},
 	}

@@ -13,7 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/skiffhq/skiff/api"
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
@@ -623,5 +625,103 @@ func TestRollout(t *testing.T) {
 	}
 	if err := c.Get(ctx, "default", "web", d); err != nil || d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" {
 		t.Errorf("restart did not annotate the template: %v", err)
+	}
+
+	if _, _, err := run("rollout", "resume", "deploy/web"); err == nil || !strings.Contains(err.Error(), "deployment.apps/web is not paused") {
+		t.Errorf("resume of a running deployment: %v, want 'is not paused'", err)
+	}
+	if out, _, err := run("rollout", "pause", "deployment/web"); err != nil || out != "deployment.apps/web paused\n" {
+		t.Errorf("pause: %v %q", err, out)
+	}
+	if err := c.Get(ctx, "default", "web", d); err != nil || !d.Spec.Paused {
+		t.Errorf("after pause: spec.paused %v (%v), want true", d.Spec.Paused, err)
+	}
+	if _, _, err := run("rollout", "pause", "deploy/web"); err == nil || !strings.Contains(err.Error(), "already paused") {
+		t.Errorf("second pause: %v, want 'already paused'", err)
+	}
+	if out, _, err := run("rollout", "resume", "deploy", "web"); err != nil || out != "deployment.apps/web resumed\n" {
+		t.Errorf("resume: %v %q", err, out)
+	}
+	if err := c.Get(ctx, "default", "web", d); err != nil || d.Spec.Paused {
+		t.Errorf("after resume: spec.paused %v (%v), want false", d.Spec.Paused, err)
+	}
+}
+
+// set image changes the named containers' images in a pod template (or a
+// pod), and nothing when a named container does not exist.
+func TestSetImage(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.Store(t))
+	c := srv.Client()
+	ctx := context.Background()
+	run := func(args ...string) (string, error) {
+		t.Helper()
+		r := &cobra.Command{Use: "skiff", SilenceUsage: true, SilenceErrors: true}
+		r.AddCommand(newSetCmd())
+		var out bytes.Buffer
+		r.SetOut(&out)
+		r.SetErr(&out)
+		r.SetArgs(append(args, "--kubeconfig", srv.ConfigPath))
+		err := r.Execute()
+		return out.String(), err
+	}
+	labels := map[string]string{"app": "web"}
+	spec := corev1.PodSpec{
+		InitContainers: []corev1.Container{{Name: "init", Image: "busybox:1"}},
+		Containers:     []corev1.Container{{Name: "httpd", Image: "httpd:1"}, {Name: "side", Image: "busybox:1"}},
+	}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec}}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "solo", Namespace: "default"}, Spec: *spec.DeepCopy()}
+	for _, o := range []runtime.Object{d, pod} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	images := func(s corev1.PodSpec) string {
+		var parts []string
+		for _, ct := range append(s.InitContainers, s.Containers...) {
+			parts = append(parts, ct.Name+"="+ct.Image)
+		}
+		return strings.Join(parts, " ")
+	}
+
+	if out, err := run("set", "image", "deployment/web", "httpd=httpd:2"); err != nil || out != "deployment.apps/web image updated\n" {
+		t.Fatalf("set image: %v %q", err, out)
+	}
+	if err := c.Get(ctx, "default", "web", d); err != nil || images(d.Spec.Template.Spec) != "init=busybox:1 httpd=httpd:2 side=busybox:1" {
+		t.Errorf("after set image httpd: %s (%v)", images(d.Spec.Template.Spec), err)
+	}
+	if _, err := run("set", "image", "deploy", "web", "*=busybox:2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, "default", "web", d); err != nil || images(d.Spec.Template.Spec) != "init=busybox:2 httpd=busybox:2 side=busybox:2" {
+		t.Errorf("after set image *: %s (%v)", images(d.Spec.Template.Spec), err)
+	}
+	if out, err := run("set", "image", "pod/solo", "side=busybox:3", "init=busybox:3"); err != nil || out != "pod/solo image updated\n" {
+		t.Fatalf("set image on a pod: %v %q", err, out)
+	}
+	if err := c.Get(ctx, "default", "solo", pod); err != nil || images(pod.Spec) != "init=busybox:3 httpd=httpd:1 side=busybox:3" {
+		t.Errorf("pod after set image: %s (%v)", images(pod.Spec), err)
+	}
+
+	rv := d.ResourceVersion
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"deployment/web", "httpd=x:1", "nope=x:1"}, `unable to find container named "nope"; nothing changed`},
+		{[]string{"deployment/web"}, "give at least one CONTAINER=IMAGE"},
+		{[]string{"web", "httpd=x:1"}, "give TYPE/NAME or TYPE NAME"},
+		{[]string{"svc/web", "httpd=x:1"}, "not a service"},
+		{[]string{"deployment/web", "httpd="}, `"httpd=": want CONTAINER=IMAGE`},
+		{[]string{"deployment/ghost", "httpd=x:1"}, `"ghost" not found`},
+	} {
+		if _, err := run(append([]string{"set", "image"}, tc.args...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("set image %v: %v, want an error saying %q", tc.args, err, tc.want)
+		}
+	}
+	if err := c.Get(ctx, "default", "web", d); err != nil || d.ResourceVersion != rv {
+		t.Errorf("the refused commands changed the deployment (resourceVersion %s -> %s, %v)", rv, d.ResourceVersion, err)
 	}
 }
