@@ -15,8 +15,6 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -161,45 +159,14 @@ func podBehind(ctx context.Context, c *client.Client, ns, kind, name string, pic
 		}
 		sel = labels.SelectorFromSet(svc.Spec.Selector)
 	default:
-		var ls *metav1.LabelSelector
-		switch kind {
-		case "deployment":
-			d := &appsv1.Deployment{}
-			if err = c.Get(ctx, ns, name, d); err == nil {
-				ls = d.Spec.Selector
-			}
-		case "replicaset":
-			r := &appsv1.ReplicaSet{}
-			if err = c.Get(ctx, ns, name, r); err == nil {
-				ls = r.Spec.Selector
-			}
-		case "statefulset":
-			s := &appsv1.StatefulSet{}
-			if err = c.Get(ctx, ns, name, s); err == nil {
-				ls = s.Spec.Selector
-			}
-		case "daemonset":
-			d := &appsv1.DaemonSet{}
-			if err = c.Get(ctx, ns, name, d); err == nil {
-				ls = d.Spec.Selector
-			}
-		case "job":
-			j := &batchv1.Job{}
-			if err = c.Get(ctx, ns, name, j); err == nil {
-				ls = j.Spec.Selector
-			}
-		case "replicationcontroller":
-			r := &corev1.ReplicationController{}
-			if err = c.Get(ctx, ns, name, r); err == nil {
-				ls = &metav1.LabelSelector{MatchLabels: r.Spec.Selector}
-			}
-		default:
+		w, ok := newWorkload(kind)
+		if !ok || w.selector == nil {
 			return nil, nil, fmt.Errorf("%s: no pods behind a %s", what, kind)
 		}
-		if err != nil {
+		if err := c.Get(ctx, ns, name, w.obj); err != nil {
 			return nil, nil, cliError(err)
 		}
-		if sel, err = metav1.LabelSelectorAsSelector(ls); err != nil {
+		if sel, err = metav1.LabelSelectorAsSelector(w.selector()); err != nil {
 			return nil, nil, fmt.Errorf("%s in %s: pod selector: %w", what, ns, err)
 		}
 		if sel.Empty() {

@@ -154,23 +154,8 @@ func revisionOf(rs *appsv1.ReplicaSet) int64 {
 }
 
 func newRolloutHistoryCmd() *cobra.Command {
-	var cf cliFlags
-	cmd := &cobra.Command{
-		Use:   "history deployment/NAME",
-		Short: "List the revisions of a deployment",
-		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := deploymentArg(args)
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := cf.request(cmd.Context())
-			defer cancel()
+	return deploymentCmd("history", "List the revisions of a deployment",
+		func(ctx context.Context, cmd *cobra.Command, c *client.Client, name string) error {
 			d := &appsv1.Deployment{}
 			if err := c.Get(ctx, "", name, d); err != nil {
 				return cliError(err)
@@ -180,10 +165,7 @@ func newRolloutHistoryCmd() *cobra.Command {
 				return cliError(err)
 			}
 			return printHistory(cmd.OutOrStdout(), d, rss)
-		},
-	}
-	cf.register(cmd, false)
-	return cmd
+		})
 }
 
 func printHistory(out io.Writer, d *appsv1.Deployment, rss []appsv1.ReplicaSet) error {
@@ -198,31 +180,10 @@ func printHistory(out io.Writer, d *appsv1.Deployment, rss []appsv1.ReplicaSet) 
 }
 
 func newRolloutUndoCmd() *cobra.Command {
-	var (
-		cf         cliFlags
-		toRevision int64
-	)
-	cmd := &cobra.Command{
-		Use:   "undo deployment/NAME [--to-revision=N]",
-		Short: "Roll a deployment back to its previous (or a given) revision",
-		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := deploymentArg(args)
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := cf.request(cmd.Context())
-			defer cancel()
-			err = client.RetryOnConflict(ctx, 5, func() error {
-				d := &appsv1.Deployment{}
-				if err := c.Get(ctx, "", name, d); err != nil {
-					return err
-				}
+	var toRevision int64
+	cmd := deploymentCmd("undo", "Roll a deployment back to its previous (or a given) revision",
+		func(ctx context.Context, cmd *cobra.Command, c *client.Client, name string) error {
+			err := updateObject(ctx, c, name, newDeployment, func(d *appsv1.Deployment) error {
 				rss, err := replicaSetsOf(ctx, c, d)
 				if err != nil {
 					return err
@@ -248,69 +209,68 @@ func newRolloutUndoCmd() *cobra.Command {
 				tmpl := target.Spec.Template.DeepCopy()
 				delete(tmpl.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
 				d.Spec.Template = *tmpl
-				return c.Update(ctx, d)
+				return nil
 			})
 			if err != nil {
 				return cliError(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deployment.apps/%s rolled back\n", name)
 			return nil
-		},
-	}
-	cf.register(cmd, false)
+		})
+	cmd.Use = "undo deployment/NAME [--to-revision=N]"
 	cmd.Flags().Int64Var(&toRevision, "to-revision", 0, "revision to roll back to (0: the previous one)")
 	return cmd
 }
 
 func newRolloutRestartCmd() *cobra.Command {
-	var cf cliFlags
-	cmd := &cobra.Command{
-		Use:   "restart deployment/NAME",
-		Short: "Restart a deployment's pods by a rollout",
-		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := deploymentArg(args)
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := cf.request(cmd.Context())
-			defer cancel()
-			err = client.RetryOnConflict(ctx, 5, func() error {
-				d := &appsv1.Deployment{}
-				if err := c.Get(ctx, "", name, d); err != nil {
-					return err
-				}
+	return deploymentCmd("restart", "Restart a deployment's pods by a rollout",
+		func(ctx context.Context, cmd *cobra.Command, c *client.Client, name string) error {
+			err := updateObject(ctx, c, name, newDeployment, func(d *appsv1.Deployment) error {
 				if d.Spec.Template.Annotations == nil {
 					d.Spec.Template.Annotations = map[string]string{}
 				}
 				d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = metav1.Now().Format(time.RFC3339)
-				return c.Update(ctx, d)
+				return nil
 			})
 			if err != nil {
 				return cliError(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deployment.apps/%s restarted\n", name)
 			return nil
-		},
-	}
-	cf.register(cmd, false)
-	return cmd
+		})
 }
 
 // newRolloutPauseCmd is rollout pause (pause true) or rollout resume: a
 // paused deployment keeps its pods as they are while its template changes,
 // and rolls them out at resume.
 func newRolloutPauseCmd(pause bool) *cobra.Command {
-	var cf cliFlags
 	verb, done, short := "resume", "resumed", "Resume a paused deployment: roll out what changed while it was paused"
 	if pause {
 		verb, done, short = "pause", "paused", "Pause a deployment's rollouts: template changes wait until resume"
 	}
+	return deploymentCmd(verb, short, func(ctx context.Context, cmd *cobra.Command, c *client.Client, name string) error {
+		err := updateObject(ctx, c, name, newDeployment, func(d *appsv1.Deployment) error {
+			switch {
+			case d.Spec.Paused && pause:
+				return fmt.Errorf("deployment.apps/%s is already paused", name)
+			case !d.Spec.Paused && !pause:
+				return fmt.Errorf("deployment.apps/%s is not paused", name)
+			}
+			d.Spec.Paused = pause
+			return nil
+		})
+		if err != nil {
+			return cliError(err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "deployment.apps/%s %s\n", name, done)
+		return nil
+	})
+}
+
+// deploymentCmd is a rollout subcommand on deployment/NAME (or deployment
+// NAME): run gets the request's context, a client and the name.
+func deploymentCmd(verb, short string, run func(ctx context.Context, cmd *cobra.Command, c *client.Client, name string) error) *cobra.Command {
+	var cf cliFlags
 	cmd := &cobra.Command{
 		Use:   verb + " deployment/NAME",
 		Short: short,
@@ -327,33 +287,13 @@ func newRolloutPauseCmd(pause bool) *cobra.Command {
 			defer c.Close()
 			ctx, cancel := cf.request(cmd.Context())
 			defer cancel()
-			already := false
-			err = client.RetryOnConflict(ctx, 5, func() error {
-				d := &appsv1.Deployment{}
-				if err := c.Get(ctx, "", name, d); err != nil {
-					return err
-				}
-				if already = d.Spec.Paused == pause; already {
-					return nil
-				}
-				d.Spec.Paused = pause
-				return c.Update(ctx, d)
-			})
-			if err != nil {
-				return cliError(err)
-			}
-			if already {
-				if pause {
-					return fmt.Errorf("deployment.apps/%s is already paused", name)
-				}
-				return fmt.Errorf("deployment.apps/%s is not paused", name)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deployment.apps/%s %s\n", name, done)
-			return nil
+			return run(ctx, cmd, c, name)
 		},
 	}
 	cf.register(cmd, false)
 	return cmd
 }
+
+func newDeployment() *appsv1.Deployment { return &appsv1.Deployment{} }
 
 func init() { rootCmd.AddCommand(newRolloutCmd()) }

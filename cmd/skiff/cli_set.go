@@ -6,59 +6,14 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-
-	"github.com/skiffhq/skiff/client"
 )
 
 func newSetCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "set", Short: "Change a field of objects (the images of their containers)"}
 	cmd.AddCommand(newSetImageCmd())
 	return cmd
-}
-
-// podSpecHolder is an object kind that set image changes: the object, how
-// kubectl names its kind, and its pod spec.
-type podSpecHolder struct {
-	obj     runtime.Object
-	kind    string // deployment.apps, pod, ...
-	podSpec func() *corev1.PodSpec
-}
-
-// holderOf returns an empty object of kind (as splitTarget names kinds).
-func holderOf(kind string) (podSpecHolder, error) {
-	switch kind {
-	case "pod":
-		p := &corev1.Pod{}
-		return podSpecHolder{p, "pod", func() *corev1.PodSpec { return &p.Spec }}, nil
-	case "deployment":
-		d := &appsv1.Deployment{}
-		return podSpecHolder{d, "deployment.apps", func() *corev1.PodSpec { return &d.Spec.Template.Spec }}, nil
-	case "replicaset":
-		r := &appsv1.ReplicaSet{}
-		return podSpecHolder{r, "replicaset.apps", func() *corev1.PodSpec { return &r.Spec.Template.Spec }}, nil
-	case "statefulset":
-		s := &appsv1.StatefulSet{}
-		return podSpecHolder{s, "statefulset.apps", func() *corev1.PodSpec { return &s.Spec.Template.Spec }}, nil
-	case "daemonset":
-		d := &appsv1.DaemonSet{}
-		return podSpecHolder{d, "daemonset.apps", func() *corev1.PodSpec { return &d.Spec.Template.Spec }}, nil
-	case "job":
-		j := &batchv1.Job{}
-		return podSpecHolder{j, "job.batch", func() *corev1.PodSpec { return &j.Spec.Template.Spec }}, nil
-	case "replicationcontroller":
-		r := &corev1.ReplicationController{}
-		return podSpecHolder{r, "replicationcontroller", func() *corev1.PodSpec {
-			if r.Spec.Template == nil {
-				r.Spec.Template = &corev1.PodTemplateSpec{}
-			}
-			return &r.Spec.Template.Spec
-		}}, nil
-	}
-	return podSpecHolder{}, fmt.Errorf("set image changes pods and the pod templates of deployments, replica sets, stateful sets, daemon sets, jobs and replication controllers, not a %s", kind)
 }
 
 // setImages parses set image's arguments: TYPE/NAME or TYPE NAME, then
@@ -139,8 +94,9 @@ container does not exist.`,
 			if err != nil {
 				return err
 			}
-			if _, err := holderOf(kind); err != nil {
-				return err
+			w, ok := newWorkload(kind)
+			if !ok {
+				return fmt.Errorf("set image changes pods and the pod templates of deployments, replica sets, stateful sets, daemon sets, jobs and replication controllers, not a %s", kind)
 			}
 			c, err := cf.client()
 			if err != nil {
@@ -149,27 +105,19 @@ container does not exist.`,
 			defer c.Close()
 			ctx, cancel := cf.request(cmd.Context())
 			defer cancel()
-			var (
-				h       podSpecHolder
-				specErr error
-			)
-			err = client.RetryOnConflict(ctx, 5, func() error {
-				h, _ = holderOf(kind)
-				if err := c.Get(ctx, "", name, h.obj); err != nil {
-					return err
+			err = updateObject(ctx, c, name, func() runtime.Object {
+				w, _ = newWorkload(kind)
+				return w.obj
+			}, func(runtime.Object) error {
+				if err := applyImages(w.podSpec(), images); err != nil {
+					return fmt.Errorf("%s/%s: %w; nothing changed", w.kind, name, err)
 				}
-				if specErr = applyImages(h.podSpec(), images); specErr != nil {
-					return nil // nothing to write
-				}
-				return c.Update(ctx, h.obj)
+				return nil
 			})
 			if err != nil {
 				return cliError(err)
 			}
-			if specErr != nil {
-				return fmt.Errorf("%s/%s: %w; nothing changed", h.kind, name, specErr)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s/%s image updated\n", h.kind, name)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s/%s image updated\n", w.kind, name)
 			return nil
 		},
 	}
