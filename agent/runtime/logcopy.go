@@ -224,11 +224,12 @@ func (r *Runtime) reattachLogs(ctx context.Context) error {
 		if err != nil || st.Status == client.Stopped {
 			continue // the shim has closed the FIFOs
 		}
-		labels, err := c.Labels(ctx)
+		// The listing brought the labels: no second read of the container.
+		info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
 		if err != nil {
 			return fmt.Errorf("resume the log of %s: %w", c.ID(), err)
 		}
-		if err := r.logs.start(c.ID(), labels[LabelLogPath]); err != nil {
+		if err := r.logs.start(c.ID(), info.Labels[LabelLogPath]); err != nil {
 			return fmt.Errorf("resume the log of %s: %w", c.ID(), err)
 		}
 	}

@@ -14,15 +14,10 @@ import (
 // and bind-mounts it on path, so it lives without any process in it until
 // unpinNetns.
 func pinNetns(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := newMountPoint(path, "netns"); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
-	if err != nil {
-		return fmt.Errorf("netns %s: %w", path, err)
-	}
-	f.Close()
-	err = inNewNamespaces(unix.CLONE_NEWNET, func(tid int) error {
+	err := inNewNamespaces(unix.CLONE_NEWNET, func(tid int) error {
 		if err := loopbackUp(); err != nil {
 			return fmt.Errorf("netns %s: loopback up: %w", path, err)
 		}
@@ -95,6 +90,19 @@ func inNewNamespaces(flags int, fn func(tid int) error) error {
 	return <-errc
 }
 
+// newMountPoint makes the empty file a namespace is bind-mounted on; one
+// that exists already is an error (what names the namespace in it).
+func newMountPoint(path, what string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	return f.Close()
+}
+
 // unpinNetns unmounts and removes a pinned namespace (network, UTS or
 // IPC); a missing one is fine.
 func unpinNetns(path string) error {
@@ -136,14 +144,9 @@ func loopbackUp() error {
 // container did, at the cost of a runc create and start per pod).
 func pinPodNamespaces(utsPath, ipcPath, hostname string) error {
 	for _, p := range []string{utsPath, ipcPath} {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		if err := newMountPoint(p, "pod namespace"); err != nil {
 			return err
 		}
-		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
-		if err != nil {
-			return fmt.Errorf("pod namespace %s: %w", p, err)
-		}
-		f.Close()
 	}
 	err := inNewNamespaces(unix.CLONE_NEWUTS|unix.CLONE_NEWIPC, func(tid int) error {
 		if err := unix.Sethostname([]byte(hostname)); err != nil {
